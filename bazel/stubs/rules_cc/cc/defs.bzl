@@ -1,0 +1,19 @@
+"""Offline stand-in for @rules_cc: forwards to Bazel's native C++ rules.
+
+Debian's bazel-rules-cc needs use_cpp_toolchain, which Bazel 4.2.3 lacks.
+"""
+
+def cc_binary(**kwargs):
+    native.cc_binary(**kwargs)
+
+def cc_library(**kwargs):
+    native.cc_library(**kwargs)
+
+def cc_test(**kwargs):
+    native.cc_test(**kwargs)
+
+def cc_toolchain(**kwargs):
+    native.cc_toolchain(**kwargs)
+
+def cc_toolchain_suite(**kwargs):
+    native.cc_toolchain_suite(**kwargs)
