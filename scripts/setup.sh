@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what PetTube needs to build, test and run on Debian 12, as root.
+# Does nothing when everything is already installed.
+set -euo pipefail
+
+PACKAGES=(
+  # Build: Bazel and the system libraries Bazel links (see bazel/system.BUILD).
+  bazel-bootstrap g++ python3
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev librocksdb-dev libcivetweb-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Tests: promtool checks /metrics; grpc-proto has health/reflection protos.
+  prometheus grpc-proto
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
