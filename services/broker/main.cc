@@ -1,13 +1,36 @@
-// PetTube broker: the durable central event router.
-// Business logic arrives in its own issue; until then its RPCs answer
-// UNIMPLEMENTED (the generated base class's behaviour), while the binary
-// already serves health, reflection and /metrics and drains on SIGTERM.
+// PetTube broker: the durable central event router (see broker.h).
+#include "absl/flags/flag.h"
 #include "libs/server/server.h"
-#include "proto/pettube/broker/v1/broker.grpc.pb.h"
+#include "services/broker/broker.h"
+#include "services/broker/broker_service.h"
+#include "services/broker/rocksdb_broker_store.h"
+
+ABSL_FLAG(absl::Duration, dedup_window, absl::Hours(24),
+          "a second publish of the same source+id within this window is a duplicate");
+ABSL_FLAG(int64_t, max_event_bytes, 1 << 20, "largest serialized event accepted");
+ABSL_FLAG(bool, sync, true,
+          "fsync before acknowledging (turn off only for tests that trade crash safety for speed)");
+ABSL_FLAG(absl::Duration, retention_max_age, absl::Hours(24 * 7),
+          "events older than this may be removed");
+ABSL_FLAG(int64_t, retention_max_bytes, 0,
+          "log size above which consumed events are removed (0: no limit)");
 
 int main(int argc, char** argv) {
   const pettube::server::Options opts = pettube::server::ParseFlagsOrExit(argc, argv, "broker");
-  pettube::broker::v1::Broker::Service service;
+  auto store =
+      pettube::broker::RocksDbBrokerStore::Open(opts.data_dir, absl::GetFlag(FLAGS_dedup_window));
+  if (!store.ok()) return pettube::server::ExitWith(store.status());
+  pettube::broker::Broker::Options options;
+  options.dedup_window = absl::GetFlag(FLAGS_dedup_window);
+  options.max_event_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_event_bytes));
+  options.sync = absl::GetFlag(FLAGS_sync);
+  options.retention_max_age = absl::GetFlag(FLAGS_retention_max_age);
+  options.retention_max_bytes = absl::GetFlag(FLAGS_retention_max_bytes);
+  auto broker =
+      pettube::broker::Broker::Open(store->get(), options, &pettube::server::ProcessRegistry());
+  if (!broker.ok()) return pettube::server::ExitWith(broker.status());
+  pettube::broker::BrokerService service(**broker);
   return pettube::server::Serve(
-      opts, {.services = {pettube::server::Expose<pettube::broker::v1::Broker>(&service)}});
+      opts, {.services = {pettube::server::Expose<pettube::broker::v1::Broker>(&service)},
+             .on_drain = [&] { (*broker)->Drain(); }});
 }

@@ -1,0 +1,1392 @@
+#include "services/broker/broker.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+#include "services/broker/filter.h"
+
+namespace pettube::broker {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr char kSubscriptionsPrefix[] = "subscriptions/";
+constexpr size_t kRefillBatch = 256;
+// Bound on events a subscription holds in memory waiting behind a busy
+// ordering key; past it, loading pauses until keys free up.
+constexpr size_t kMaxBlocked = 10000;
+
+constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
+constexpr absl::Duration kMinAckDeadline = absl::Seconds(1);
+constexpr absl::Duration kMaxAckDeadline = absl::Hours(12);
+constexpr int kDefaultMaxAttempts = 5;
+constexpr int kMaxMaxAttempts = 1000;
+constexpr absl::Duration kDefaultMinBackoff = absl::Seconds(1);
+constexpr absl::Duration kDefaultMaxBackoff = absl::Seconds(60);
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t nanos = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp out;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+v1::Status ToProtoStatus(const absl::Status& s) {
+  v1::Status out;
+  out.set_code(static_cast<int>(s.code()));
+  out.set_message(std::string(s.message()));
+  return out;
+}
+
+std::string PartitionKey(const CloudEvent& e) {
+  auto it = e.attributes().find("partitionkey");
+  if (it == e.attributes().end()) return "";
+  return it->second.ce_string();
+}
+
+bool ValidAttributeName(absl::string_view name) {
+  if (name.empty() || name.size() > 20) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+  }
+  return true;
+}
+
+absl::Status ValidateSubscriptionId(const std::string& id) {
+  const bool ok = !id.empty() && id.size() <= 63 && id[0] >= 'a' && id[0] <= 'z' &&
+                  std::all_of(id.begin(), id.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                  });
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "subscription_id: must be 1-63 of [a-z0-9-] starting with a letter, got \"", id, "\""));
+}
+
+absl::Status ValidateName(const std::string& name, absl::string_view field) {
+  if (name.rfind(kSubscriptionsPrefix, 0) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be \"subscriptions/{id}\", got \"", name, "\""));
+  }
+  auto s = ValidateSubscriptionId(name.substr(sizeof(kSubscriptionsPrefix) - 1));
+  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", s.message()));
+  return absl::OkStatus();
+}
+
+// Fills defaults and checks ranges of the mutable settings.
+absl::Status NormalizeSettings(v1::Subscription& sub) {
+  if (auto s = ValidateFilter(sub.filter()); !s.ok()) return s;
+  if (!sub.has_ack_deadline()) *sub.mutable_ack_deadline() = ToProto(kDefaultAckDeadline);
+  const absl::Duration ack = FromProto(sub.ack_deadline());
+  if (ack < kMinAckDeadline || ack > kMaxAckDeadline) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ack_deadline: must be 1s to 12h, got ", absl::FormatDuration(ack)));
+  }
+  if (sub.max_delivery_attempts() == 0) sub.set_max_delivery_attempts(kDefaultMaxAttempts);
+  if (sub.max_delivery_attempts() < 1 || sub.max_delivery_attempts() > kMaxMaxAttempts) {
+    return absl::InvalidArgumentError(absl::StrCat("max_delivery_attempts: must be 1 to ",
+                                                   kMaxMaxAttempts, ", got ",
+                                                   sub.max_delivery_attempts()));
+  }
+  auto* retry = sub.mutable_retry_policy();
+  if (!retry->has_min_backoff()) *retry->mutable_min_backoff() = ToProto(kDefaultMinBackoff);
+  if (!retry->has_max_backoff()) *retry->mutable_max_backoff() = ToProto(kDefaultMaxBackoff);
+  const absl::Duration min_b = FromProto(retry->min_backoff());
+  const absl::Duration max_b = FromProto(retry->max_backoff());
+  if (min_b < absl::ZeroDuration() || max_b < min_b || max_b > absl::Hours(12)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("retry_policy: need 0 <= min_backoff <= max_backoff <= 12h, got min ",
+                     absl::FormatDuration(min_b), " max ", absl::FormatDuration(max_b)));
+  }
+  if (sub.has_max_age() && FromProto(sub.max_age()) <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_age: must be positive when set");
+  }
+  if (!v1::Ordering_IsValid(sub.ordering())) {
+    return absl::InvalidArgumentError(absl::StrCat("ordering: unknown value ", sub.ordering()));
+  }
+  if (sub.ordering() == v1::ORDERING_UNSPECIFIED) sub.set_ordering(v1::ORDERING_NONE);
+  if (!sub.has_dead_letter_policy()) sub.mutable_dead_letter_policy()->set_enabled(true);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------- state
+
+struct Broker::Lease {
+  uint64_t seq;
+  ConsumerId consumer;
+  TimerQueue::TimerId timer;
+  std::shared_ptr<const StoredEvent> event;
+};
+
+struct Broker::ConsumerState {
+  ConsumerId id;
+  uint32_t sub;
+  Consumer* consumer;
+  int credits;
+  std::string name;
+  absl::flat_hash_set<std::string> leases;
+};
+
+struct Broker::SubState {
+  uint32_t id = 0;
+  v1::Subscription config;
+  // Next queue sequence to read from the store; everything below it that is
+  // still queued is tracked in memory (ready, leased, retrying, blocked).
+  uint64_t load_cursor = 0;
+  // True when the store holds no queued sequence >= load_cursor.
+  bool caught_up = false;
+  std::deque<ReadyEntry> ready;
+  // Deliveries so far of events not yet settled for good.
+  struct Attempt {
+    int attempts = 0;
+    std::string last_error;
+    absl::Time first_delivery = absl::InfinitePast();
+  };
+  absl::flat_hash_map<uint64_t, Attempt> attempts;
+  // Waiting for their backoff to pass.
+  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<const StoredEvent>> retry;
+  std::optional<TimerQueue::TimerId> retry_timer;
+  absl::Time retry_timer_at;
+  absl::flat_hash_map<std::string, Lease> leases;
+  // Ordering: the sequence holding each busy key, and events waiting on it.
+  absl::flat_hash_map<std::string, uint64_t> key_owner;
+  absl::flat_hash_map<uint64_t, std::string> key_of;
+  absl::flat_hash_map<std::string, std::deque<ReadyEntry>> blocked;
+  size_t blocked_count = 0;
+  std::vector<ConsumerId> consumers;
+  size_t next_consumer = 0;
+  int64_t backlog = 0;
+  int64_t dead_count = 0;
+  metrics::Counter* delivered;
+  metrics::Counter* acked;
+  metrics::Counter* redelivered;
+  metrics::Counter* dead_lettered;
+};
+
+struct Broker::CollectHook {
+  absl::Mutex mu;
+  Broker* broker ABSL_GUARDED_BY(mu);
+};
+
+// ----------------------------------------------------------------- set-up
+
+Broker::Broker(BrokerStore* store, Options options, metrics::Registry* registry)
+    : store_(store), options_(options), registry_(registry) {
+  published_ = &metrics::BuildCounter()
+                    .Name("pettube_broker_events_published_total")
+                    .Help("Events durably appended to the log.")
+                    .Register(*registry)
+                    .Add({});
+  duplicates_ = &metrics::BuildCounter()
+                     .Name("pettube_broker_events_duplicate_total")
+                     .Help("Publishes answered as duplicates (same source+id in the dedup window).")
+                     .Register(*registry)
+                     .Add({});
+  rejected_ = &metrics::BuildCounter()
+                   .Name("pettube_broker_events_rejected_total")
+                   .Help("Published events refused as invalid.")
+                   .Register(*registry)
+                   .Add({});
+  commit_seconds_ = &metrics::BuildHistogram()
+                         .Name("pettube_broker_commit_seconds")
+                         .Help("Latency of one group-commit write (including fsync).")
+                         .Register(*registry)
+                         .Add({}, metrics::ExponentialBuckets(0.00005, 2, 16));
+  commit_ops_ = &metrics::BuildHistogram()
+                     .Name("pettube_broker_commit_ops")
+                     .Help("Operations (publish requests, settlements) grouped per write.")
+                     .Register(*registry)
+                     .Add({}, metrics::ExponentialBuckets(1, 2, 12));
+}
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerStore* store, Options options,
+                                                     metrics::Registry* registry) {
+  std::unique_ptr<Broker> broker(new Broker(store, options, registry));
+  if (auto s = broker->Load(); !s.ok()) return s;
+  broker->timers_ = std::make_unique<TimerQueue>();
+  Broker* b = broker.get();
+  broker->committer_ = std::make_unique<Committer>(
+      *store, options.sync, [b](size_t ops, size_t, absl::Duration latency) {
+        b->commit_seconds_->Observe(absl::ToDoubleSeconds(latency));
+        b->commit_ops_->Observe(static_cast<double>(ops));
+      });
+  broker->collect_hook_ = std::make_shared<CollectHook>();
+  {
+    absl::MutexLock lock(&broker->collect_hook_->mu);
+    broker->collect_hook_->broker = b;
+  }
+  registry->AddCollectCallback([hook = broker->collect_hook_] {
+    absl::MutexLock lock(&hook->mu);
+    if (hook->broker != nullptr) hook->broker->CollectMetrics();
+  });
+  return broker;
+}
+
+Broker::~Broker() {
+  if (collect_hook_ != nullptr) {
+    absl::MutexLock lock(&collect_hook_->mu);
+    collect_hook_->broker = nullptr;
+  }
+  Drain();
+  committer_.reset();  // commits what is queued
+  timers_.reset();
+}
+
+absl::Status Broker::Load() {
+  auto last = store_->LastSequence();
+  if (!last.ok()) return last.status();
+  last_seq_ = *last;
+  auto next_id = store_->NextSubscriptionId();
+  if (!next_id.ok()) return next_id.status();
+  next_sub_id_ = *next_id;
+  auto records = store_->LoadSubscriptions();
+  if (!records.ok()) return records.status();
+  absl::MutexLock lock(&mu_);
+  for (const storage::SubscriptionRecord& r : *records) {
+    auto sub = std::make_unique<SubState>();
+    sub->id = r.internal_id();
+    sub->config = r.subscription();
+    auto backlog = store_->CountQueue(sub->id);
+    if (!backlog.ok()) return backlog.status();
+    sub->backlog = *backlog;
+    auto dead = store_->CountDeadLetters(sub->id);
+    if (!dead.ok()) return dead.status();
+    sub->dead_count = *dead;
+    SubState* raw = sub.get();
+    auto s = store_->LoadPending(sub->id, [raw](uint64_t seq, const storage::PendingRecord& p) {
+      auto& a = raw->attempts[seq];
+      a.attempts = p.attempts();
+      a.last_error = p.last_error();
+      if (p.has_first_delivery_time()) a.first_delivery = FromProto(p.first_delivery_time());
+    });
+    if (!s.ok()) return s;
+    RegisterLocked(std::move(sub));
+  }
+  return absl::OkStatus();
+}
+
+void Broker::RegisterLocked(std::unique_ptr<SubState> sub) {
+  const metrics::Labels labels = {{"subscription", sub->config.name()}};
+  sub->delivered = &metrics::BuildCounter()
+                        .Name("pettube_broker_subscription_delivered_total")
+                        .Help("Deliveries made, including redeliveries.")
+                        .Register(*registry_)
+                        .Add(labels);
+  sub->acked = &metrics::BuildCounter()
+                    .Name("pettube_broker_subscription_acked_total")
+                    .Help("Events acked.")
+                    .Register(*registry_)
+                    .Add(labels);
+  sub->redelivered = &metrics::BuildCounter()
+                          .Name("pettube_broker_subscription_redelivered_total")
+                          .Help("Redeliveries (attempt > 1).")
+                          .Register(*registry_)
+                          .Add(labels);
+  sub->dead_lettered = &metrics::BuildCounter()
+                            .Name("pettube_broker_subscription_dead_lettered_total")
+                            .Help("Events moved to the dead-letter queue.")
+                            .Register(*registry_)
+                            .Add(labels);
+  index_.Add(sub->id, sub->config.filter());
+  sub_by_name_[sub->config.name()] = sub->id;
+  subs_[sub->id] = std::move(sub);
+}
+
+void Broker::UnregisterLocked(SubState& sub) {
+  const metrics::Labels labels = {{"subscription", sub.config.name()}};
+  for (const char* name :
+       {"pettube_broker_subscription_delivered_total", "pettube_broker_subscription_acked_total",
+        "pettube_broker_subscription_redelivered_total",
+        "pettube_broker_subscription_dead_lettered_total"}) {
+    auto& family = metrics::BuildCounter().Name(name).Register(*registry_);
+    family.Remove(&family.Add(labels));
+  }
+  for (auto& [lease_id, lease] : sub.leases) timers_->Cancel(lease.timer);
+  if (sub.retry_timer.has_value()) timers_->Cancel(*sub.retry_timer);
+  index_.Remove(sub.id);
+  sub_by_name_.erase(sub.config.name());
+  subs_.erase(sub.id);  // destroys `sub`
+}
+
+// ----------------------------------------------------------------- publish
+
+absl::Status Broker::ValidateEvent(const CloudEvent& e) const {
+  if (e.id().empty()) return absl::InvalidArgumentError("event.id: must not be empty");
+  if (e.source().empty()) return absl::InvalidArgumentError("event.source: must not be empty");
+  if (e.spec_version() != "1.0") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event.spec_version: must be \"1.0\", got \"", e.spec_version(), "\""));
+  }
+  if (e.type().empty()) return absl::InvalidArgumentError("event.type: must not be empty");
+  for (const auto& [name, value] : e.attributes()) {
+    if (!ValidAttributeName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "event.attributes[\"", name, "\"]: names are 1-20 of [a-z0-9] (CloudEvents)"));
+    }
+    if (name == "id" || name == "source" || name == "specversion" || name == "type") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event.attributes[\"", name, "\"]: set it in the event's own field"));
+    }
+    if (value.attr_case() == CloudEvent::CloudEventAttributeValue::ATTR_NOT_SET) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event.attributes[\"", name, "\"]: no value set"));
+    }
+  }
+  const size_t size = e.ByteSizeLong();
+  if (size > options_.max_event_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("event: ", size, " bytes exceeds the ",
+                                                   options_.max_event_bytes, "-byte limit"));
+  }
+  return absl::OkStatus();
+}
+
+void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
+  struct State {
+    std::vector<CloudEvent> events;
+    std::vector<v1::PublishResult> results;
+    std::vector<bool> valid;
+    std::vector<std::shared_ptr<const StoredEvent>> stored;  // by index; null if not stored
+    std::vector<std::vector<uint32_t>> routes;
+    std::vector<std::string> dedup_keys;
+  };
+  auto state = std::make_shared<State>();
+  state->results.resize(events.size());
+  state->valid.resize(events.size());
+  bool any_valid = false;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const absl::Status s = ValidateEvent(events[i]);
+    state->valid[i] = s.ok();
+    any_valid |= s.ok();
+    if (!s.ok()) {
+      *state->results[i].mutable_status() = ToProtoStatus(s);
+      rejected_->Increment();
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (draining_) {
+      for (auto& r : state->results) {
+        if (!r.has_status())
+          *r.mutable_status() = ToProtoStatus(
+              absl::UnavailableError("broker is shutting down; publish to another instance"));
+      }
+      any_valid = false;
+    }
+  }
+  if (!any_valid) {
+    done(std::move(state->results));
+    return;
+  }
+  state->events = std::move(events);
+  Committer::Op op;
+  op.prepare = [this, state](BrokerStore::Batch& batch) {
+    const absl::Time now = absl::Now();
+    const size_t n = state->events.size();
+    state->stored.resize(n);
+    state->routes.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (!state->valid[i] || state->results[i].has_status()) continue;
+      CloudEvent& e = state->events[i];
+      std::string key = absl::StrCat(e.source(), absl::string_view("\0", 1), e.id());
+      std::optional<uint64_t> existing;
+      if (auto it = unwritten_dedup_.find(key); it != unwritten_dedup_.end()) {
+        existing = it->second;
+      } else {
+        auto found = store_->LookupDedup(e.source(), e.id(), now - options_.dedup_window);
+        if (!found.ok()) {
+          *state->results[i].mutable_status() = ToProtoStatus(found.status());
+          continue;
+        }
+        existing = *found;
+      }
+      if (existing.has_value()) {
+        state->results[i].set_duplicate(true);
+        state->results[i].set_sequence(*existing);
+        continue;
+      }
+      const uint64_t seq = last_seq_.load() + 1;
+      last_seq_.store(seq);
+      auto stored = std::make_shared<StoredEvent>();
+      stored->sequence = seq;
+      stored->publish_time = now;
+      stored->event = std::move(e);
+      batch.PutEvent(*stored);
+      batch.PutDedup(stored->event.source(), stored->event.id(), seq, now);
+      unwritten_dedup_[key] = seq;
+      state->dedup_keys.push_back(std::move(key));
+      state->results[i].set_sequence(seq);
+      state->stored[i] = std::move(stored);
+    }
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < n; ++i) {
+      if (state->stored[i] == nullptr) continue;
+      index_.Match(state->stored[i]->event, &state->routes[i]);
+      for (uint32_t sub : state->routes[i]) batch.Enqueue(sub, state->stored[i]->sequence);
+    }
+    batch.SetLastSequence(last_seq_.load());
+  };
+  op.done = [this, state, done = std::move(done)](const absl::Status& status) {
+    for (const std::string& key : state->dedup_keys) unwritten_dedup_.erase(key);
+    for (size_t i = 0; i < state->results.size(); ++i) {
+      v1::PublishResult& r = state->results[i];
+      if (r.has_status()) continue;
+      if (!status.ok() && state->stored[i] != nullptr) {
+        *r.mutable_status() = ToProtoStatus(
+            absl::UnavailableError(absl::StrCat("event not stored, retry: ", status.message())));
+        r.set_sequence(0);
+        continue;
+      }
+      r.mutable_status();  // code 0: OK
+      if (r.duplicate()) {
+        duplicates_->Increment();
+      } else {
+        published_->Increment();
+      }
+    }
+    if (status.ok()) AfterPublish(state->stored, state->routes);
+    done(std::move(state->results));
+  };
+  committer_->Submit(std::move(op));
+}
+
+void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
+                          const std::vector<std::vector<uint32_t>>& routes) {
+  absl::MutexLock lock(&mu_);
+  absl::flat_hash_set<uint32_t> touched;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (stored[i] == nullptr) continue;
+    for (uint32_t id : routes[i]) {
+      auto it = subs_.find(id);
+      if (it == subs_.end()) continue;
+      SubState& sub = *it->second;
+      ++sub.backlog;
+      touched.insert(id);
+      const uint64_t seq = stored[i]->sequence;
+      // A refill that already read this entry from the store moved the
+      // cursor past it: never queue it twice.
+      if (seq < sub.load_cursor) continue;
+      if (sub.caught_up && !sub.consumers.empty()) {
+        sub.ready.push_back({seq, stored[i]});
+        sub.load_cursor = seq + 1;
+      } else {
+        // Nobody is reading: leave it on disk rather than in memory.
+        sub.caught_up = false;
+      }
+    }
+  }
+  for (uint32_t id : touched) PumpLocked(*subs_[id]);
+}
+
+// ------------------------------------------------------------- dispatching
+
+bool Broker::RefillLocked(SubState& sub) {
+  if (!sub.ready.empty()) return true;
+  if (sub.caught_up || sub.blocked_count >= kMaxBlocked) return false;
+  std::vector<uint64_t> seqs;
+  auto s = store_->ScanQueue(sub.id, sub.load_cursor, kRefillBatch, &seqs);
+  if (!s.ok()) return false;
+  for (uint64_t seq : seqs) sub.ready.push_back({seq, nullptr});
+  if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
+  if (seqs.size() < kRefillBatch) sub.caught_up = true;
+  return !sub.ready.empty();
+}
+
+Broker::ConsumerState* Broker::NextConsumerLocked(SubState& sub) {
+  const size_t n = sub.consumers.size();
+  for (size_t i = 0; i < n; ++i) {
+    const size_t at = (sub.next_consumer + i) % n;
+    ConsumerState* c = consumers_[sub.consumers[at]].get();
+    if (c->credits > 0) {
+      sub.next_consumer = (at + 1) % n;
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+void Broker::PumpLocked(SubState& sub) {
+  if (draining_) return;
+  const absl::Time now = absl::Now();
+  const bool ordered = sub.config.ordering() == v1::ORDERING_PARTITION_KEY;
+  for (;;) {
+    ConsumerState* c = NextConsumerLocked(sub);
+    if (c == nullptr) return;
+    if (!RefillLocked(sub)) return;
+    ReadyEntry entry = std::move(sub.ready.front());
+    sub.ready.pop_front();
+    if (entry.event == nullptr) {
+      auto loaded = store_->GetEvent(entry.seq);
+      if (!loaded.ok()) return;  // storage trouble: try again on the next pump
+      if (!loaded->has_value()) {
+        // Retention removed the event: nothing left to deliver.
+        auto batch_seq = entry.seq;
+        committer_->Submit({[id = sub.id, batch_seq](BrokerStore::Batch& b) {
+                              b.Dequeue(id, batch_seq);
+                              b.DeletePending(id, batch_seq);
+                            },
+                            nullptr, false, false});
+        FinishSeqLocked(sub, entry.seq);
+        continue;
+      }
+      entry.event = std::make_shared<const StoredEvent>(std::move(**loaded));
+    }
+    if (ordered) {
+      std::string key = PartitionKey(entry.event->event);
+      if (!key.empty()) {
+        auto owner = sub.key_owner.find(key);
+        if (owner != sub.key_owner.end() && owner->second != entry.seq) {
+          sub.blocked[key].push_back(std::move(entry));
+          ++sub.blocked_count;
+          continue;
+        }
+        sub.key_owner[key] = entry.seq;
+        sub.key_of[entry.seq] = std::move(key);
+      }
+    }
+    if (sub.config.has_max_age() &&
+        now - entry.event->publish_time > FromProto(sub.config.max_age())) {
+      DeadLetterLocked(sub, entry.seq, "max age exceeded", entry.event);
+      continue;
+    }
+    SubState::Attempt& attempt = sub.attempts[entry.seq];
+    if (attempt.attempts >= sub.config.max_delivery_attempts()) {
+      DeadLetterLocked(sub, entry.seq, attempt.last_error, entry.event);
+      continue;
+    }
+    ++attempt.attempts;
+    if (attempt.attempts == 1) {
+      attempt.first_delivery = now;
+    } else {
+      sub.redelivered->Increment();
+    }
+    // Lease ids name the delivery (subscription, sequence, attempt) plus a
+    // nonce, so a late settlement of an old delivery can be told apart from
+    // garbage and is never credited to the redelivery.
+    std::string lease_id =
+        absl::StrCat(sub.id, "-", entry.seq, "-", attempt.attempts, "-", ++lease_nonce_);
+    const absl::Time deadline = now + FromProto(sub.config.ack_deadline());
+    const uint32_t sub_id = sub.id;
+    const TimerQueue::TimerId timer =
+        timers_->Schedule(deadline, [this, sub_id, lease_id] { OnLeaseExpired(sub_id, lease_id); });
+    v1::Delivery delivery;
+    delivery.set_lease_id(lease_id);
+    *delivery.mutable_event() = entry.event->event;
+    delivery.set_sequence(entry.seq);
+    delivery.set_attempt(attempt.attempts);
+    *delivery.mutable_publish_time() = ToProto(entry.event->publish_time);
+    *delivery.mutable_lease_deadline() = ToProto(deadline);
+    sub.leases.emplace(lease_id, Lease{entry.seq, c->id, timer, std::move(entry.event)});
+    c->leases.insert(std::move(lease_id));
+    --c->credits;
+    sub.delivered->Increment();
+    c->consumer->Deliver(std::move(delivery));
+  }
+}
+
+void Broker::FinishSeqLocked(SubState& sub, uint64_t seq) {
+  --sub.backlog;
+  sub.attempts.erase(seq);
+  auto key_it = sub.key_of.find(seq);
+  if (key_it == sub.key_of.end()) return;
+  const std::string key = std::move(key_it->second);
+  sub.key_of.erase(key_it);
+  sub.key_owner.erase(key);
+  auto blocked = sub.blocked.find(key);
+  if (blocked == sub.blocked.end()) return;
+  // The key's next event goes first: it waited longest.
+  sub.ready.push_front(std::move(blocked->second.front()));
+  blocked->second.pop_front();
+  --sub.blocked_count;
+  if (blocked->second.empty()) sub.blocked.erase(blocked);
+}
+
+absl::Duration Broker::BackoffLocked(const SubState& sub, int attempts) {
+  const absl::Duration min_b = FromProto(sub.config.retry_policy().min_backoff());
+  const absl::Duration max_b = FromProto(sub.config.retry_policy().max_backoff());
+  absl::Duration cap = min_b;
+  for (int i = 1; i < attempts && cap < max_b; ++i) cap *= 2;
+  cap = std::min(cap, max_b);
+  // Full jitter spreads a burst of failures so redeliveries don't arrive as
+  // a storm; never below the minimum.
+  const double fraction = absl::Uniform<double>(rng_, 0.0, 1.0);
+  return std::max(min_b, cap * fraction);
+}
+
+void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
+                                     std::optional<absl::Duration> delay,
+                                     std::shared_ptr<const StoredEvent> event) {
+  SubState::Attempt& attempt = sub.attempts[seq];
+  if (attempt.attempts >= sub.config.max_delivery_attempts()) {
+    DeadLetterLocked(sub, seq, attempt.last_error, std::move(event));
+    return;
+  }
+  storage::PendingRecord record;
+  record.set_attempts(attempt.attempts);
+  record.set_last_error(attempt.last_error);
+  *record.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
+  // Attempt counts survive a restart; losing the latest one in a crash only
+  // grants one more attempt, so no fsync is needed.
+  committer_->Submit(
+      {[id = sub.id, seq, record](BrokerStore::Batch& b) { b.PutPending(id, seq, record); },
+       nullptr, false, false});
+  const absl::Duration wait = delay.has_value() ? *delay : BackoffLocked(sub, attempt.attempts);
+  sub.retry.emplace(std::make_pair(absl::Now() + wait, seq), std::move(event));
+  ScheduleRetryWakeLocked(sub);
+}
+
+void Broker::ScheduleRetryWakeLocked(SubState& sub) {
+  if (sub.retry.empty()) return;
+  const absl::Time earliest = sub.retry.begin()->first.first;
+  if (sub.retry_timer.has_value() && sub.retry_timer_at <= earliest) return;
+  if (sub.retry_timer.has_value()) timers_->Cancel(*sub.retry_timer);
+  const uint32_t sub_id = sub.id;
+  sub.retry_timer = timers_->Schedule(earliest, [this, sub_id] { OnRetryDue(sub_id); });
+  sub.retry_timer_at = earliest;
+}
+
+void Broker::OnRetryDue(uint32_t sub_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = subs_.find(sub_id);
+  if (it == subs_.end()) return;
+  SubState& sub = *it->second;
+  sub.retry_timer.reset();
+  const absl::Time now = absl::Now();
+  std::vector<ReadyEntry> due;
+  while (!sub.retry.empty() && sub.retry.begin()->first.first <= now) {
+    due.push_back({sub.retry.begin()->first.second, sub.retry.begin()->second});
+    sub.retry.erase(sub.retry.begin());
+  }
+  // Oldest first, ahead of new events.
+  std::sort(due.begin(), due.end(),
+            [](const ReadyEntry& a, const ReadyEntry& b) { return a.seq > b.seq; });
+  for (ReadyEntry& e : due) sub.ready.push_front(std::move(e));
+  ScheduleRetryWakeLocked(sub);
+  PumpLocked(sub);
+}
+
+void Broker::ReleaseLeaseLocked(SubState& sub, const std::string& lease_id,
+                                const std::string& error, std::optional<absl::Duration> delay) {
+  auto it = sub.leases.find(lease_id);
+  if (it == sub.leases.end()) return;
+  const uint64_t seq = it->second.seq;
+  // The event travels with the retry: no second read from the store.
+  std::shared_ptr<const StoredEvent> event = std::move(it->second.event);
+  timers_->Cancel(it->second.timer);
+  if (auto c = consumers_.find(it->second.consumer); c != consumers_.end()) {
+    c->second->leases.erase(lease_id);
+  }
+  sub.leases.erase(it);
+  sub.attempts[seq].last_error = error;
+  RetryOrDeadLetterLocked(sub, seq, delay, std::move(event));
+}
+
+void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
+                              std::shared_ptr<const StoredEvent> event) {
+  const SubState::Attempt attempt = sub.attempts[seq];
+  FinishSeqLocked(sub, seq);
+  sub.dead_lettered->Increment();
+  const bool keep = sub.config.dead_letter_policy().enabled();
+  if (keep) ++sub.dead_count;
+  if (event == nullptr) {
+    auto loaded = store_->GetEvent(seq);
+    if (loaded.ok() && loaded->has_value()) {
+      event = std::make_shared<const StoredEvent>(std::move(**loaded));
+    }
+  }
+  v1::DeadLetter dead;
+  dead.set_sequence(seq);
+  dead.set_attempts(attempt.attempts);
+  dead.set_last_error(reason.empty() ? attempt.last_error : reason);
+  if (event != nullptr) {
+    *dead.mutable_event() = event->event;
+    *dead.mutable_publish_time() = ToProto(event->publish_time);
+  }
+  if (attempt.first_delivery != absl::InfinitePast()) {
+    *dead.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
+  }
+  *dead.mutable_dead_letter_time() = ToProto(absl::Now());
+  committer_->Submit({[id = sub.id, seq, keep, dead = std::move(dead)](BrokerStore::Batch& b) {
+                        if (keep) b.PutDeadLetter(id, dead);
+                        b.Dequeue(id, seq);
+                        b.DeletePending(id, seq);
+                      },
+                      nullptr, true, false});
+}
+
+void Broker::OnLeaseExpired(uint32_t sub_id, const std::string& lease_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = subs_.find(sub_id);
+  if (it == subs_.end()) return;
+  SubState& sub = *it->second;
+  auto lease = sub.leases.find(lease_id);
+  if (lease == sub.leases.end()) return;  // settled meanwhile
+  // The timer already fired: nothing to cancel. Reuse the release path.
+  lease->second.timer = 0;
+  ReleaseLeaseLocked(sub, lease_id, "ack deadline exceeded", std::nullopt);
+  PumpLocked(sub);
+}
+
+// -------------------------------------------------------------- consumers
+
+absl::StatusOr<ConsumerId> Broker::Attach(const std::string& subscription, int credits,
+                                          const std::string& consumer_name, Consumer* consumer,
+                                          v1::Subscription* settings) {
+  if (auto s = ValidateName(subscription, "attach.subscription"); !s.ok()) return s;
+  if (credits < 1 || credits > kMaxCredits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attach.max_in_flight: must be 1 to ", kMaxCredits, ", got ", credits));
+  }
+  absl::MutexLock lock(&mu_);
+  if (draining_) return absl::UnavailableError("broker is shutting down");
+  SubState* sub = FindLocked(subscription);
+  if (sub == nullptr) {
+    return absl::NotFoundError(absl::StrCat("subscription ", subscription, " does not exist"));
+  }
+  const ConsumerId id = next_consumer_id_++;
+  auto state = std::make_unique<ConsumerState>();
+  state->id = id;
+  state->sub = sub->id;
+  state->consumer = consumer;
+  state->credits = credits;
+  state->name = consumer_name;
+  consumers_[id] = std::move(state);
+  sub->consumers.push_back(id);
+  *settings = DescribeLocked(*sub);
+  PumpLocked(*sub);
+  return id;
+}
+
+void Broker::Detach(ConsumerId id) {
+  absl::MutexLock lock(&mu_);
+  auto it = consumers_.find(id);
+  if (it == consumers_.end()) return;
+  ConsumerState& c = *it->second;
+  auto sub_it = subs_.find(c.sub);
+  if (sub_it != subs_.end()) {
+    SubState& sub = *sub_it->second;
+    sub.consumers.erase(std::remove(sub.consumers.begin(), sub.consumers.end(), id),
+                        sub.consumers.end());
+    // Unsettled deliveries are available again at once, not after their
+    // deadline; a consumer that keeps crashing on an event still exhausts
+    // its attempts.
+    std::vector<std::string> leases(c.leases.begin(), c.leases.end());
+    for (const std::string& lease_id : leases) {
+      ReleaseLeaseLocked(sub, lease_id, "consumer disconnected", absl::ZeroDuration());
+    }
+    consumers_.erase(it);
+    PumpLocked(sub);
+  } else {
+    consumers_.erase(it);
+  }
+}
+
+absl::Status Broker::AddCredits(ConsumerId id, int credits) {
+  absl::MutexLock lock(&mu_);
+  auto it = consumers_.find(id);
+  if (it == consumers_.end()) return absl::NotFoundError("consumer is not attached");
+  ConsumerState& c = *it->second;
+  if (credits < 1 || static_cast<int64_t>(c.credits) + credits > kMaxCredits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("flow.credits: must be at least 1 and keep the total at most ", kMaxCredits,
+                     ", got ", credits, " with ", c.credits, " unused"));
+  }
+  c.credits += credits;
+  PumpLocked(*subs_[c.sub]);
+  return absl::OkStatus();
+}
+
+void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
+  std::vector<v1::SettleResult> immediate;
+  auto acked = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  uint32_t sub_id = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto cit = consumers_.find(id);
+    if (cit == consumers_.end()) return;
+    ConsumerState& c = *cit->second;
+    SubState& sub = *subs_[c.sub];
+    sub_id = sub.id;
+    auto check = [&](const std::string& lease_id, v1::SettleKind kind) -> bool {
+      absl::Status s;
+      if (lease_id.empty()) {
+        s = absl::InvalidArgumentError("lease_id: must not be empty");
+      } else if (!c.leases.contains(lease_id)) {
+        std::vector<absl::string_view> parts = absl::StrSplit(lease_id, '-');
+        uint64_t n;
+        const bool well_formed =
+            parts.size() == 4 && std::all_of(parts.begin(), parts.end(), [&](absl::string_view p) {
+              return absl::SimpleAtoi(p, &n);
+            });
+        s = well_formed ? absl::FailedPreconditionError(absl::StrCat(
+                              "lease ", lease_id,
+                              " is no longer valid (expired, settled, or held by another stream); "
+                              "the event may have been redelivered"))
+                        : absl::InvalidArgumentError(
+                              absl::StrCat("lease_id: \"", lease_id, "\" is not a lease id"));
+      }
+      if (s.ok()) return true;
+      v1::SettleResult r;
+      r.set_lease_id(lease_id);
+      r.set_kind(kind);
+      *r.mutable_status() = ToProtoStatus(s);
+      immediate.push_back(std::move(r));
+      return false;
+    };
+    for (const std::string& lease_id : settle.acks()) {
+      if (!check(lease_id, v1::ACK)) continue;
+      auto lease = sub.leases.find(lease_id);
+      const uint64_t seq = lease->second.seq;
+      timers_->Cancel(lease->second.timer);
+      sub.leases.erase(lease);
+      c.leases.erase(lease_id);
+      FinishSeqLocked(sub, seq);
+      sub.acked->Increment();
+      acked->emplace_back(lease_id, seq);
+    }
+    for (const v1::Nack& nack : settle.nacks()) {
+      if (!check(nack.lease_id(), v1::NACK)) continue;
+      std::optional<absl::Duration> delay;
+      if (nack.has_delay()) {
+        delay = FromProto(nack.delay());
+        if (*delay < absl::ZeroDuration() || *delay > absl::Hours(12)) {
+          delay = std::clamp(*delay, absl::ZeroDuration(), absl::Hours(12));
+        }
+      }
+      ReleaseLeaseLocked(sub, nack.lease_id(), nack.error().empty() ? "nacked" : nack.error(),
+                         delay);
+      if (confirm) {
+        v1::SettleResult r;
+        r.set_lease_id(nack.lease_id());
+        r.set_kind(v1::NACK);
+        r.mutable_status();
+        immediate.push_back(std::move(r));
+      }
+    }
+    for (const v1::Extend& ext : settle.extends()) {
+      if (!check(ext.lease_id(), v1::EXTEND)) continue;
+      const absl::Duration d = FromProto(ext.ack_deadline());
+      v1::SettleResult r;
+      r.set_lease_id(ext.lease_id());
+      r.set_kind(v1::EXTEND);
+      if (d < kMinAckDeadline || d > kMaxAckDeadline) {
+        *r.mutable_status() = ToProtoStatus(absl::InvalidArgumentError(
+            absl::StrCat("extend.ack_deadline: must be 1s to 12h, got ", absl::FormatDuration(d))));
+        immediate.push_back(std::move(r));
+        continue;
+      }
+      Lease& lease = sub.leases[ext.lease_id()];
+      timers_->Cancel(lease.timer);
+      const std::string lease_id = ext.lease_id();
+      lease.timer = timers_->Schedule(
+          absl::Now() + d, [this, sub_id, lease_id] { OnLeaseExpired(sub_id, lease_id); });
+      if (confirm) {
+        r.mutable_status();
+        immediate.push_back(std::move(r));
+      }
+    }
+    if (!immediate.empty()) c.consumer->SettleResults(std::move(immediate));
+    PumpLocked(sub);
+  }
+  if (acked->empty()) return;
+  Committer::Op op;
+  op.prepare = [sub_id, acked](BrokerStore::Batch& b) {
+    for (const auto& [lease, seq] : *acked) {
+      b.Dequeue(sub_id, seq);
+      b.DeletePending(sub_id, seq);
+    }
+  };
+  if (confirm) {
+    op.done = [this, id, acked](const absl::Status& status) {
+      std::vector<v1::SettleResult> results;
+      for (const auto& [lease, seq] : *acked) {
+        v1::SettleResult r;
+        r.set_lease_id(lease);
+        r.set_kind(v1::ACK);
+        *r.mutable_status() = ToProtoStatus(status);
+        results.push_back(std::move(r));
+      }
+      absl::MutexLock lock(&mu_);
+      auto it = consumers_.find(id);
+      if (it != consumers_.end()) it->second->consumer->SettleResults(std::move(results));
+    };
+  }
+  committer_->Submit(std::move(op));
+}
+
+void Broker::CloseConsumersLocked(SubState& sub, const absl::Status& status) {
+  for (ConsumerId cid : sub.consumers) {
+    auto it = consumers_.find(cid);
+    if (it == consumers_.end()) continue;
+    for (const std::string& lease_id : it->second->leases) {
+      auto lease = sub.leases.find(lease_id);
+      if (lease != sub.leases.end()) timers_->Cancel(lease->second.timer);
+    }
+    it->second->consumer->Close(status);
+    consumers_.erase(it);
+  }
+  sub.consumers.clear();
+}
+
+void Broker::Drain() {
+  absl::MutexLock lock(&mu_);
+  if (draining_) return;
+  draining_ = true;
+  for (auto& [id, sub] : subs_) {
+    CloseConsumersLocked(*sub, absl::UnavailableError("broker is shutting down; reconnect"));
+  }
+  drained_.Notify();
+}
+
+// ---------------------------------------------------------- subscriptions
+
+Broker::SubState* Broker::FindLocked(const std::string& name) {
+  auto it = sub_by_name_.find(name);
+  if (it == sub_by_name_.end()) return nullptr;
+  return subs_[it->second].get();
+}
+
+v1::Subscription Broker::DescribeLocked(SubState& sub) {
+  v1::Subscription out = sub.config;
+  v1::SubscriptionStats* stats = out.mutable_stats();
+  stats->set_backlog(sub.backlog);
+  stats->set_in_flight(static_cast<int64_t>(sub.leases.size()));
+  stats->set_delivered(static_cast<int64_t>(sub.delivered->Value()));
+  stats->set_acked(static_cast<int64_t>(sub.acked->Value()));
+  stats->set_redelivered(static_cast<int64_t>(sub.redelivered->Value()));
+  stats->set_dead_lettered(static_cast<int64_t>(sub.dead_lettered->Value()));
+  stats->set_dead_letter_count(sub.dead_count);
+  stats->set_consumers(static_cast<int32_t>(sub.consumers.size()));
+  if (sub.backlog > 0) {
+    // The oldest owed event is the first queue entry: one seek, one read.
+    std::vector<uint64_t> first;
+    if (store_->ScanQueue(sub.id, 0, 1, &first).ok() && !first.empty()) {
+      auto event = store_->GetEvent(first[0]);
+      if (event.ok() && event->has_value()) {
+        *stats->mutable_oldest_unacked_age() =
+            ToProto(std::max(absl::ZeroDuration(), absl::Now() - (*event)->publish_time));
+      }
+    }
+  }
+  return out;
+}
+
+absl::Status Broker::Backfill(SubState& sub, const v1::StartPosition& position,
+                              BrokerStore::Batch& batch) {
+  uint64_t from = 0;
+  std::optional<absl::Time> from_time;
+  switch (position.position_case()) {
+    case v1::StartPosition::POSITION_NOT_SET:
+    case v1::StartPosition::kLatest:
+      return absl::OkStatus();
+    case v1::StartPosition::kEarliest:
+      from = 0;
+      break;
+    case v1::StartPosition::kSequence:
+      from = position.sequence();
+      break;
+    case v1::StartPosition::kTime:
+      from_time = FromProto(position.time());
+      break;
+  }
+  const bool match_all = IsMatchAll(sub.config.filter());
+  return store_->ScanEvents(from, [&](const StoredEvent& e) {
+    if (from_time.has_value() && e.publish_time < *from_time) return true;
+    if (match_all || Matches(sub.config.filter(), e.event)) {
+      batch.Enqueue(sub.id, e.sequence);
+      ++sub.backlog;
+    }
+    return true;
+  });
+}
+
+absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& id,
+                                                            const v1::Subscription& settings) {
+  if (auto s = ValidateSubscriptionId(id); !s.ok()) return s;
+  v1::Subscription config = settings;
+  config.clear_stats();
+  config.clear_create_time();
+  config.set_name(absl::StrCat(kSubscriptionsPrefix, id));
+  if (auto s = NormalizeSettings(config); !s.ok()) return s;
+  *config.mutable_create_time() = ToProto(absl::Now());
+  const v1::StartPosition position = config.start_position();
+
+  absl::Status result;
+  v1::Subscription created;
+  Committer::Op op;
+  // Backfill reads the store: it must see every earlier publish committed.
+  op.exclusive = position.position_case() != v1::StartPosition::kLatest &&
+                 position.position_case() != v1::StartPosition::POSITION_NOT_SET;
+  op.prepare = [&](BrokerStore::Batch& batch) {
+    absl::MutexLock lock(&mu_);
+    if (draining_) {
+      result = absl::UnavailableError("broker is shutting down");
+      return;
+    }
+    if (FindLocked(config.name()) != nullptr) {
+      result =
+          absl::AlreadyExistsError(absl::StrCat("subscription ", config.name(), " already exists"));
+      return;
+    }
+    auto sub = std::make_unique<SubState>();
+    sub->id = next_sub_id_++;
+    sub->config = config;
+    // Registered here, on the committer thread, so every publish prepared
+    // after this point routes to it and none before does.
+    storage::SubscriptionRecord record;
+    record.set_internal_id(sub->id);
+    *record.mutable_subscription() = config;
+    batch.PutSubscription(record);
+    batch.SetNextSubscriptionId(next_sub_id_);
+    if (auto s = Backfill(*sub, position, batch); !s.ok()) {
+      result = s;
+      return;
+    }
+    SubState* raw = sub.get();
+    RegisterLocked(std::move(sub));
+    created = DescribeLocked(*raw);
+  };
+  op.done = [&](const absl::Status& status) {
+    if (!result.ok()) return;
+    if (!status.ok()) {
+      result = status;
+      absl::MutexLock lock(&mu_);
+      if (SubState* sub = FindLocked(config.name())) UnregisterLocked(*sub);
+    }
+  };
+  if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
+  if (!result.ok()) return result;
+  return created;
+}
+
+absl::StatusOr<v1::Subscription> Broker::GetSubscription(const std::string& name) {
+  if (auto s = ValidateName(name, "name"); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  SubState* sub = FindLocked(name);
+  if (sub == nullptr)
+    return absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+  return DescribeLocked(*sub);
+}
+
+absl::StatusOr<v1::ListSubscriptionsResponse> Broker::ListSubscriptions(
+    int page_size, const std::string& page_token) {
+  if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  if (page_size == 0) page_size = 50;
+  page_size = std::min(page_size, 1000);
+  if (!page_token.empty() && page_token.rfind(kSubscriptionsPrefix, 0) != 0) {
+    return absl::InvalidArgumentError("page_token: not a token from a previous response");
+  }
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, id] : sub_by_name_) {
+    if (name > page_token) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  v1::ListSubscriptionsResponse out;
+  for (size_t i = 0; i < names.size() && i < static_cast<size_t>(page_size); ++i) {
+    *out.add_subscriptions() = DescribeLocked(*FindLocked(names[i]));
+  }
+  if (names.size() > static_cast<size_t>(page_size)) {
+    // The token is the last name returned: stable while subscriptions come and go.
+    out.set_next_page_token(names[page_size - 1]);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscription& update,
+                                                            const std::vector<std::string>& paths) {
+  if (auto s = ValidateName(update.name(), "subscription.name"); !s.ok()) return s;
+  if (paths.empty()) return absl::InvalidArgumentError("update_mask: must name at least one field");
+  absl::Status result;
+  v1::Subscription updated;
+  Committer::Op op;
+  op.prepare = [&](BrokerStore::Batch& batch) {
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(update.name());
+    if (sub == nullptr) {
+      result = absl::NotFoundError(absl::StrCat("subscription ", update.name(), " does not exist"));
+      return;
+    }
+    v1::Subscription merged = sub->config;
+    for (const std::string& path : paths) {
+      if (path == "filter") {
+        *merged.mutable_filter() = update.filter();
+      } else if (path == "ack_deadline") {
+        merged.clear_ack_deadline();
+        if (update.has_ack_deadline()) *merged.mutable_ack_deadline() = update.ack_deadline();
+      } else if (path == "max_delivery_attempts") {
+        merged.set_max_delivery_attempts(update.max_delivery_attempts());
+      } else if (path == "retry_policy") {
+        *merged.mutable_retry_policy() = update.retry_policy();
+      } else if (path == "max_age") {
+        merged.clear_max_age();
+        if (update.has_max_age()) *merged.mutable_max_age() = update.max_age();
+      } else if (path == "dead_letter_policy") {
+        *merged.mutable_dead_letter_policy() = update.dead_letter_policy();
+      } else if (path == "labels") {
+        *merged.mutable_labels() = update.labels();
+      } else {
+        result = absl::InvalidArgumentError(absl::StrCat(
+            "update_mask: \"", path,
+            "\" cannot be changed (mutable: filter, ack_deadline, max_delivery_attempts, "
+            "retry_policy, max_age, dead_letter_policy, labels)"));
+        return;
+      }
+    }
+    if (auto s = NormalizeSettings(merged); !s.ok()) {
+      result = s;
+      return;
+    }
+    storage::SubscriptionRecord record;
+    record.set_internal_id(sub->id);
+    *record.mutable_subscription() = merged;
+    batch.PutSubscription(record);
+    // Events already queued stay queued; the new filter routes new events.
+    sub->config = merged;
+    index_.Add(sub->id, merged.filter());
+    updated = DescribeLocked(*sub);
+  };
+  if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
+  if (!result.ok()) return result;
+  return updated;
+}
+
+absl::Status Broker::DeleteSubscription(const std::string& name) {
+  if (auto s = ValidateName(name, "name"); !s.ok()) return s;
+  absl::Status result;
+  Committer::Op op;
+  op.prepare = [&](BrokerStore::Batch& batch) {
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(name);
+    if (sub == nullptr) {
+      result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+      return;
+    }
+    batch.DeleteSubscription(name, sub->id);
+    CloseConsumersLocked(*sub,
+                         absl::NotFoundError(absl::StrCat("subscription ", name, " was deleted")));
+    UnregisterLocked(*sub);
+  };
+  if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
+  return result;
+}
+
+absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
+                                              const v1::StartPosition& position) {
+  if (auto s = ValidateName(name, "name"); !s.ok()) return s;
+  if (position.position_case() == v1::StartPosition::POSITION_NOT_SET) {
+    return absl::InvalidArgumentError("position: must be set");
+  }
+  absl::Status result;
+  v1::Subscription described;
+  Committer::Op op;
+  op.exclusive = true;
+  op.prepare = [&](BrokerStore::Batch& batch) {
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(name);
+    if (sub == nullptr) {
+      result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+      return;
+    }
+    // Start over: in-flight leases are dropped (their late acks are
+    // refused), the queue is rebuilt from the log.
+    for (auto& [lease_id, lease] : sub->leases) {
+      timers_->Cancel(lease.timer);
+      if (auto c = consumers_.find(lease.consumer); c != consumers_.end()) {
+        c->second->leases.erase(lease_id);
+      }
+    }
+    sub->leases.clear();
+    if (sub->retry_timer.has_value()) timers_->Cancel(*sub->retry_timer);
+    sub->retry_timer.reset();
+    sub->retry.clear();
+    sub->ready.clear();
+    sub->attempts.clear();
+    sub->key_owner.clear();
+    sub->key_of.clear();
+    sub->blocked.clear();
+    sub->blocked_count = 0;
+    sub->load_cursor = 0;
+    sub->caught_up = false;
+    sub->backlog = 0;
+    batch.ClearQueue(sub->id);
+    if (auto s = Backfill(*sub, position, batch); !s.ok()) result = s;
+  };
+  op.done = [&](const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(name);
+    if (sub == nullptr) return;
+    if (status.ok() && result.ok()) {
+      described = DescribeLocked(*sub);
+      PumpLocked(*sub);
+    }
+  };
+  if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
+  if (!result.ok()) return result;
+  return described;
+}
+
+absl::StatusOr<v1::ListDeadLettersResponse> Broker::ListDeadLetters(const std::string& name,
+                                                                    int page_size,
+                                                                    const std::string& page_token) {
+  if (auto s = ValidateName(name, "subscription"); !s.ok()) return s;
+  if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  if (page_size == 0) page_size = 50;
+  page_size = std::min(page_size, 1000);
+  uint64_t from = 0;
+  if (!page_token.empty() && !absl::SimpleAtoi(page_token, &from)) {
+    return absl::InvalidArgumentError("page_token: not a token from a previous response");
+  }
+  uint32_t id;
+  {
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(name);
+    if (sub == nullptr)
+      return absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+    id = sub->id;
+  }
+  // Dead-lettering is queued to the committer; wait for what is queued so
+  // a listing sees every settlement made before it.
+  if (auto s = committer_->SubmitAndWait({}); !s.ok()) return s;
+  std::vector<v1::DeadLetter> letters;
+  if (auto s = store_->ScanDeadLetters(id, from, page_size + 1, &letters); !s.ok()) return s;
+  v1::ListDeadLettersResponse out;
+  for (size_t i = 0; i < letters.size() && i < static_cast<size_t>(page_size); ++i) {
+    *out.add_dead_letters() = std::move(letters[i]);
+  }
+  if (letters.size() > static_cast<size_t>(page_size)) {
+    out.set_next_page_token(absl::StrCat(letters[page_size].sequence()));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_events,
+                                        int max_per_second) {
+  if (auto s = ValidateName(name, "subscription"); !s.ok()) return s;
+  if (max_events < 0) return absl::InvalidArgumentError("max_events: must not be negative");
+  if (max_per_second < 0) return absl::InvalidArgumentError("max_per_second: must not be negative");
+  if (max_per_second == 0) max_per_second = 100;
+  int64_t moved = 0;
+  for (;;) {
+    int64_t chunk = max_per_second;
+    if (max_events > 0) chunk = std::min<int64_t>(chunk, max_events - moved);
+    if (chunk <= 0) break;
+    absl::Status result;
+    int64_t moved_now = 0;
+    Committer::Op op;
+    op.prepare = [&](BrokerStore::Batch& batch) {
+      absl::MutexLock lock(&mu_);
+      SubState* sub = FindLocked(name);
+      if (sub == nullptr) {
+        result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+        return;
+      }
+      std::vector<v1::DeadLetter> letters;
+      if (auto s = store_->ScanDeadLetters(sub->id, 0, chunk, &letters); !s.ok()) {
+        result = s;
+        return;
+      }
+      for (v1::DeadLetter& d : letters) {
+        auto event = std::make_shared<StoredEvent>();
+        event->sequence = d.sequence();
+        event->publish_time = FromProto(d.publish_time());
+        event->event = std::move(*d.mutable_event());
+        batch.DeleteDeadLetter(sub->id, d.sequence());
+        // The event may have left the log by retention: put it back.
+        batch.PutEvent(*event);
+        batch.Enqueue(sub->id, d.sequence());
+        batch.DeletePending(sub->id, d.sequence());
+        --sub->dead_count;
+        ++sub->backlog;
+        sub->attempts.erase(d.sequence());
+        // Entries at or past the cursor are found by the next refill.
+        if (d.sequence() < sub->load_cursor) sub->ready.push_back({d.sequence(), event});
+        ++moved_now;
+      }
+    };
+    op.done = [&](const absl::Status& status) {
+      absl::MutexLock lock(&mu_);
+      if (SubState* sub = FindLocked(name); sub != nullptr && status.ok()) PumpLocked(*sub);
+    };
+    if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
+    if (!result.ok()) return result;
+    moved += moved_now;
+    if (moved_now < chunk) break;  // queue empty
+    // Bounded rate: the next chunk after a second, unless the broker stops.
+    if (drained_.WaitForNotificationWithTimeout(absl::Seconds(1))) break;
+  }
+  return moved;
+}
+
+absl::StatusOr<v1::StreamInfo> Broker::GetStreamInfo() {
+  v1::StreamInfo info;
+  auto first = store_->FirstSequence();
+  if (!first.ok()) return first.status();
+  const uint64_t last = last_seq_.load();
+  info.set_first_sequence(*first);
+  info.set_last_sequence(last);
+  info.set_event_count(*first == 0 ? 0 : static_cast<int64_t>(last - *first + 1));
+  *info.mutable_max_age() = ToProto(options_.retention_max_age);
+  info.set_max_bytes(options_.retention_max_bytes);
+  *info.mutable_dedup_window() = ToProto(options_.dedup_window);
+  return info;
+}
+
+void Broker::CollectMetrics() {
+  auto& backlog =
+      metrics::BuildGauge()
+          .Name("pettube_broker_subscription_backlog")
+          .Help("Events matched and not yet acked or dead-lettered (autoscaling signal).")
+          .Register(*registry_);
+  auto& oldest = metrics::BuildGauge()
+                     .Name("pettube_broker_subscription_oldest_unacked_age_seconds")
+                     .Help("Age of the oldest event the subscription still owes.")
+                     .Register(*registry_);
+  auto& in_flight = metrics::BuildGauge()
+                        .Name("pettube_broker_subscription_in_flight")
+                        .Help("Deliveries leased and not yet settled.")
+                        .Register(*registry_);
+  auto& consumers = metrics::BuildGauge()
+                        .Name("pettube_broker_subscription_consumers")
+                        .Help("Consumers attached.")
+                        .Register(*registry_);
+  auto& dead = metrics::BuildGauge()
+                   .Name("pettube_broker_subscription_dead_letters")
+                   .Help("Events now in the dead-letter queue.")
+                   .Register(*registry_);
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, sub] : subs_) {
+    const v1::Subscription d = DescribeLocked(*sub);
+    const metrics::Labels labels = {{"subscription", sub->config.name()}};
+    backlog.Add(labels).Set(static_cast<double>(d.stats().backlog()));
+    oldest.Add(labels).Set(static_cast<double>(d.stats().oldest_unacked_age().seconds()) +
+                           d.stats().oldest_unacked_age().nanos() / 1e9);
+    in_flight.Add(labels).Set(static_cast<double>(d.stats().in_flight()));
+    consumers.Add(labels).Set(static_cast<double>(d.stats().consumers()));
+    dead.Add(labels).Set(static_cast<double>(d.stats().dead_letter_count()));
+  }
+}
+
+}  // namespace pettube::broker

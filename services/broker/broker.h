@@ -1,0 +1,207 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "libs/metrics/registry.h"
+#include "proto/pettube/broker/v1/broker.pb.h"
+#include "services/broker/broker_store.h"
+#include "services/broker/committer.h"
+#include "services/broker/filter_index.h"
+#include "services/broker/timer_queue.h"
+
+namespace pettube::broker {
+
+// The side of a Subscribe stream the broker pushes to. Implemented by the
+// gRPC reactor; a fake in tests. Called with the broker's lock held: must
+// not block and must not call back into the Broker.
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  virtual void Deliver(v1::Delivery delivery) = 0;
+  virtual void SettleResults(std::vector<v1::SettleResult> results) = 0;
+  // The broker ends the stream (subscription deleted, broker draining).
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+// Handle of an attached consumer.
+using ConsumerId = uint64_t;
+
+// The event router: durable log with dedup, subscriptions with indexed
+// filters, and dispatch to competing consumers with leases, retries with
+// backoff, per-key ordering and dead letters. No gRPC here: BrokerService
+// maps requests to these calls.
+//
+// Thread-safe. One mutex guards subscriptions and dispatch state; durable
+// changes go through the Committer (single writer, group commit); deadlines
+// through one TimerQueue.
+class Broker {
+ public:
+  struct Options {
+    // Same source+id within this window is a duplicate.
+    absl::Duration dedup_window = absl::Hours(24);
+    // Largest serialized event accepted.
+    size_t max_event_bytes = 1 << 20;
+    // fsync before acking publishes. Off only for tests that need speed over
+    // crash safety.
+    bool sync = true;
+    // Retention of the log (0 = unlimited).
+    absl::Duration retention_max_age = absl::Hours(24 * 7);
+    int64_t retention_max_bytes = 0;
+  };
+
+  // Loads subscriptions and their backlogs from `store` (not owned).
+  static absl::StatusOr<std::unique_ptr<Broker>> Open(BrokerStore* store, Options options,
+                                                      metrics::Registry* registry);
+  ~Broker();
+
+  // ----------------------------------------------------------- publishing
+  // Validates and durably appends the events; `done` gets one result per
+  // event, in order, once all are durable (from the committer thread).
+  using PublishDone = std::function<void(std::vector<v1::PublishResult>)>;
+  void Publish(std::vector<CloudEvent> events, PublishDone done);
+
+  // --------------------------------------------------------- subscriptions
+  absl::StatusOr<v1::Subscription> CreateSubscription(const std::string& id,
+                                                      const v1::Subscription& settings);
+  absl::StatusOr<v1::Subscription> GetSubscription(const std::string& name);
+  absl::StatusOr<v1::ListSubscriptionsResponse> ListSubscriptions(int page_size,
+                                                                  const std::string& page_token);
+  absl::StatusOr<v1::Subscription> UpdateSubscription(const v1::Subscription& subscription,
+                                                      const std::vector<std::string>& paths);
+  absl::Status DeleteSubscription(const std::string& name);
+  absl::StatusOr<v1::Subscription> Seek(const std::string& name, const v1::StartPosition& position);
+  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(const std::string& name,
+                                                              int page_size,
+                                                              const std::string& page_token);
+  // Moves up to `max_events` (0: all) dead letters back, `max_per_second`
+  // at a time (waits between chunks; returns early if the broker stops).
+  absl::StatusOr<int64_t> Redrive(const std::string& name, int64_t max_events, int max_per_second);
+  absl::StatusOr<v1::StreamInfo> GetStreamInfo();
+
+  // -------------------------------------------------------------- dispatch
+  // Attaches a consumer with initial credits. NOT_FOUND for an unknown
+  // subscription, INVALID_ARGUMENT for credits out of range.
+  absl::StatusOr<ConsumerId> Attach(const std::string& subscription, int credits,
+                                    const std::string& consumer_name, Consumer* consumer,
+                                    v1::Subscription* settings);
+  // Releases the consumer's unsettled deliveries for redelivery at once.
+  // After this returns the broker never calls `consumer` again.
+  void Detach(ConsumerId id);
+  absl::Status AddCredits(ConsumerId id, int credits);
+  // Settles deliveries; results (one per lease) go to the consumer's
+  // SettleResults when `confirm` (after acks are durable), and always for
+  // refused ones.
+  void Settle(ConsumerId id, const v1::Settle& settle, bool confirm);
+
+  // Ends every consumer stream with UNAVAILABLE and refuses new work.
+  void Drain();
+
+  // Limits and defaults.
+  static constexpr int kMaxCredits = 10000;
+
+ private:
+  struct Lease;
+  struct SubState;
+  struct ConsumerState;
+  struct ReadyEntry {
+    uint64_t seq;
+    std::shared_ptr<const StoredEvent> event;  // null: read from the store
+  };
+
+  Broker(BrokerStore* store, Options options, metrics::Registry* registry);
+  absl::Status Load();
+
+  absl::Status ValidateEvent(const CloudEvent& event) const;
+  void PreparePublish(std::vector<CloudEvent>& events, std::vector<v1::PublishResult>& results,
+                      std::vector<std::shared_ptr<const StoredEvent>>& stored,
+                      std::vector<std::vector<uint32_t>>& routes, BrokerStore::Batch& batch);
+  void AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
+                    const std::vector<std::vector<uint32_t>>& routes);
+
+  // Adds a loaded or created subscription to the maps, index and metrics.
+  void RegisterLocked(std::unique_ptr<SubState> sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnregisterLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  SubState* FindLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Subscription DescribeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Backfill(SubState& sub, const v1::StartPosition& position, BrokerStore::Batch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Dispatch internals.
+  void PumpLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RefillLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ConsumerState* NextConsumerLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLeaseLocked(SubState& sub, const std::string& lease_id, const std::string& error,
+                          std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetryOrDeadLetterLocked(SubState& sub, uint64_t seq, std::optional<absl::Duration> delay,
+                               std::shared_ptr<const StoredEvent> event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `reason` by value: callers pass strings that live in the state this erases.
+  void DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
+                        std::shared_ptr<const StoredEvent> event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishSeqLocked(SubState& sub, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnLeaseExpired(uint32_t sub_id, const std::string& lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnRetryDue(uint32_t sub_id) ABSL_LOCKS_EXCLUDED(mu_);
+  void ScheduleRetryWakeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration BackoffLocked(const SubState& sub, int attempts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseConsumersLocked(SubState& sub, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CollectMetrics();
+
+  BrokerStore* const store_;
+  const Options options_;
+  metrics::Registry* const registry_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint32_t, std::unique_ptr<SubState>> subs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint32_t> sub_by_name_ ABSL_GUARDED_BY(mu_);
+  FilterIndex index_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<ConsumerId, std::unique_ptr<ConsumerState>> consumers_ ABSL_GUARDED_BY(mu_);
+  ConsumerId next_consumer_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t lease_nonce_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Written by the committer thread only; read anywhere.
+  std::atomic<uint64_t> last_seq_{0};
+  // Committer-thread-only state (touched in prepare/done callbacks).
+  uint32_t next_sub_id_ = 1;
+  // source+id of events prepared in the current group, not yet durable.
+  absl::flat_hash_map<std::string, uint64_t> unwritten_dedup_;
+
+  // Published-event counters.
+  metrics::Counter* published_;
+  metrics::Counter* duplicates_;
+  metrics::Counter* rejected_;
+  metrics::Histogram* commit_seconds_;
+  metrics::Histogram* commit_ops_;
+  // Lets the registry's scrape callback outlive this broker safely.
+  struct CollectHook;
+  std::shared_ptr<CollectHook> collect_hook_;
+  // Notified by Drain(): wakes rate-limited redrives.
+  absl::Notification drained_;
+
+  // Declared last: stop threads before the state they touch goes away.
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<Committer> committer_;
+};
+
+}  // namespace pettube::broker

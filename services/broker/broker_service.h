@@ -1,0 +1,59 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "proto/pettube/broker/v1/broker.grpc.pb.h"
+#include "services/broker/broker.h"
+
+namespace pettube::broker {
+
+// The gRPC face of the Broker: proto in, core call, status out. Streams use
+// the callback API with one reactor per call; reactors never block.
+// Thread-safe; `broker` must outlive the service.
+class BrokerService : public v1::Broker::CallbackService {
+ public:
+  explicit BrokerService(Broker& broker) : broker_(broker) {}
+
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
+                                    const v1::PublishRequest* request,
+                                    v1::PublishResponse* response) override;
+  grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>* PublishStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* CreateSubscription(grpc::CallbackServerContext* context,
+                                               const v1::CreateSubscriptionRequest* request,
+                                               v1::Subscription* response) override;
+  grpc::ServerUnaryReactor* GetSubscription(grpc::CallbackServerContext* context,
+                                            const v1::GetSubscriptionRequest* request,
+                                            v1::Subscription* response) override;
+  grpc::ServerUnaryReactor* ListSubscriptions(grpc::CallbackServerContext* context,
+                                              const v1::ListSubscriptionsRequest* request,
+                                              v1::ListSubscriptionsResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateSubscription(grpc::CallbackServerContext* context,
+                                               const v1::UpdateSubscriptionRequest* request,
+                                               v1::Subscription* response) override;
+  grpc::ServerUnaryReactor* DeleteSubscription(grpc::CallbackServerContext* context,
+                                               const v1::DeleteSubscriptionRequest* request,
+                                               google::protobuf::Empty* response) override;
+  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* SeekSubscription(grpc::CallbackServerContext* context,
+                                             const v1::SeekSubscriptionRequest* request,
+                                             v1::Subscription* response) override;
+  grpc::ServerUnaryReactor* ListDeadLetters(grpc::CallbackServerContext* context,
+                                            const v1::ListDeadLettersRequest* request,
+                                            v1::ListDeadLettersResponse* response) override;
+  grpc::ServerUnaryReactor* RedriveDeadLetters(grpc::CallbackServerContext* context,
+                                               const v1::RedriveDeadLettersRequest* request,
+                                               v1::RedriveDeadLettersResponse* response) override;
+  grpc::ServerUnaryReactor* GetStreamInfo(grpc::CallbackServerContext* context,
+                                          const v1::GetStreamInfoRequest* request,
+                                          v1::StreamInfo* response) override;
+
+  // Largest number of events in one Publish request.
+  static constexpr int kMaxBatch = 1000;
+
+ private:
+  Broker& broker_;
+};
+
+}  // namespace pettube::broker

@@ -1,0 +1,107 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "proto/io/cloudevents/v1/cloudevents.pb.h"
+#include "proto/pettube/broker/v1/broker.pb.h"
+#include "services/broker/broker_storage.pb.h"
+
+namespace pettube::broker {
+
+using io::cloudevents::v1::CloudEvent;
+
+// An event in the log.
+struct StoredEvent {
+  uint64_t sequence = 0;
+  absl::Time publish_time;
+  CloudEvent event;
+  size_t size_bytes = 0;  // stored size
+};
+
+// The broker's durable state, behind an interface so the storage engine can
+// change (RocksDB embedded by default; NATS JetStream is planned for
+// deployments that outgrow one node).
+//
+// Layout (RocksDB column families in RocksDbBrokerStore):
+//   events   seq -> publish time + CloudEvent
+//   dedup    source + id -> seq + publish time (expired by window)
+//   queue    subscription + seq: events a subscription still owes (unacked)
+//   pending  subscription + seq -> PendingRecord (attempts, last error)
+//   dead     subscription + seq -> DeadLetter
+//   meta     subscriptions, last sequence, next subscription id
+//
+// Thread-safety: reads are safe from any thread; one writer at a time (the
+// broker's committer thread) builds and writes batches.
+class BrokerStore {
+ public:
+  // Mutations applied atomically by Write().
+  class Batch {
+   public:
+    virtual ~Batch() = default;
+    virtual void PutEvent(const StoredEvent& event) = 0;
+    virtual void DeleteEventsBefore(uint64_t sequence) = 0;
+    virtual void PutDedup(absl::string_view source, absl::string_view id, uint64_t sequence,
+                          absl::Time publish_time) = 0;
+    virtual void Enqueue(uint32_t subscription, uint64_t sequence) = 0;
+    virtual void Dequeue(uint32_t subscription, uint64_t sequence) = 0;
+    virtual void PutPending(uint32_t subscription, uint64_t sequence,
+                            const storage::PendingRecord& record) = 0;
+    virtual void DeletePending(uint32_t subscription, uint64_t sequence) = 0;
+    virtual void PutDeadLetter(uint32_t subscription, const v1::DeadLetter& dead_letter) = 0;
+    virtual void DeleteDeadLetter(uint32_t subscription, uint64_t sequence) = 0;
+    virtual void PutSubscription(const storage::SubscriptionRecord& record) = 0;
+    // Deletes the record and every queue, pending and dead-letter entry.
+    virtual void DeleteSubscription(const std::string& name, uint32_t internal_id) = 0;
+    // Drops every queue and pending entry of a subscription (seek).
+    virtual void ClearQueue(uint32_t internal_id) = 0;
+    virtual void SetLastSequence(uint64_t sequence) = 0;
+    virtual void SetNextSubscriptionId(uint32_t id) = 0;
+    virtual size_t Count() const = 0;
+  };
+
+  virtual ~BrokerStore() = default;
+
+  virtual std::unique_ptr<Batch> NewBatch() = 0;
+
+  // Applies the batch atomically. With `sync`, returns only once the batch
+  // is on stable storage (fsync of the write-ahead log).
+  virtual absl::Status Write(Batch& batch, bool sync) = 0;
+
+  // Reads.
+  virtual absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) = 0;
+  // The sequence stored for source+id, if published at or after `not_before`.
+  virtual absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
+                                                              absl::string_view id,
+                                                              absl::Time not_before) = 0;
+  // Calls `visit` for events with sequence >= `from`, in order, until it
+  // returns false.
+  virtual absl::Status ScanEvents(uint64_t from,
+                                  const std::function<bool(const StoredEvent&)>& visit) = 0;
+  // Up to `max` queued sequences of a subscription that are >= `from`.
+  virtual absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
+                                 std::vector<uint64_t>* out) = 0;
+  virtual absl::StatusOr<int64_t> CountQueue(uint32_t subscription) = 0;
+  virtual absl::Status LoadPending(
+      uint32_t subscription,
+      const std::function<void(uint64_t, const storage::PendingRecord&)>& visit) = 0;
+  // Dead letters with sequence >= `from`, oldest first, up to `max`.
+  virtual absl::Status ScanDeadLetters(uint32_t subscription, uint64_t from, size_t max,
+                                       std::vector<v1::DeadLetter>* out) = 0;
+  virtual absl::StatusOr<int64_t> CountDeadLetters(uint32_t subscription) = 0;
+  virtual absl::StatusOr<std::vector<storage::SubscriptionRecord>> LoadSubscriptions() = 0;
+  virtual absl::StatusOr<uint64_t> LastSequence() = 0;
+  virtual absl::StatusOr<uint32_t> NextSubscriptionId() = 0;
+  // First retained sequence (0 if none) and approximate retained bytes.
+  virtual absl::StatusOr<uint64_t> FirstSequence() = 0;
+};
+
+}  // namespace pettube::broker

@@ -1,0 +1,540 @@
+#include "services/broker/broker.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "services/broker/rocksdb_broker_store.h"
+
+namespace pettube::broker {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// Records what the broker pushes; tests wait on it with deadlines.
+class FakeConsumer : public Consumer {
+ public:
+  void Deliver(v1::Delivery delivery) override {
+    absl::MutexLock lock(&mu_);
+    deliveries_.push_back(std::move(delivery));
+  }
+  void SettleResults(std::vector<v1::SettleResult> results) override {
+    absl::MutexLock lock(&mu_);
+    for (auto& r : results) results_.push_back(std::move(r));
+  }
+  void Close(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    closed_ = status;
+  }
+
+  // Waits until at least `n` deliveries arrived (or 10 s passed).
+  std::vector<v1::Delivery> WaitForDeliveries(size_t n,
+                                              absl::Duration timeout = absl::Seconds(10)) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return deliveries_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    return deliveries_;
+  }
+  std::vector<v1::SettleResult> WaitForResults(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return results_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+    return results_;
+  }
+  size_t count() {
+    absl::MutexLock lock(&mu_);
+    return deliveries_.size();
+  }
+  std::optional<absl::Status> closed() {
+    absl::MutexLock lock(&mu_);
+    return closed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::SettleResult> results_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
+};
+
+CloudEvent Event(const std::string& id, const std::string& type = "pettube.media.uploaded",
+                 const std::string& partition_key = "") {
+  CloudEvent e;
+  e.set_id(id);
+  e.set_source("//test");
+  e.set_spec_version("1.0");
+  e.set_type(type);
+  e.set_text_data("payload " + id);
+  if (!partition_key.empty())
+    (*e.mutable_attributes())["partitionkey"].set_ce_string(partition_key);
+  return e;
+}
+
+v1::Subscription Settings(absl::Duration ack_deadline = absl::Seconds(30), int max_attempts = 5) {
+  v1::Subscription s;
+  *s.mutable_ack_deadline() =
+      TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(ack_deadline));
+  s.set_max_delivery_attempts(max_attempts);
+  *s.mutable_retry_policy()->mutable_min_backoff() = TimeUtil::MillisecondsToDuration(10);
+  *s.mutable_retry_policy()->mutable_max_backoff() = TimeUtil::MillisecondsToDuration(20);
+  return s;
+}
+
+v1::Settle Acks(const std::vector<std::string>& leases) {
+  v1::Settle s;
+  for (const auto& l : leases) s.add_acks(l);
+  return s;
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/broker-", ++counter_);
+    Open();
+  }
+
+  void Open() {
+    auto store = RocksDbBrokerStore::Open(dir_, absl::Hours(24));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    registry_ = std::make_unique<metrics::Registry>();
+    Broker::Options options;
+    options.max_event_bytes = 4096;
+    auto broker = Broker::Open(store_.get(), options, registry_.get());
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+
+  void Reopen() {
+    broker_.reset();
+    store_.reset();
+    Open();
+  }
+
+  std::vector<v1::PublishResult> Publish(std::vector<CloudEvent> events) {
+    absl::Notification done;
+    std::vector<v1::PublishResult> out;
+    broker_->Publish(std::move(events), [&](std::vector<v1::PublishResult> r) {
+      out = std::move(r);
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return out;
+  }
+
+  void Create(const std::string& id, v1::Subscription settings = Settings()) {
+    auto s = broker_->CreateSubscription(id, settings);
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+
+  ConsumerId Attach(const std::string& id, FakeConsumer* c, int credits = 100) {
+    v1::Subscription settings;
+    auto r = broker_->Attach("subscriptions/" + id, credits, "test", c, &settings);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : 0;
+  }
+
+  int64_t Backlog(const std::string& id) {
+    auto s = broker_->GetSubscription("subscriptions/" + id);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? s->stats().backlog() : -1;
+  }
+
+  // Outlive the broker, like reactors that detach before they go.
+  FakeConsumer& NewConsumer() {
+    consumers_.push_back(std::make_unique<FakeConsumer>());
+    return *consumers_.back();
+  }
+
+  static int counter_;
+  std::string dir_;
+  std::vector<std::unique_ptr<FakeConsumer>> consumers_;
+  std::unique_ptr<RocksDbBrokerStore> store_;
+  std::unique_ptr<metrics::Registry> registry_;
+  std::unique_ptr<Broker> broker_;
+};
+
+int BrokerTest::counter_ = 0;
+
+TEST_F(BrokerTest, PublishAssignsIncreasingSequences) {
+  auto r = Publish({Event("a"), Event("b")});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status().code(), 0);
+  EXPECT_EQ(r[0].sequence(), 1u);
+  EXPECT_EQ(r[1].sequence(), 2u);
+  EXPECT_FALSE(r[0].duplicate());
+}
+
+TEST_F(BrokerTest, RepublishingSameSourceAndIdIsADuplicateNotStoredTwice) {
+  Create("s");
+  Publish({Event("a")});
+  auto again = Publish({Event("a"), Event("a")});
+  EXPECT_TRUE(again[0].duplicate());
+  EXPECT_EQ(again[0].sequence(), 1u);
+  EXPECT_TRUE(again[1].duplicate());
+  EXPECT_EQ(Backlog("s"), 1);
+  auto info = broker_->GetStreamInfo();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->last_sequence(), 1u);
+}
+
+TEST_F(BrokerTest, DuplicateWithinOneBatchIsDetected) {
+  auto r = Publish({Event("x"), Event("x")});
+  EXPECT_FALSE(r[0].duplicate());
+  EXPECT_TRUE(r[1].duplicate());
+  EXPECT_EQ(r[1].sequence(), r[0].sequence());
+}
+
+TEST_F(BrokerTest, InvalidEventsGetTheirOwnErrorAndValidOnesAreStored) {
+  CloudEvent no_id = Event("");
+  CloudEvent no_source = Event("s1");
+  no_source.clear_source();
+  CloudEvent bad_version = Event("v1");
+  bad_version.set_spec_version("0.3");
+  CloudEvent no_type = Event("t1", "");
+  CloudEvent big = Event("big");
+  big.set_text_data(std::string(5000, 'x'));
+  CloudEvent bad_attr = Event("attr");
+  (*bad_attr.mutable_attributes())["Subject"].set_ce_string("x");
+  auto r = Publish({no_id, Event("ok"), no_source, bad_version, no_type, big, bad_attr});
+  ASSERT_EQ(r.size(), 7u);
+  const int kInvalid = static_cast<int>(absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r[0].status().code(), kInvalid);
+  EXPECT_NE(r[0].status().message().find("event.id"), std::string::npos);
+  EXPECT_EQ(r[1].status().code(), 0);
+  EXPECT_EQ(r[1].sequence(), 1u);
+  EXPECT_NE(r[2].status().message().find("event.source"), std::string::npos);
+  EXPECT_NE(r[3].status().message().find("spec_version"), std::string::npos);
+  EXPECT_NE(r[4].status().message().find("event.type"), std::string::npos);
+  EXPECT_NE(r[5].status().message().find("limit"), std::string::npos);
+  EXPECT_NE(r[6].status().message().find("Subject"), std::string::npos);
+}
+
+TEST_F(BrokerTest, EverySubscriptionGetsEveryMatchingEvent) {
+  Create("all");
+  v1::Subscription only_ready = Settings();
+  only_ready.mutable_filter()->mutable_exact()->set_attribute("type");
+  only_ready.mutable_filter()->mutable_exact()->set_value("pettube.media.ready");
+  Create("ready", only_ready);
+  Publish({Event("1", "pettube.media.uploaded"), Event("2", "pettube.media.ready")});
+  FakeConsumer& all = NewConsumer();
+  FakeConsumer& ready = NewConsumer();
+  Attach("all", &all);
+  Attach("ready", &ready);
+  EXPECT_EQ(all.WaitForDeliveries(2).size(), 2u);
+  auto got = ready.WaitForDeliveries(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].event().id(), "2");
+  EXPECT_EQ(got[0].attempt(), 1);
+}
+
+TEST_F(BrokerTest, CompetingConsumersShareEventsWithoutOverlap) {
+  Create("q");
+  FakeConsumer& a = NewConsumer();
+  FakeConsumer& b = NewConsumer();
+  Attach("q", &a, 5);
+  Attach("q", &b, 5);
+  std::vector<CloudEvent> events;
+  for (int i = 0; i < 10; ++i) events.push_back(Event(absl::StrCat("e", i)));
+  Publish(events);
+  auto da = a.WaitForDeliveries(5);
+  auto db = b.WaitForDeliveries(5);
+  EXPECT_EQ(da.size(), 5u);
+  EXPECT_EQ(db.size(), 5u);
+  std::set<uint64_t> seqs;
+  for (auto& d : da) seqs.insert(d.sequence());
+  for (auto& d : db) seqs.insert(d.sequence());
+  EXPECT_EQ(seqs.size(), 10u);
+}
+
+TEST_F(BrokerTest, CreditsBoundInFlightAndFlowGrantsMore) {
+  Create("q");
+  Publish({Event("1"), Event("2"), Event("3")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c, 1);
+  EXPECT_EQ(c.WaitForDeliveries(1).size(), 1u);
+  EXPECT_EQ(c.WaitForDeliveries(2, absl::Milliseconds(100)).size(), 1u);
+  ASSERT_TRUE(broker_->AddCredits(id, 2).ok());
+  EXPECT_EQ(c.WaitForDeliveries(3).size(), 3u);
+  EXPECT_EQ(broker_->AddCredits(id, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->AddCredits(id, Broker::kMaxCredits + 1).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BrokerTest, AckSettlesAndShrinksBacklogDurably) {
+  Create("q");
+  Publish({Event("1"), Event("2")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  auto d = c.WaitForDeliveries(2);
+  ASSERT_EQ(d.size(), 2u);
+  broker_->Settle(id, Acks({d[0].lease_id()}), /*confirm=*/true);
+  auto results = c.WaitForResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status().code(), 0);
+  EXPECT_EQ(Backlog("q"), 1);
+  // After a restart only the unacked event comes back.
+  Reopen();
+  FakeConsumer& again = NewConsumer();
+  Attach("q", &again);
+  auto redelivered = again.WaitForDeliveries(1);
+  ASSERT_EQ(redelivered.size(), 1u);
+  EXPECT_EQ(redelivered[0].event().id(), "2");
+  EXPECT_EQ(again.WaitForDeliveries(2, absl::Milliseconds(100)).size(), 1u);
+}
+
+TEST_F(BrokerTest, NackRedeliversWithTheNextAttempt) {
+  Create("q");
+  Publish({Event("1")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  auto first = c.WaitForDeliveries(1);
+  v1::Settle nack;
+  nack.add_nacks()->set_lease_id(first[0].lease_id());
+  broker_->Settle(id, nack, false);
+  auto both = c.WaitForDeliveries(2);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[1].event().id(), "1");
+  EXPECT_EQ(both[1].attempt(), 2);
+  EXPECT_NE(both[1].lease_id(), first[0].lease_id());
+}
+
+TEST_F(BrokerTest, LateAckAfterRedeliveryIsRejectedAndNotCredited) {
+  Create("q", Settings(absl::Seconds(1)));
+  Publish({Event("1")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  auto both = c.WaitForDeliveries(2, absl::Seconds(10));  // the lease expires after 1 s
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[1].attempt(), 2);
+  broker_->Settle(id, Acks({both[0].lease_id()}), true);
+  auto results = c.WaitForResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(Backlog("q"), 1);
+  // The live lease still settles.
+  broker_->Settle(id, Acks({both[1].lease_id()}), true);
+  results = c.WaitForResults(2);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].status().code(), 0);
+  EXPECT_EQ(Backlog("q"), 0);
+}
+
+TEST_F(BrokerTest, GarbageLeaseIdIsInvalidArgument) {
+  Create("q");
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  broker_->Settle(id, Acks({"not-a-lease"}), false);
+  auto results = c.WaitForResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(BrokerTest, DetachedConsumersDeliveriesGoToAnotherAtOnce) {
+  Create("q");  // 30 s ack deadline: redelivery must not wait for it
+  Publish({Event("1")});
+  FakeConsumer& first = NewConsumer();
+  FakeConsumer& second = NewConsumer();
+  ConsumerId first_id = Attach("q", &first);
+  ASSERT_EQ(first.WaitForDeliveries(1).size(), 1u);
+  Attach("q", &second);
+  broker_->Detach(first_id);
+  auto got = second.WaitForDeliveries(1, absl::Seconds(5));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].event().id(), "1");
+  EXPECT_EQ(got[0].attempt(), 2);
+}
+
+TEST_F(BrokerTest, ExhaustedEventsAreDeadLetteredWithLastErrorAndCanBeRedriven) {
+  Create("q", Settings(absl::Seconds(30), 2));
+  Publish({Event("poison"), Event("fine")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  size_t seen = 0;
+  for (int round = 0; round < 2; ++round) {
+    auto d = c.WaitForDeliveries(seen + 1);
+    for (; seen < d.size(); ++seen) {
+      if (d[seen].event().id() == "fine") {
+        broker_->Settle(id, Acks({d[seen].lease_id()}), false);
+      } else {
+        v1::Settle nack;
+        nack.add_nacks()->set_lease_id(d[seen].lease_id());
+        nack.mutable_nacks(0)->set_error("cannot decode video");
+        broker_->Settle(id, nack, false);
+      }
+    }
+  }
+  c.WaitForDeliveries(3);
+  // Listing sees every settlement made before it (read-your-writes).
+  auto dead = broker_->ListDeadLetters("subscriptions/q", 10, "");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  ASSERT_EQ(dead->dead_letters_size(), 1);
+  EXPECT_EQ(dead->dead_letters(0).event().id(), "poison");
+  EXPECT_EQ(dead->dead_letters(0).attempts(), 2);
+  EXPECT_EQ(dead->dead_letters(0).last_error(), "cannot decode video");
+  EXPECT_EQ(Backlog("q"), 0);
+  auto moved = broker_->Redrive("subscriptions/q", 0, 100);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, 1);
+  auto after = c.WaitForDeliveries(4);
+  ASSERT_EQ(after.size(), 4u);
+  EXPECT_EQ(after[3].event().id(), "poison");
+  EXPECT_EQ(after[3].attempt(), 1);
+}
+
+TEST_F(BrokerTest, EventsOlderThanMaxAgeAreDeadLetteredNotDelivered) {
+  v1::Subscription s = Settings();
+  *s.mutable_max_age() = TimeUtil::MillisecondsToDuration(1);
+  Create("q", s);
+  Publish({Event("old")});
+  // Age the event past max_age (1 ms) without sleeping: reopening the store
+  // takes longer than that.
+  Reopen();
+  FakeConsumer& c = NewConsumer();
+  Attach("q", &c);
+  EXPECT_EQ(c.WaitForDeliveries(1, absl::Milliseconds(200)).size(), 0u);
+  auto sub = broker_->GetSubscription("subscriptions/q");
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->stats().dead_lettered(), 1);
+  EXPECT_EQ(sub->stats().backlog(), 0);
+}
+
+TEST_F(BrokerTest, PartitionKeyOrderingDeliversOneAtATimePerKey) {
+  v1::Subscription s = Settings();
+  s.set_ordering(v1::ORDERING_PARTITION_KEY);
+  Create("q", s);
+  Publish(
+      {Event("a1", "t", "A"), Event("a2", "t", "A"), Event("b1", "t", "B"), Event("a3", "t", "A")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  auto d = c.WaitForDeliveries(2);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].event().id(), "a1");
+  EXPECT_EQ(d[1].event().id(), "b1");  // B is not blocked by A
+  EXPECT_EQ(c.WaitForDeliveries(3, absl::Milliseconds(100)).size(), 2u);
+  // A failed attempt keeps A's order: a1 again before a2.
+  v1::Settle nack;
+  nack.add_nacks()->set_lease_id(d[0].lease_id());
+  broker_->Settle(id, nack, false);
+  d = c.WaitForDeliveries(3);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[2].event().id(), "a1");
+  broker_->Settle(id, Acks({d[2].lease_id()}), false);
+  d = c.WaitForDeliveries(4);
+  ASSERT_EQ(d.size(), 4u);
+  EXPECT_EQ(d[3].event().id(), "a2");
+  broker_->Settle(id, Acks({d[3].lease_id()}), false);
+  d = c.WaitForDeliveries(5);
+  ASSERT_EQ(d.size(), 5u);
+  EXPECT_EQ(d[4].event().id(), "a3");
+}
+
+TEST_F(BrokerTest, EarliestStartPositionBackfillsAndSeekReplays) {
+  Publish({Event("1"), Event("2"), Event("3")});
+  v1::Subscription s = Settings();
+  s.mutable_start_position()->mutable_earliest();
+  Create("replay", s);
+  Create("latest");
+  EXPECT_EQ(Backlog("replay"), 3);
+  EXPECT_EQ(Backlog("latest"), 0);
+  v1::StartPosition from2;
+  from2.set_sequence(2);
+  auto sought = broker_->Seek("subscriptions/latest", from2);
+  ASSERT_TRUE(sought.ok()) << sought.status();
+  EXPECT_EQ(sought->stats().backlog(), 2);
+  FakeConsumer& c = NewConsumer();
+  Attach("latest", &c);
+  auto d = c.WaitForDeliveries(2);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].sequence(), 2u);
+  EXPECT_EQ(d[1].sequence(), 3u);
+}
+
+TEST_F(BrokerTest, SubscriptionsAndBacklogSurviveRestart) {
+  Create("q");
+  Publish({Event("1"), Event("2")});
+  Reopen();
+  EXPECT_EQ(Backlog("q"), 2);
+  auto more = Publish({Event("3"), Event("1")});
+  EXPECT_EQ(more[0].sequence(), 3u);
+  EXPECT_TRUE(more[1].duplicate());  // the dedup window survives restarts
+  FakeConsumer& c = NewConsumer();
+  Attach("q", &c);
+  EXPECT_EQ(c.WaitForDeliveries(3).size(), 3u);
+}
+
+TEST_F(BrokerTest, BadSubscriptionRequestsGetPreciseErrors) {
+  EXPECT_EQ(broker_->CreateSubscription("Bad_Id", Settings()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::Subscription bad_filter = Settings();
+  bad_filter.mutable_filter()->mutable_prefix()->set_attribute("type");
+  auto s = broker_->CreateSubscription("x", bad_filter);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("filter"), absl::string_view::npos) << s.status();
+  v1::Subscription bad_deadline = Settings(absl::Milliseconds(10));
+  EXPECT_EQ(broker_->CreateSubscription("y", bad_deadline).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  Create("z");
+  EXPECT_EQ(broker_->CreateSubscription("z", Settings()).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(broker_->GetSubscription("subscriptions/nope").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker_->GetSubscription("nope").status().code(), absl::StatusCode::kInvalidArgument);
+  FakeConsumer& c = NewConsumer();
+  v1::Subscription settings;
+  EXPECT_EQ(broker_->Attach("subscriptions/nope", 1, "", &c, &settings).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Attach("subscriptions/z", 0, "", &c, &settings).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BrokerTest, ListPagesThroughSubscriptionsInNameOrder) {
+  for (const char* id : {"c", "a", "b"}) Create(id);
+  auto page1 = broker_->ListSubscriptions(2, "");
+  ASSERT_TRUE(page1.ok());
+  ASSERT_EQ(page1->subscriptions_size(), 2);
+  EXPECT_EQ(page1->subscriptions(0).name(), "subscriptions/a");
+  EXPECT_EQ(page1->subscriptions(1).name(), "subscriptions/b");
+  auto page2 = broker_->ListSubscriptions(2, page1->next_page_token());
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(page2->subscriptions_size(), 1);
+  EXPECT_EQ(page2->subscriptions(0).name(), "subscriptions/c");
+  EXPECT_TRUE(page2->next_page_token().empty());
+}
+
+TEST_F(BrokerTest, UpdateChangesTheFilterForNewEvents) {
+  Create("q");
+  v1::Subscription update;
+  update.set_name("subscriptions/q");
+  update.mutable_filter()->mutable_prefix()->set_attribute("type");
+  update.mutable_filter()->mutable_prefix()->set_value("pettube.media.");
+  auto updated = broker_->UpdateSubscription(update, {"filter"});
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  Publish({Event("1", "other.thing"), Event("2", "pettube.media.ready")});
+  EXPECT_EQ(Backlog("q"), 1);
+  EXPECT_EQ(broker_->UpdateSubscription(update, {"ordering"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BrokerTest, DeleteEndsConsumersAndForgetsTheSubscription) {
+  Create("q");
+  FakeConsumer& c = NewConsumer();
+  Attach("q", &c);
+  ASSERT_TRUE(broker_->DeleteSubscription("subscriptions/q").ok());
+  ASSERT_TRUE(c.closed().has_value());
+  EXPECT_EQ(c.closed()->code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker_->GetSubscription("subscriptions/q").status().code(),
+            absl::StatusCode::kNotFound);
+  Reopen();
+  EXPECT_EQ(broker_->GetSubscription("subscriptions/q").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace pettube::broker

@@ -1,0 +1,370 @@
+#include "services/broker/rocksdb_broker_store.h"
+
+#include <utility>
+
+#include "absl/base/internal/endian.h"
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/compaction_filter.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace pettube::broker {
+namespace {
+
+enum Cf { kMeta = 0, kEvents, kDedup, kQueue, kPending, kDead, kCfCount };
+const char* const kCfNames[kCfCount] = {
+    rocksdb::kDefaultColumnFamilyName.c_str(), "events", "dedup", "queue", "pending", "dead"};
+
+constexpr char kLastSequenceKey[] = "last_sequence";
+constexpr char kNextSubscriptionIdKey[] = "next_subscription_id";
+constexpr char kSubscriptionPrefix[] = "subscription/";
+
+// Big-endian keys sort numerically.
+std::string SeqKey(uint64_t seq) {
+  std::string k(8, '\0');
+  absl::big_endian::Store64(k.data(), seq);
+  return k;
+}
+
+std::string SubKey(uint32_t sub, uint64_t seq) {
+  std::string k(12, '\0');
+  absl::big_endian::Store32(k.data(), sub);
+  absl::big_endian::Store64(k.data() + 4, seq);
+  return k;
+}
+
+std::string SubPrefix(uint32_t sub) {
+  std::string k(4, '\0');
+  absl::big_endian::Store32(k.data(), sub);
+  return k;
+}
+
+uint64_t SeqOfSubKey(const rocksdb::Slice& key) { return absl::big_endian::Load64(key.data() + 4); }
+
+std::string DedupKey(absl::string_view source, absl::string_view id) {
+  return absl::StrCat(source, absl::string_view("\0", 1), id);
+}
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+std::string EncodeEvent(const StoredEvent& e) {
+  std::string v(8, '\0');
+  absl::little_endian::Store64(v.data(), static_cast<uint64_t>(ToMicros(e.publish_time)));
+  e.event.AppendToString(&v);
+  return v;
+}
+
+absl::Status ToStatus(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return absl::UnavailableError(msg);
+  }
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+// Drops dedup entries older than the window, so the dedup table stays
+// bounded without a scan. Lookups also check the time, as entries live
+// until their file is compacted.
+class DedupExpiryFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit DedupExpiryFilter(absl::Duration window) : window_(window) {}
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    if (value.size() < 16) return true;
+    const int64_t micros = static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8));
+    return absl::FromUnixMicros(micros) < absl::Now() - window_;
+  }
+  const char* Name() const override { return "pettube.DedupExpiryFilter"; }
+
+ private:
+  absl::Duration window_;
+};
+
+class RocksDbBatch : public BrokerStore::Batch {
+ public:
+  explicit RocksDbBatch(const std::vector<rocksdb::ColumnFamilyHandle*>& cf) : cf_(cf) {}
+
+  void PutEvent(const StoredEvent& e) override {
+    batch_.Put(cf_[kEvents], SeqKey(e.sequence), EncodeEvent(e));
+  }
+  void DeleteEventsBefore(uint64_t sequence) override {
+    batch_.DeleteRange(cf_[kEvents], SeqKey(0), SeqKey(sequence));
+  }
+  void PutDedup(absl::string_view source, absl::string_view id, uint64_t sequence,
+                absl::Time publish_time) override {
+    std::string v(16, '\0');
+    absl::little_endian::Store64(v.data(), sequence);
+    absl::little_endian::Store64(v.data() + 8, static_cast<uint64_t>(ToMicros(publish_time)));
+    batch_.Put(cf_[kDedup], DedupKey(source, id), v);
+  }
+  void Enqueue(uint32_t sub, uint64_t seq) override {
+    batch_.Put(cf_[kQueue], SubKey(sub, seq), rocksdb::Slice());
+  }
+  void Dequeue(uint32_t sub, uint64_t seq) override {
+    batch_.Delete(cf_[kQueue], SubKey(sub, seq));
+  }
+  void PutPending(uint32_t sub, uint64_t seq, const storage::PendingRecord& r) override {
+    batch_.Put(cf_[kPending], SubKey(sub, seq), r.SerializeAsString());
+  }
+  void DeletePending(uint32_t sub, uint64_t seq) override {
+    batch_.Delete(cf_[kPending], SubKey(sub, seq));
+  }
+  void PutDeadLetter(uint32_t sub, const v1::DeadLetter& d) override {
+    batch_.Put(cf_[kDead], SubKey(sub, d.sequence()), d.SerializeAsString());
+  }
+  void DeleteDeadLetter(uint32_t sub, uint64_t seq) override {
+    batch_.Delete(cf_[kDead], SubKey(sub, seq));
+  }
+  void PutSubscription(const storage::SubscriptionRecord& r) override {
+    batch_.Put(cf_[kMeta], absl::StrCat(kSubscriptionPrefix, r.subscription().name()),
+               r.SerializeAsString());
+  }
+  void DeleteSubscription(const std::string& name, uint32_t id) override {
+    batch_.Delete(cf_[kMeta], absl::StrCat(kSubscriptionPrefix, name));
+    for (Cf cf : {kQueue, kPending, kDead}) {
+      batch_.DeleteRange(cf_[cf], SubPrefix(id), SubPrefix(id + 1));
+    }
+  }
+  void ClearQueue(uint32_t id) override {
+    for (Cf cf : {kQueue, kPending}) batch_.DeleteRange(cf_[cf], SubPrefix(id), SubPrefix(id + 1));
+  }
+  void SetLastSequence(uint64_t seq) override {
+    batch_.Put(cf_[kMeta], kLastSequenceKey, SeqKey(seq));
+  }
+  void SetNextSubscriptionId(uint32_t id) override {
+    batch_.Put(cf_[kMeta], kNextSubscriptionIdKey, SubPrefix(id));
+  }
+  size_t Count() const override { return batch_.Count(); }
+
+  rocksdb::WriteBatch& batch() { return batch_; }
+
+ private:
+  const std::vector<rocksdb::ColumnFamilyHandle*>& cf_;
+  rocksdb::WriteBatch batch_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
+    const std::string& dir, absl::Duration dedup_window) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  // Two cores: keep background work small.
+  db_options.max_background_jobs = 2;
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.keep_log_file_num = 2;
+
+  rocksdb::ColumnFamilyOptions base;
+  // Events live on disk, not in memory: bounded memtables and block cache.
+  base.write_buffer_size = 16 << 20;
+  base.max_write_buffer_number = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(16 << 20);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  base.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  auto store = std::unique_ptr<RocksDbBrokerStore>(new RocksDbBrokerStore());
+  static auto* dedup_filter = new DedupExpiryFilter(dedup_window);
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (int i = 0; i < kCfCount; ++i) {
+    rocksdb::ColumnFamilyOptions o = base;
+    if (i == kDedup) {
+      o.compaction_filter = dedup_filter;
+      o.periodic_compaction_seconds = 24 * 3600;
+    }
+    cfs.emplace_back(kCfNames[i], o);
+  }
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, cfs, &store->handles_, &db);
+  if (!s.ok()) return ToStatus(s, absl::StrCat("open broker store ", dir));
+  store->db_.reset(db);
+  return store;
+}
+
+RocksDbBrokerStore::~RocksDbBrokerStore() {
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  if (db_ != nullptr) db_->Close();
+}
+
+std::unique_ptr<BrokerStore::Batch> RocksDbBrokerStore::NewBatch() {
+  return std::make_unique<RocksDbBatch>(handles_);
+}
+
+absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
+  rocksdb::WriteOptions options;
+  // Synced: an ack promises the event survives a crash, not just a process
+  // exit.
+  options.sync = sync;
+  return ToStatus(db_->Write(options, &static_cast<RocksDbBatch&>(batch).batch()), "write");
+}
+
+absl::StatusOr<std::optional<StoredEvent>> RocksDbBrokerStore::GetEvent(uint64_t sequence) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kEvents], SeqKey(sequence), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return ToStatus(s, "read event");
+  StoredEvent e;
+  e.sequence = sequence;
+  e.size_bytes = value.size();
+  if (value.size() < 8 || !e.event.ParseFromArray(value.data() + 8, value.size() - 8)) {
+    return absl::DataLossError(absl::StrCat("event ", sequence, ": unreadable record"));
+  }
+  e.publish_time =
+      absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data())));
+  return e;
+}
+
+absl::StatusOr<std::optional<uint64_t>> RocksDbBrokerStore::LookupDedup(absl::string_view source,
+                                                                        absl::string_view id,
+                                                                        absl::Time not_before) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[kDedup], DedupKey(source, id), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return ToStatus(s, "read dedup");
+  if (value.size() < 16) return std::nullopt;
+  const absl::Time at =
+      absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
+  if (at < not_before) return std::nullopt;
+  return absl::little_endian::Load64(value.data());
+}
+
+absl::Status RocksDbBrokerStore::ScanEvents(uint64_t from,
+                                            const std::function<bool(const StoredEvent&)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kEvents]));
+  for (it->Seek(SeqKey(from)); it->Valid(); it->Next()) {
+    const rocksdb::Slice v = it->value();
+    StoredEvent e;
+    e.sequence = absl::big_endian::Load64(it->key().data());
+    e.size_bytes = v.size();
+    if (v.size() < 8 || !e.event.ParseFromArray(v.data() + 8, v.size() - 8)) {
+      return absl::DataLossError(absl::StrCat("event ", e.sequence, ": unreadable record"));
+    }
+    e.publish_time =
+        absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(v.data())));
+    if (!visit(e)) break;
+  }
+  return ToStatus(it->status(), "scan events");
+}
+
+absl::Status RocksDbBrokerStore::ScanQueue(uint32_t sub, uint64_t from, size_t max,
+                                           std::vector<uint64_t>* out) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = SubPrefix(sub + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
+  for (it->Seek(SubKey(sub, from)); it->Valid() && out->size() < max; it->Next()) {
+    out->push_back(SeqOfSubKey(it->key()));
+  }
+  return ToStatus(it->status(), "scan queue");
+}
+
+absl::StatusOr<int64_t> RocksDbBrokerStore::CountQueue(uint32_t sub) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = SubPrefix(sub + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
+  int64_t n = 0;
+  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
+  if (auto s = ToStatus(it->status(), "count queue"); !s.ok()) return s;
+  return n;
+}
+
+absl::Status RocksDbBrokerStore::LoadPending(
+    uint32_t sub, const std::function<void(uint64_t, const storage::PendingRecord&)>& visit) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = SubPrefix(sub + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kPending]));
+  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) {
+    storage::PendingRecord r;
+    if (!r.ParseFromArray(it->value().data(), it->value().size())) continue;
+    visit(SeqOfSubKey(it->key()), r);
+  }
+  return ToStatus(it->status(), "load pending");
+}
+
+absl::Status RocksDbBrokerStore::ScanDeadLetters(uint32_t sub, uint64_t from, size_t max,
+                                                 std::vector<v1::DeadLetter>* out) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = SubPrefix(sub + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kDead]));
+  for (it->Seek(SubKey(sub, from)); it->Valid() && out->size() < max; it->Next()) {
+    v1::DeadLetter d;
+    if (!d.ParseFromArray(it->value().data(), it->value().size())) {
+      return absl::DataLossError("dead letter: unreadable record");
+    }
+    out->push_back(std::move(d));
+  }
+  return ToStatus(it->status(), "scan dead letters");
+}
+
+absl::StatusOr<int64_t> RocksDbBrokerStore::CountDeadLetters(uint32_t sub) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = SubPrefix(sub + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kDead]));
+  int64_t n = 0;
+  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
+  if (auto s = ToStatus(it->status(), "count dead letters"); !s.ok()) return s;
+  return n;
+}
+
+absl::StatusOr<std::vector<storage::SubscriptionRecord>> RocksDbBrokerStore::LoadSubscriptions() {
+  std::vector<storage::SubscriptionRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+  for (it->Seek(kSubscriptionPrefix); it->Valid() && it->key().starts_with(kSubscriptionPrefix);
+       it->Next()) {
+    storage::SubscriptionRecord r;
+    if (!r.ParseFromArray(it->value().data(), it->value().size())) {
+      return absl::DataLossError(
+          absl::StrCat("subscription ", it->key().ToString(), ": unreadable record"));
+    }
+    out.push_back(std::move(r));
+  }
+  if (auto s = ToStatus(it->status(), "load subscriptions"); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<uint64_t> RocksDbBrokerStore::LastSequence() {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kLastSequenceKey, &v);
+  if (s.IsNotFound()) return 0;
+  if (!s.ok() || v.size() != 8) return ToStatus(s, "read last sequence");
+  return absl::big_endian::Load64(v.data());
+}
+
+absl::StatusOr<uint32_t> RocksDbBrokerStore::NextSubscriptionId() {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kNextSubscriptionIdKey, &v);
+  if (s.IsNotFound()) return 1;
+  if (!s.ok() || v.size() != 4) return ToStatus(s, "read next subscription id");
+  return absl::big_endian::Load32(v.data());
+}
+
+absl::StatusOr<uint64_t> RocksDbBrokerStore::FirstSequence() {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kEvents]));
+  it->SeekToFirst();
+  if (!it->Valid()) {
+    if (auto s = ToStatus(it->status(), "first sequence"); !s.ok()) return s;
+    return 0;
+  }
+  return absl::big_endian::Load64(it->key().data());
+}
+
+}  // namespace pettube::broker

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace pettube::broker {
+
+// Real deadlines only (lease expiry, retry backoff, retention): one ordered
+// set, one thread that sleeps until the earliest deadline or until an
+// earlier one is scheduled. An idle broker has nothing scheduled and this
+// thread sleeps without waking.
+//
+// Thread-safe. Callbacks run on the timer thread, without the timer's lock
+// held, so they may schedule or cancel.
+class TimerQueue {
+ public:
+  using TimerId = uint64_t;
+
+  TimerQueue();
+  ~TimerQueue();  // Stops the thread; pending callbacks are dropped.
+
+  TimerId Schedule(absl::Time at, std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns false if the timer already fired or was cancelled.
+  bool Cancel(TimerId id) ABSL_LOCKS_EXCLUDED(mu_);
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  void Run();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  std::map<std::pair<absl::Time, TimerId>, std::function<void()>> timers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TimerId, absl::Time> deadline_of_ ABSL_GUARDED_BY(mu_);
+  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Bumped whenever the earliest deadline may have moved earlier.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace pettube::broker
