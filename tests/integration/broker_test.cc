@@ -1,0 +1,337 @@
+// The real broker binary over gRPC: publish, subscribe, settle, per-item
+// errors on streams, redelivery when a stream drops, and no acknowledged
+// event lost when the broker is killed with SIGKILL mid-load.
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "libs/testing/child_process.h"
+#include "proto/pettube/broker/v1/broker.grpc.pb.h"
+
+namespace pettube {
+namespace {
+
+using broker::v1::Broker;
+using io::cloudevents::v1::CloudEvent;
+using ::pettube::testing::ChildProcess;
+using ::pettube::testing::NewTempDir;
+using ::pettube::testing::ReadyField;
+using ::pettube::testing::RunfilePath;
+namespace v1 = ::pettube::broker::v1;
+
+CloudEvent Event(const std::string& id, const std::string& type = "pettube.test") {
+  CloudEvent e;
+  e.set_id(id);
+  e.set_source("//broker-test");
+  e.set_spec_version("1.0");
+  e.set_type(type);
+  e.set_text_data(std::string(512, 'x'));
+  return e;
+}
+
+std::chrono::system_clock::time_point In(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+class BrokerProcess {
+ public:
+  explicit BrokerProcess(const std::string& data_dir) {
+    auto p = ChildProcess::Start(
+        RunfilePath("services/broker/broker"),
+        {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--data_dir=" + data_dir},
+        NewTempDir("broker-log") + "/stderr.log");
+    EXPECT_TRUE(p.ok()) << p.status();
+    process_ = std::move(*p);
+    auto ready = process_->WaitForReady(absl::Seconds(20));
+    EXPECT_TRUE(ready.ok()) << ready.status();
+    address_ = ReadyField(*ready, "grpc");
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    stub_ = Broker::NewStub(channel_);
+  }
+  Broker::Stub& stub() { return *stub_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Broker::Stub> stub_;
+};
+
+void CreateSubscription(Broker::Stub& stub, const std::string& id, int ack_deadline_s = 30) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(10));
+  v1::CreateSubscriptionRequest req;
+  req.set_subscription_id(id);
+  req.mutable_subscription()->mutable_ack_deadline()->set_seconds(ack_deadline_s);
+  v1::Subscription resp;
+  const grpc::Status s = stub.CreateSubscription(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.name(), "subscriptions/" + id);
+}
+
+using SubscribeStream = grpc::ClientReaderWriter<v1::SubscribeRequest, v1::SubscribeResponse>;
+
+std::unique_ptr<SubscribeStream> Attach(Broker::Stub& stub, grpc::ClientContext* ctx,
+                                        const std::string& id, int credits, bool confirm) {
+  auto stream = stub.Subscribe(ctx);
+  v1::SubscribeRequest attach;
+  attach.mutable_attach()->set_subscription("subscriptions/" + id);
+  attach.mutable_attach()->set_max_in_flight(credits);
+  attach.mutable_attach()->set_confirm_settlements(confirm);
+  EXPECT_TRUE(stream->Write(attach));
+  return stream;
+}
+
+// Reads until a message of the wanted kind arrives.
+v1::SubscribeResponse ReadUntil(SubscribeStream& stream, v1::SubscribeResponse::ResponseCase kind) {
+  v1::SubscribeResponse r;
+  while (stream.Read(&r)) {
+    if (r.response_case() == kind) return r;
+  }
+  ADD_FAILURE() << "stream ended before a message of kind " << kind;
+  return r;
+}
+
+TEST(BrokerBinaryTest, PublishSubscribeAckOverGrpc) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "media");
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    v1::PublishRequest req;
+    *req.add_events() = Event("e1");
+    v1::PublishResponse resp;
+    ASSERT_TRUE(broker.stub().Publish(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.results_size(), 1);
+    EXPECT_EQ(resp.results(0).status().code(), 0);
+    EXPECT_EQ(resp.results(0).sequence(), 1u);
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(20));
+  auto stream = Attach(broker.stub(), &ctx, "media", 10, /*confirm=*/true);
+  ReadUntil(*stream, v1::SubscribeResponse::kAttached);
+  auto deliveries = ReadUntil(*stream, v1::SubscribeResponse::kDeliveries);
+  ASSERT_EQ(deliveries.deliveries().deliveries_size(), 1);
+  const v1::Delivery& d = deliveries.deliveries().deliveries(0);
+  EXPECT_EQ(d.event().id(), "e1");
+  EXPECT_EQ(d.attempt(), 1);
+  v1::SubscribeRequest settle;
+  settle.mutable_settle()->add_acks(d.lease_id());
+  ASSERT_TRUE(stream->Write(settle));
+  auto results = ReadUntil(*stream, v1::SubscribeResponse::kSettleResults);
+  ASSERT_EQ(results.settle_results().results_size(), 1);
+  EXPECT_EQ(results.settle_results().results(0).status().code(), 0);
+  stream->WritesDone();
+  v1::SubscribeResponse rest;
+  while (stream->Read(&rest)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+
+  grpc::ClientContext get_ctx;
+  v1::GetSubscriptionRequest get;
+  get.set_name("subscriptions/media");
+  v1::Subscription sub;
+  ASSERT_TRUE(broker.stub().GetSubscription(&get_ctx, get, &sub).ok());
+  EXPECT_EQ(sub.stats().backlog(), 0);
+  EXPECT_EQ(sub.stats().acked(), 1);
+}
+
+TEST(BrokerBinaryTest, BadItemsOnStreamsGetTheirOwnStatusAndTheStreamLivesOn) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "q");
+  grpc::ClientContext pctx;
+  pctx.set_deadline(In(20));
+  auto publish = broker.stub().PublishStream(&pctx);
+  v1::PublishStreamRequest req;
+  for (int i = 0; i < 3; ++i) {
+    auto* e = req.add_events();
+    e->set_client_sequence(100 + i);
+    *e->mutable_event() = Event(absl::StrCat("p", i));
+  }
+  req.mutable_events(1)->mutable_event()->clear_source();
+  ASSERT_TRUE(publish->Write(req));
+  std::map<uint64_t, v1::PublishResult> acks;
+  v1::PublishStreamResponse resp;
+  while (acks.size() < 3 && publish->Read(&resp)) {
+    for (const auto& a : resp.acks()) acks[a.client_sequence()] = a.result();
+  }
+  ASSERT_EQ(acks.size(), 3u);
+  EXPECT_EQ(acks[100].status().code(), 0);
+  EXPECT_EQ(acks[101].status().code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(acks[101].status().message().find("event.source"), std::string::npos);
+  EXPECT_EQ(acks[102].status().code(), 0);
+  // Still usable.
+  req.Clear();
+  auto* e = req.add_events();
+  e->set_client_sequence(200);
+  *e->mutable_event() = Event("after");
+  ASSERT_TRUE(publish->Write(req));
+  ASSERT_TRUE(publish->Read(&resp));
+  EXPECT_EQ(resp.acks(0).client_sequence(), 200u);
+  EXPECT_EQ(resp.acks(0).result().status().code(), 0);
+  publish->WritesDone();
+  EXPECT_TRUE(publish->Finish().ok());
+
+  grpc::ClientContext sctx;
+  sctx.set_deadline(In(20));
+  auto sub = broker.stub().Subscribe(&sctx);
+  v1::SubscribeRequest flow;
+  flow.mutable_flow()->set_credits(5);
+  ASSERT_TRUE(sub->Write(flow));  // before attach
+  auto err = ReadUntil(*sub, v1::SubscribeResponse::kRequestError);
+  EXPECT_EQ(err.request_error().code(), grpc::FAILED_PRECONDITION);
+  v1::SubscribeRequest attach;
+  attach.mutable_attach()->set_subscription("subscriptions/q");
+  attach.mutable_attach()->set_max_in_flight(1);
+  ASSERT_TRUE(sub->Write(attach));
+  ReadUntil(*sub, v1::SubscribeResponse::kAttached);
+  auto d = ReadUntil(*sub, v1::SubscribeResponse::kDeliveries);
+  EXPECT_EQ(d.deliveries().deliveries_size(), 1);
+  flow.mutable_flow()->set_credits(0);
+  ASSERT_TRUE(sub->Write(flow));
+  err = ReadUntil(*sub, v1::SubscribeResponse::kRequestError);
+  EXPECT_EQ(err.request_error().code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(err.request_error().message().find("credits"), std::string::npos);
+  v1::SubscribeRequest garbage;
+  garbage.mutable_settle()->add_acks("no-such-lease");
+  ASSERT_TRUE(sub->Write(garbage));
+  auto results = ReadUntil(*sub, v1::SubscribeResponse::kSettleResults);
+  EXPECT_EQ(results.settle_results().results(0).status().code(), grpc::INVALID_ARGUMENT);
+  // The stream still works: grant a credit, the next delivery arrives.
+  flow.mutable_flow()->set_credits(1);
+  ASSERT_TRUE(sub->Write(flow));
+  d = ReadUntil(*sub, v1::SubscribeResponse::kDeliveries);
+  EXPECT_EQ(d.deliveries().deliveries_size(), 1);
+  sctx.TryCancel();
+}
+
+TEST(BrokerBinaryTest, AttachingToAnUnknownSubscriptionEndsWithNotFound) {
+  BrokerProcess broker(NewTempDir("data"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(10));
+  auto stream = Attach(broker.stub(), &ctx, "missing", 1, false);
+  v1::SubscribeResponse r;
+  while (stream->Read(&r)) {
+  }
+  const grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("subscriptions/missing"), std::string::npos);
+}
+
+TEST(BrokerBinaryTest, DroppedStreamsDeliveriesGoToAnotherConsumerAtOnce) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "q", /*ack_deadline_s=*/600);
+  {
+    grpc::ClientContext ctx;
+    v1::PublishRequest req;
+    *req.add_events() = Event("only");
+    v1::PublishResponse resp;
+    ASSERT_TRUE(broker.stub().Publish(&ctx, req, &resp).ok());
+  }
+  auto first_ctx = std::make_unique<grpc::ClientContext>();
+  auto first = Attach(broker.stub(), first_ctx.get(), "q", 1, false);
+  auto d1 = ReadUntil(*first, v1::SubscribeResponse::kDeliveries);
+  ASSERT_EQ(d1.deliveries().deliveries(0).event().id(), "only");
+
+  grpc::ClientContext second_ctx;
+  second_ctx.set_deadline(In(10));  // far less than the 600 s ack deadline
+  auto second = Attach(broker.stub(), &second_ctx, "q", 1, false);
+  ReadUntil(*second, v1::SubscribeResponse::kAttached);
+  first_ctx->TryCancel();  // the first consumer vanishes
+  auto d2 = ReadUntil(*second, v1::SubscribeResponse::kDeliveries);
+  ASSERT_EQ(d2.deliveries().deliveries_size(), 1);
+  EXPECT_EQ(d2.deliveries().deliveries(0).event().id(), "only");
+  EXPECT_EQ(d2.deliveries().deliveries(0).attempt(), 2);
+  second_ctx.TryCancel();
+}
+
+TEST(BrokerBinaryTest, NoAcknowledgedEventIsLostWhenKilledMidLoad) {
+  const std::string data = NewTempDir("data");
+  std::set<std::string> acked;
+  {
+    BrokerProcess broker(data);
+    CreateSubscription(broker.stub(), "durable");
+    absl::Mutex mu;
+    absl::Notification enough;
+    constexpr int kProducers = 4;
+    constexpr int kPerProducer = 5000;
+    std::vector<std::thread> producers;
+    for (int p = 0; p < kProducers; ++p) {
+      producers.emplace_back([&, p] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(In(60));
+        auto stream = broker.stub().PublishStream(&ctx);
+        // Writer: keep publishing until the stream breaks.
+        std::thread writer([&] {
+          for (int i = 0; i < kPerProducer; i += 50) {
+            v1::PublishStreamRequest req;
+            for (int j = i; j < i + 50; ++j) {
+              auto* e = req.add_events();
+              e->set_client_sequence(j);
+              *e->mutable_event() = Event(absl::StrCat("p", p, "-", j));
+            }
+            if (!stream->Write(req)) return;
+          }
+          stream->WritesDone();
+        });
+        v1::PublishStreamResponse resp;
+        while (stream->Read(&resp)) {
+          absl::MutexLock lock(&mu);
+          for (const auto& a : resp.acks()) {
+            if (a.result().status().code() == 0) {
+              acked.insert(absl::StrCat("p", p, "-", a.client_sequence()));
+            }
+          }
+          if (acked.size() >= 2000 && !enough.HasBeenNotified()) enough.Notify();
+        }
+        writer.join();
+        stream->Finish();
+      });
+    }
+    ASSERT_TRUE(enough.WaitForNotificationWithTimeout(absl::Seconds(60)));
+    broker.process().Signal(SIGKILL);
+    auto code = broker.process().WaitForExit(absl::Seconds(10));
+    ASSERT_TRUE(code.ok());
+    EXPECT_EQ(*code, 128 + SIGKILL);
+    for (auto& t : producers) t.join();
+  }
+  ASSERT_GE(acked.size(), 2000u);
+
+  // Restart on the same data: every acknowledged event is delivered.
+  BrokerProcess broker(data);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(60));
+  auto stream = Attach(broker.stub(), &ctx, "durable", 1000, false);
+  std::set<std::string> delivered;
+  v1::SubscribeResponse r;
+  size_t missing = acked.size();
+  while (missing > 0 && stream->Read(&r)) {
+    if (!r.has_deliveries()) continue;
+    v1::SubscribeRequest settle;
+    for (const auto& d : r.deliveries().deliveries()) {
+      if (delivered.insert(d.event().id()).second && acked.count(d.event().id())) --missing;
+      settle.mutable_settle()->add_acks(d.lease_id());
+    }
+    v1::SubscribeRequest flow;
+    flow.mutable_flow()->set_credits(r.deliveries().deliveries_size());
+    stream->Write(settle);
+    stream->Write(flow);
+  }
+  EXPECT_EQ(missing, 0u) << "acknowledged events lost after SIGKILL";
+  ctx.TryCancel();
+}
+
+}  // namespace
+}  // namespace pettube
