@@ -238,6 +238,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerStore* store, Options
     absl::MutexLock lock(&broker->collect_hook_->mu);
     broker->collect_hook_->broker = b;
   }
+  broker->EnforceRetention();
   registry->AddCollectCallback([hook = broker->collect_hook_] {
     absl::MutexLock lock(&hook->mu);
     if (hook->broker != nullptr) hook->broker->CollectMetrics();
@@ -498,6 +499,20 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
     }
   }
   for (uint32_t id : touched) PumpLocked(*subs_[id]);
+  // The first event after an empty log starts the retention clock; size
+  // retention runs when the log has grown by a sixteenth of its limit.
+  if (!retention_timer_.has_value() && options_.retention_max_age > absl::ZeroDuration()) {
+    ScheduleRetentionLocked(absl::Now() + options_.retention_max_age);
+  }
+  if (options_.retention_max_bytes > 0) {
+    for (const auto& e : stored) {
+      if (e != nullptr) bytes_since_retention_ += static_cast<int64_t>(e->event.ByteSizeLong());
+    }
+    if (bytes_since_retention_ > options_.retention_max_bytes / 16) {
+      bytes_since_retention_ = 0;
+      ScheduleRetentionLocked(absl::Now());
+    }
+  }
 }
 
 // ------------------------------------------------------------- dispatching
@@ -1352,6 +1367,68 @@ absl::StatusOr<v1::StreamInfo> Broker::GetStreamInfo() {
   info.set_max_bytes(options_.retention_max_bytes);
   *info.mutable_dedup_window() = ToProto(options_.dedup_window);
   return info;
+}
+
+void Broker::ScheduleRetentionLocked(absl::Time at) {
+  if (retention_timer_.has_value()) timers_->Cancel(*retention_timer_);
+  retention_timer_ = timers_->Schedule(at, [this] { EnforceRetention(); });
+}
+
+void Broker::EnforceRetention() {
+  {
+    absl::MutexLock lock(&mu_);
+    retention_timer_.reset();
+    if (draining_) return;
+  }
+  const absl::Time now = absl::Now();
+  uint64_t cutoff = 0;  // delete sequences below this
+  auto first = store_->FirstSequence();
+  if (!first.ok() || *first == 0) return;  // empty: AfterPublish restarts the clock
+  std::optional<absl::Time> oldest_kept;
+  if (options_.retention_max_age > absl::ZeroDuration()) {
+    // Age: every event older than max_age goes, owed or not: its retention
+    // has expired.
+    const absl::Time threshold = now - options_.retention_max_age;
+    (void)store_->ScanEvents(*first, [&](const StoredEvent& e) {
+      if (e.publish_time < threshold) {
+        cutoff = e.sequence + 1;
+        return true;
+      }
+      oldest_kept = e.publish_time;
+      return false;
+    });
+  }
+  if (options_.retention_max_bytes > 0) {
+    // Size: only events no subscription still owes (below every queue's
+    // first entry) may go early.
+    uint64_t owed_floor = last_seq_.load() + 1;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, sub] : subs_) {
+        std::vector<uint64_t> head;
+        if (store_->ScanQueue(id, 0, 1, &head).ok() && !head.empty()) {
+          owed_floor = std::min(owed_floor, head[0]);
+        }
+      }
+    }
+    auto bytes = store_->ApproximateEventBytes();
+    const uint64_t count = last_seq_.load() - *first + 1;
+    if (bytes.ok() && *bytes > options_.retention_max_bytes && count > 0) {
+      const double per_event = static_cast<double>(*bytes) / count;
+      const uint64_t excess =
+          static_cast<uint64_t>((*bytes - options_.retention_max_bytes) / per_event) + 1;
+      cutoff = std::max(cutoff, std::min(*first + excess, owed_floor));
+    }
+  }
+  if (cutoff > *first) {
+    committer_->SubmitAndWait(
+        {[cutoff](BrokerStore::Batch& b) { b.DeleteEventsBefore(cutoff); }, nullptr, false, false});
+  }
+  absl::MutexLock lock(&mu_);
+  if (draining_) return;
+  if (oldest_kept.has_value()) {
+    ScheduleRetentionLocked(*oldest_kept + options_.retention_max_age);
+  }
 }
 
 void Broker::CollectMetrics() {

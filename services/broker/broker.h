@@ -113,6 +113,13 @@ class Broker {
   // Ends every consumer stream with UNAVAILABLE and refuses new work.
   void Drain();
 
+  // Removes events past retention: older than max_age (owed or not: their
+  // retention expired), or, above max_bytes, the oldest events no
+  // subscription still owes. Runs by itself on a timer set for when the
+  // oldest event expires and when the log grows; public for operators and
+  // tests.
+  void EnforceRetention() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Limits and defaults.
   static constexpr int kMaxCredits = 10000;
 
@@ -165,6 +172,7 @@ class Broker {
   void CloseConsumersLocked(SubState& sub, const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CollectMetrics();
+  void ScheduleRetentionLocked(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   BrokerStore* const store_;
   const Options options_;
@@ -179,6 +187,8 @@ class Broker {
   uint64_t lease_nonce_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<TimerQueue::TimerId> retention_timer_ ABSL_GUARDED_BY(mu_);
+  int64_t bytes_since_retention_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Written by the committer thread only; read anywhere.
   std::atomic<uint64_t> last_seq_{0};

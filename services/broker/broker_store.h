@@ -100,8 +100,10 @@ class BrokerStore {
   virtual absl::StatusOr<std::vector<storage::SubscriptionRecord>> LoadSubscriptions() = 0;
   virtual absl::StatusOr<uint64_t> LastSequence() = 0;
   virtual absl::StatusOr<uint32_t> NextSubscriptionId() = 0;
-  // First retained sequence (0 if none) and approximate retained bytes.
+  // First retained sequence (0 if none).
   virtual absl::StatusOr<uint64_t> FirstSequence() = 0;
+  // Approximate bytes the retained events take on disk and in memory.
+  virtual absl::StatusOr<int64_t> ApproximateEventBytes() = 0;
 };
 
 }  // namespace pettube::broker

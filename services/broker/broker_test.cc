@@ -99,22 +99,32 @@ class BrokerTest : public ::testing::Test {
     Open();
   }
 
-  void Open() {
+  void Open(Broker::Options options = DefaultOptions()) {
     auto store = RocksDbBrokerStore::Open(dir_, absl::Hours(24));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     registry_ = std::make_unique<metrics::Registry>();
-    Broker::Options options;
-    options.max_event_bytes = 4096;
     auto broker = Broker::Open(store_.get(), options, registry_.get());
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = std::move(*broker);
   }
 
-  void Reopen() {
+  static Broker::Options DefaultOptions() {
+    Broker::Options options;
+    options.max_event_bytes = 4096;
+    return options;
+  }
+
+  void Reopen(Broker::Options options = DefaultOptions()) {
     broker_.reset();
     store_.reset();
-    Open();
+    Open(options);
+  }
+
+  uint64_t FirstSequence() {
+    auto info = broker_->GetStreamInfo();
+    EXPECT_TRUE(info.ok());
+    return info->first_sequence();
   }
 
   std::vector<v1::PublishResult> Publish(std::vector<CloudEvent> events) {
@@ -534,6 +544,47 @@ TEST_F(BrokerTest, DeleteEndsConsumersAndForgetsTheSubscription) {
   Reopen();
   EXPECT_EQ(broker_->GetSubscription("subscriptions/q").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(BrokerTest, AgeRetentionRemovesExpiredEventsEvenIfOwed) {
+  Create("q");
+  Publish({Event("1"), Event("2")});
+  EXPECT_EQ(FirstSequence(), 1u);
+  Broker::Options short_retention = DefaultOptions();
+  short_retention.retention_max_age = absl::Milliseconds(1);
+  Reopen(short_retention);         // takes longer than 1 ms; retention runs at open
+  EXPECT_EQ(FirstSequence(), 0u);  // empty
+  // Nothing left to deliver: the owed entries are dropped when reached.
+  FakeConsumer& c = NewConsumer();
+  Attach("q", &c);
+  Publish({Event("3")});
+  auto d = c.WaitForDeliveries(1);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].event().id(), "3");
+}
+
+TEST_F(BrokerTest, SizeRetentionKeepsEventsStillOwed) {
+  Broker::Options small = DefaultOptions();
+  small.retention_max_bytes = 20000;
+  Reopen(small);
+  std::vector<CloudEvent> events;
+  for (int i = 0; i < 100; ++i) {
+    CloudEvent e = Event(absl::StrCat("old", i));
+    e.set_text_data(std::string(1000, 'x'));
+    events.push_back(e);
+  }
+  Publish(events);  // ~100 KB, nobody owes them
+  Create("q");
+  Publish({Event("owed")});
+  broker_->EnforceRetention();
+  const uint64_t first = FirstSequence();
+  EXPECT_GT(first, 50u);   // most unowed events are gone...
+  EXPECT_LE(first, 101u);  // ...but not the one "q" still owes (seq 101)
+  FakeConsumer& c = NewConsumer();
+  Attach("q", &c);
+  auto d = c.WaitForDeliveries(1);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].event().id(), "owed");
 }
 
 }  // namespace

@@ -26,10 +26,12 @@ namespace pettube::broker {
 // (attr starts/ends with v), exists and anything_but give (attr present),
 // `all` the keys of its most selective indexable child, `any` the union of
 // its children's keys if all of them have keys. An event's attribute values
-// are looked up in hash maps to collect candidates, and each candidate's full
+// are looked up in hash maps to collect candidates, and each candidate's
 // filter is then evaluated with Matches(): the index narrows, Matches()
-// decides. Filters without keys (`not`, match-all, `any` with such a child)
-// are evaluated for every event; unindexed_size() counts them.
+// decides. Only where a key hit is itself the answer (plain exact, prefix,
+// suffix, exists, and `any` of those) is the evaluation skipped. Filters
+// without keys (`not`, match-all, `any` with such a child) are evaluated for
+// every event; unindexed_size() counts them.
 //
 // Usage:
 //   FilterIndex index;
@@ -43,6 +45,11 @@ namespace pettube::broker {
 // other (e.g. under a reader lock), never with Add or Remove.
 class FilterIndex {
  public:
+  FilterIndex() = default;
+  // Neither copyable nor movable: it points into its own containers.
+  FilterIndex(const FilterIndex&) = delete;
+  FilterIndex& operator=(const FilterIndex&) = delete;
+
   // Indexes `filter` for `subscription_id`, replacing any filter that id had.
   // Expects a filter ValidateFilter() accepted.
   void Add(uint32_t subscription_id, const pettube::broker::v1::Filter& filter);
@@ -59,9 +66,9 @@ class FilterIndex {
 
   // Appends to `*out` the id of every subscription whose filter matches
   // `event`, each once, in ascending order (after whatever `*out` held).
-  // Allocates nothing once `*out` has grown to its working size, unless the
-  // event has indexed attributes of non-string type (timestamps are
-  // formatted to be compared).
+  // Allocates nothing once `*out` has grown to its working size, unless an
+  // attribute of non-string type (e.g. a timestamp) must be formatted to be
+  // compared.
   void Match(const io::cloudevents::v1::CloudEvent& event, std::vector<uint32_t>* out) const;
 
  private:

@@ -367,4 +367,17 @@ absl::StatusOr<uint64_t> RocksDbBrokerStore::FirstSequence() {
   return absl::big_endian::Load64(it->key().data());
 }
 
+absl::StatusOr<int64_t> RocksDbBrokerStore::ApproximateEventBytes() {
+  const std::string lo = SeqKey(0);
+  const std::string hi = SeqKey(~uint64_t{0});
+  rocksdb::Range range(lo, hi);
+  uint64_t size = 0;
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  rocksdb::Status s = db_->GetApproximateSizes(options, handles_[kEvents], &range, 1, &size);
+  if (!s.ok()) return ToStatus(s, "approximate size");
+  return static_cast<int64_t>(size);
+}
+
 }  // namespace pettube::broker

@@ -45,6 +45,7 @@ class RocksDbBrokerStore : public BrokerStore {
   absl::StatusOr<uint64_t> LastSequence() override;
   absl::StatusOr<uint32_t> NextSubscriptionId() override;
   absl::StatusOr<uint64_t> FirstSequence() override;
+  absl::StatusOr<int64_t> ApproximateEventBytes() override;
 
  private:
   RocksDbBrokerStore() = default;
