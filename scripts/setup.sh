@@ -7,7 +7,7 @@ PACKAGES=(
   # Build: Bazel and the system libraries Bazel links (see bazel/system.BUILD).
   bazel-bootstrap g++ python3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev librocksdb-dev libcivetweb-dev libssl-dev
+  libabsl-dev librocksdb-dev libcivetweb-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # Tests: promtool checks /metrics; grpc-proto has health/reflection protos.
   prometheus grpc-proto
