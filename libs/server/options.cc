@@ -28,6 +28,13 @@ ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM, how long in-flight RPCs may take before they are cancelled");
 
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain for serving gRPC over TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key for --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)");
+ABSL_FLAG(bool, allow_plaintext, false,
+          "serve plaintext gRPC on a non-loopback address (e.g. behind a mesh that adds TLS)");
+
 namespace pettube::server {
 namespace {
 
@@ -61,6 +68,10 @@ absl::Status ParseHostPort(absl::string_view flag, absl::string_view address, st
   *host = std::string(h);
   *port = p;
   return absl::OkStatus();
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 absl::Status PrepareDataDir(const std::string& path) {
@@ -109,6 +120,10 @@ Options ParseFlagsOrExit(int argc, char** argv, absl::string_view service_name) 
   opts.data_dir = absl::GetFlag(FLAGS_data_dir);
   opts.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   if (opts.data_dir.empty()) opts.data_dir = absl::StrCat("data/", service_name);
+  opts.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  opts.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  opts.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  opts.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
 
   auto level = log::ParseLevel(absl::GetFlag(FLAGS_log_level));
   if (!level.ok()) Die(level.status().message());
@@ -117,6 +132,14 @@ Options ParseFlagsOrExit(int argc, char** argv, absl::string_view service_name) 
   std::string host;
   int port;
   if (auto s = ParseHostPort("listen", opts.listen, &host, &port); !s.ok()) Die(s.message());
+  if (opts.tls_cert_file.empty() != opts.tls_key_file.empty()) {
+    Die("tls_cert_file and tls_key_file: give both or neither");
+  }
+  if (opts.tls_cert_file.empty() && !opts.allow_plaintext && !IsLoopbackHost(host)) {
+    Die(absl::StrCat("listen ", opts.listen,
+                     ": plaintext is served only on loopback; give --tls_cert_file and "
+                     "--tls_key_file, or --allow_plaintext"));
+  }
   if (auto s = ParseHostPort("metrics_listen", opts.metrics_listen, &host, &port); !s.ok()) {
     Die(s.message());
   }

@@ -7,6 +7,9 @@
 //   --data_dir=PATH             where the service keeps its state
 //   --log_level=info            debug, info, warning, error
 //   --drain_timeout=10s         how long in-flight RPCs get on SIGTERM
+//   --tls_cert_file, --tls_key_file   serve gRPC over TLS with these PEM files
+//   --tls_client_ca_file        also require client certificates from this CA
+//   --allow_plaintext           plaintext on a non-loopback address (else refused)
 //
 // A service's own flags are ABSL_FLAGs in its main.cc.
 
@@ -24,7 +27,15 @@ struct Options {
   std::string metrics_listen;
   std::string data_dir;
   absl::Duration drain_timeout;
+  // TLS: both set, or neither (plaintext, loopback only unless allowed).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  bool allow_plaintext = false;
 };
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(absl::string_view host);
 
 // Parses the command line, validates the shared flags and prepares
 // --data_dir (created if missing, must be a writable directory). On any

@@ -184,6 +184,13 @@ TEST_P(ServiceSmokeTest, PortInUseExitsNonZeroWithOneLine) {
                        first.metrics);
 }
 
+TEST_P(ServiceSmokeTest, PlaintextOnAPublicAddressIsRefused) {
+  ExpectStartupFailure(GetParam().binary,
+                       {"--listen=0.0.0.0:0", "--metrics_listen=127.0.0.1:0",
+                        absl::StrCat("--data_dir=", NewTempDir("public"))},
+                       "plaintext is served only on loopback");
+}
+
 INSTANTIATE_TEST_SUITE_P(AllServices, ServiceSmokeTest, ::testing::ValuesIn(kServices),
                          [](const ::testing::TestParamInfo<ServiceCase>& info) {
                            std::string name = info.param.binary;
