@@ -348,12 +348,38 @@ class SubscribeReactor
   bool detached_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A stream refused before it started (credentials): ends at once.
+template <typename Req, typename Resp>
+class RefusedStream : public grpc::ServerBidiReactor<Req, Resp> {
+ public:
+  explicit RefusedStream(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+// Finishes a unary call refused for `status` (never OK).
+grpc::ServerUnaryReactor* RefuseCall(grpc::CallbackServerContext* context,
+                                     const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
 }  // namespace
+
+absl::Status BrokerService::Authorize(const grpc::CallbackServerContext* context,
+                                      absl::string_view scope) const {
+  if (authenticator_ == nullptr) return absl::OkStatus();
+  return authenticator_->Authorize(*context, scope).status();
+}
 
 grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
                                                  const v1::PublishRequest* request,
                                                  v1::PublishResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (auto s = Authorize(context, kPublishScope); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   if (request->events_size() == 0) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError("events: must not be empty")));
     return reactor;
@@ -372,13 +398,17 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
 }
 
 grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
-BrokerService::PublishStream(grpc::CallbackServerContext*) {
+BrokerService::PublishStream(grpc::CallbackServerContext* context) {
+  if (auto s = Authorize(context, kPublishScope); !s.ok()) {
+    return new RefusedStream<v1::PublishStreamRequest, v1::PublishStreamResponse>(s);
+  }
   return new PublishStreamReactor(broker_);
 }
 
 grpc::ServerUnaryReactor* BrokerService::CreateSubscription(
     grpc::CallbackServerContext* context, const v1::CreateSubscriptionRequest* request,
     v1::Subscription* response) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   return Reply(context,
                broker_.CreateSubscription(request->subscription_id(), request->subscription()),
                response);
@@ -387,12 +417,14 @@ grpc::ServerUnaryReactor* BrokerService::CreateSubscription(
 grpc::ServerUnaryReactor* BrokerService::GetSubscription(grpc::CallbackServerContext* context,
                                                          const v1::GetSubscriptionRequest* request,
                                                          v1::Subscription* response) {
+  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return RefuseCall(context, s);
   return Reply(context, broker_.GetSubscription(request->name()), response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListSubscriptions(
     grpc::CallbackServerContext* context, const v1::ListSubscriptionsRequest* request,
     v1::ListSubscriptionsResponse* response) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   return Reply(context, broker_.ListSubscriptions(request->page_size(), request->page_token()),
                response);
 }
@@ -400,6 +432,7 @@ grpc::ServerUnaryReactor* BrokerService::ListSubscriptions(
 grpc::ServerUnaryReactor* BrokerService::UpdateSubscription(
     grpc::CallbackServerContext* context, const v1::UpdateSubscriptionRequest* request,
     v1::Subscription* response) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   std::vector<std::string> paths(request->update_mask().paths().begin(),
                                  request->update_mask().paths().end());
   return Reply(context, broker_.UpdateSubscription(request->subscription(), paths), response);
@@ -408,25 +441,31 @@ grpc::ServerUnaryReactor* BrokerService::UpdateSubscription(
 grpc::ServerUnaryReactor* BrokerService::DeleteSubscription(
     grpc::CallbackServerContext* context, const v1::DeleteSubscriptionRequest* request,
     google::protobuf::Empty*) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   auto* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(broker_.DeleteSubscription(request->name())));
   return reactor;
 }
 
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
-    grpc::CallbackServerContext*) {
+    grpc::CallbackServerContext* context) {
+  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) {
+    return new RefusedStream<v1::SubscribeRequest, v1::SubscribeResponse>(s);
+  }
   return new SubscribeReactor(broker_);
 }
 
 grpc::ServerUnaryReactor* BrokerService::SeekSubscription(
     grpc::CallbackServerContext* context, const v1::SeekSubscriptionRequest* request,
     v1::Subscription* response) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   return Reply(context, broker_.Seek(request->name(), request->position()), response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListDeadLetters(grpc::CallbackServerContext* context,
                                                          const v1::ListDeadLettersRequest* request,
                                                          v1::ListDeadLettersResponse* response) {
+  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return RefuseCall(context, s);
   return Reply(
       context,
       broker_.ListDeadLetters(request->subscription(), request->page_size(), request->page_token()),
@@ -436,6 +475,7 @@ grpc::ServerUnaryReactor* BrokerService::ListDeadLetters(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
     grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
     v1::RedriveDeadLettersResponse* response) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   auto moved =
       broker_.Redrive(request->subscription(), request->max_events(), request->max_per_second());
   absl::StatusOr<v1::RedriveDeadLettersResponse> out = moved.status();
@@ -450,6 +490,7 @@ grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
 grpc::ServerUnaryReactor* BrokerService::GetStreamInfo(grpc::CallbackServerContext* context,
                                                        const v1::GetStreamInfoRequest*,
                                                        v1::StreamInfo* response) {
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
   return Reply(context, broker_.GetStreamInfo(), response);
 }
 

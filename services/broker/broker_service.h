@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "libs/auth/credentials/authenticator.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 #include "services/broker/broker.h"
 
@@ -9,10 +10,23 @@ namespace pettube::broker {
 
 // The gRPC face of the Broker: proto in, core call, status out. Streams use
 // the callback API with one reactor per call; reactors never block.
-// Thread-safe; `broker` must outlive the service.
+//
+// Every call needs a PetTube access token with the method's scope:
+//   events.publish    Publish, PublishStream
+//   events.subscribe  Subscribe, GetSubscription, ListDeadLetters
+//   events.admin      Create/Update/Delete/Seek/List subscriptions,
+//                     RedriveDeadLetters, GetStreamInfo
+// unless the broker runs without an authenticator (loopback development).
+// Thread-safe; `broker` and `authenticator` must outlive the service.
 class BrokerService : public v1::Broker::CallbackService {
  public:
-  explicit BrokerService(Broker& broker) : broker_(broker) {}
+  static constexpr char kPublishScope[] = "events.publish";
+  static constexpr char kSubscribeScope[] = "events.subscribe";
+  static constexpr char kAdminScope[] = "events.admin";
+
+  // `authenticator` null: no credentials are checked.
+  BrokerService(Broker& broker, const auth::Authenticator* authenticator)
+      : broker_(broker), authenticator_(authenticator) {}
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
@@ -53,7 +67,11 @@ class BrokerService : public v1::Broker::CallbackService {
   static constexpr int kMaxBatch = 1000;
 
  private:
+  // OK, or why the caller may not call a method needing `scope`.
+  absl::Status Authorize(const grpc::CallbackServerContext* context, absl::string_view scope) const;
+
   Broker& broker_;
+  const auth::Authenticator* const authenticator_;
 };
 
 }  // namespace pettube::broker

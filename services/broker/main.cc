@@ -1,5 +1,8 @@
 // PetTube broker: the durable central event router (see broker.h).
 #include "absl/flags/flag.h"
+#include "libs/auth/credentials/authenticator.h"
+#include "libs/client/channel.h"
+#include "libs/log/log.h"
 #include "libs/server/server.h"
 #include "services/broker/broker.h"
 #include "services/broker/broker_service.h"
@@ -15,6 +18,14 @@ ABSL_FLAG(absl::Duration, retention_max_age, absl::Hours(24 * 7),
 ABSL_FLAG(int64_t, retention_max_bytes, 0,
           "log size above which consumed events are removed (0: no limit)");
 
+ABSL_FLAG(std::string, auth_server, "",
+          "auth-token-exchange gRPC address; callers then need access tokens with the "
+          "events.* scopes");
+ABSL_FLAG(std::string, auth_issuer, "pettube-auth", "\"iss\" of accepted access tokens");
+ABSL_FLAG(std::string, auth_audience, "pettube", "\"aud\" of accepted access tokens");
+ABSL_FLAG(bool, allow_unauthenticated, false,
+          "serve without --auth_server on a non-loopback address (never in production)");
+
 int main(int argc, char** argv) {
   const pettube::server::Options opts = pettube::server::ParseFlagsOrExit(argc, argv, "broker");
   auto store =
@@ -29,7 +40,29 @@ int main(int argc, char** argv) {
   auto broker =
       pettube::broker::Broker::Open(store->get(), options, &pettube::server::ProcessRegistry());
   if (!broker.ok()) return pettube::server::ExitWith(broker.status());
-  pettube::broker::BrokerService service(**broker);
+  std::unique_ptr<pettube::auth::Authenticator> authenticator;
+  if (const std::string auth = absl::GetFlag(FLAGS_auth_server); !auth.empty()) {
+    auto channel = pettube::client::MakeChannel(auth, pettube::client::ChannelOptionsFromFlags());
+    if (!channel.ok()) return pettube::server::ExitWith(channel.status());
+    authenticator = std::make_unique<pettube::auth::Authenticator>(
+        pettube::auth::Authenticator::Options{absl::GetFlag(FLAGS_auth_issuer),
+                                              absl::GetFlag(FLAGS_auth_audience)},
+        pettube::auth::GrpcJwksSource(*channel));
+    // Keys now if auth is up; otherwise on the first call.
+    if (auto s = authenticator->Prefetch(); !s.ok()) {
+      pettube::log::Warning("auth.keys_unavailable", {{"code", s}});
+    }
+  } else {
+    std::string host;
+    int port;
+    (void)pettube::server::ParseHostPort("listen", opts.listen, &host, &port);
+    if (!pettube::server::IsLoopbackHost(host) && !absl::GetFlag(FLAGS_allow_unauthenticated)) {
+      return pettube::server::ExitWith(absl::FailedPreconditionError(
+          "auth_server: required on a non-loopback address (or --allow_unauthenticated)"));
+    }
+    pettube::log::Warning("auth.disabled", {{"reason", "no --auth_server; loopback only"}});
+  }
+  pettube::broker::BrokerService service(**broker, authenticator.get());
   return pettube::server::Serve(
       opts, {.services = {pettube::server::Expose<pettube::broker::v1::Broker>(&service)},
              .on_drain = [&] { (*broker)->Drain(); }});

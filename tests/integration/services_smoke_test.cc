@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -153,8 +154,13 @@ void ExpectStartupFailure(const std::string& binary, const std::vector<std::stri
   EXPECT_NE(*code, 0);
   const std::string err = (*process)->Stderr();
   EXPECT_NE(err.find(expected_text), std::string::npos) << err;
-  const std::vector<absl::string_view> lines = absl::StrSplit(err, '\n', absl::SkipEmpty());
-  EXPECT_EQ(lines.size(), 1u) << err;
+  // Exactly one line that is not a structured log line, and it says why.
+  std::vector<absl::string_view> lines;
+  for (absl::string_view line : absl::StrSplit(err, '\n', absl::SkipEmpty())) {
+    if (!absl::StartsWith(line, "ts=")) lines.push_back(line);
+  }
+  ASSERT_EQ(lines.size(), 1u) << err;
+  EXPECT_NE(lines[0].find(expected_text), absl::string_view::npos) << err;
 }
 
 TEST_P(ServiceSmokeTest, UnknownFlagExitsNonZeroWithOneLine) {
