@@ -1,5 +1,7 @@
 #include "services/auth-token-exchange/auth_store.h"
 
+#include <filesystem>
+
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -40,6 +42,9 @@ google::protobuf::Timestamp Now() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AuthStore>> AuthStore::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("auth store ", dir, ": ", ec.message()));
   rocksdb::Options options;
   options.create_if_missing = true;
   options.max_background_jobs = 1;

@@ -2,9 +2,9 @@
 
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/auth/jwk.h"
-#include "absl/strings/escaping.h"
 
 namespace pettube::auth {
 namespace {
