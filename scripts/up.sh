@@ -9,15 +9,31 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 home=${PETTUBE_HOME:-$PWD/.pettube}
-mkdir -p "$home/data" "$home/logs"
+mkdir -p "$home/data" "$home/logs" "$home/secrets"
+chmod 700 "$home/secrets"
+
+# Workload credentials for the internal callers (the client-credentials
+# grant), made once: a random secret per service, as an operator would
+# provision Kubernetes Secrets.
+clients="$home/secrets/workload-clients.json"
+if [ ! -f "$clients" ]; then
+  entries=()
+  for c in upload media-catalog transcode-coordinator transcode-worker pettube-admin; do
+    head -c 32 /dev/urandom | base64 | tr -d '\n' > "$home/secrets/$c.secret"
+    scopes='"events.publish", "events.subscribe"'
+    [ "$c" = pettube-admin ] && scopes='"events.publish", "events.subscribe", "events.admin"'
+    entries+=("{\"client_id\": \"$c\", \"secret_file\": \"$home/secrets/$c.secret\", \"scopes\": [$scopes]}")
+  done
+  (IFS=,; printf '[%s]\n' "${entries[*]}") > "$clients"
+fi
 
 echo "building services..." >&2
-bazel build --jobs=2 -c opt //services/... >&2
-bin=$(bazel info -c opt bazel-bin 2>/dev/null)
+bazel build --jobs=2 --config=opt //services/... >&2
+bin=$(bazel info --config=opt bazel-bin 2>/dev/null)
 
-# Start order: the broker first (everything talks through it), then auth,
-# then the rest.
-SERVICES=(broker auth-token-exchange upload media-catalog transcode-coordinator)
+# Start order: auth first (the broker verifies tokens with its keys), then
+# the broker (everything else talks through it), then the rest.
+SERVICES=(auth-token-exchange broker upload media-catalog transcode-coordinator)
 declare -A pid grpc metrics
 stopping=0
 
@@ -39,8 +55,14 @@ trap 'stop_all; exit 0' INT TERM
 for s in "${SERVICES[@]}"; do
   # The service's stdout is a pipe we read its `ready` line from; read
   # blocks until the line arrives (or 60 s pass).
+  extra=()
+  case "$s" in
+    # The development identity provider signs people in locally.
+    auth-token-exchange) extra=(--dev_idp --workload_clients_file="$clients") ;;
+    broker) extra=(--auth_server="${grpc[auth-token-exchange]}") ;;
+  esac
   exec {fd}< <(exec "$bin/services/$s/$s" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --data_dir="$home/data/$s" 2>>"$home/logs/$s.log")
+    --data_dir="$home/data/$s" "${extra[@]}" 2>>"$home/logs/$s.log")
   pid[$s]=$!
   if ! read -r -t 60 -u "$fd" line || [[ "$line" != ready* ]]; then
     echo "$s did not start; its log ($home/logs/$s.log) ends with:" >&2
@@ -61,6 +83,10 @@ printf '%-22s %-22s %s\n' SERVICE GRPC METRICS
 for s in "${SERVICES[@]}"; do
   printf '%-22s %-22s http://%s/metrics\n' "$s" "${grpc[$s]}" "${metrics[$s]}"
 done
+printf '\nSign-in: the development identity provider (pettube.auth.v1.DevIdentityProvider on %s)\n' "${grpc[auth-token-exchange]}"
+printf 'mints ID tokens; ExchangeToken turns them into access tokens. Workload secrets: %s\n' "$home/secrets"
+printf '\nSign in: pettube.auth.v1.DevIdentityProvider/MintIdToken on %s mints an ID token;\n' "${grpc[auth-token-exchange]}"
+printf 'TokenExchange/ExchangeToken turns it into an access token. Workload secrets: %s\n' "$home/secrets"
 printf '\nPress Ctrl-C to stop.\n'
 
 # Sleep until a service exits or we are told to stop.
