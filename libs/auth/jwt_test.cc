@@ -2,9 +2,12 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -162,6 +165,24 @@ TEST_F(JwtTest, RotatedOutKeyIsStillFoundByKid) {
   ASSERT_TRUE(verifier.ok());
   EXPECT_TRUE(verifier->Verify(Sign(Claims()), Now()).ok());
   EXPECT_TRUE(verifier->Verify(*SignCompact(Claims(), *next), Now()).ok());
+}
+
+TEST_F(JwtTest, ConcurrentVerifiesOnOneVerifierAllSucceed) {
+  // Every request thread of a service shares one Verifier (and so one
+  // EVP_PKEY per key).
+  const std::string es256 = Sign(Claims());
+  const std::string rs256 = SignRs256({{"alg", "RS256"}, {"kid", "r1"}}, Claims());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        if (!Verify(i % 2 == 0 ? es256 : rs256).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 // --- Forged signatures and algorithm attacks ---
