@@ -96,6 +96,11 @@ class Validator {
             ValidateAttributeName(absl::StrCat(kind, ".attribute"), anything_but.attribute());
         if (!status.ok()) return status;
         if (anything_but.values().empty()) return Invalid(kind + ".values", "must not be empty");
+        // Checked one by one on every event: keep the list short.
+        if (anything_but.values_size() > kMaxAnythingButValues) {
+          return Invalid(kind + ".values", absl::StrCat("has more than the limit of ",
+                                                        kMaxAnythingButValues, " values"));
+        }
         for (int i = 0; i < anything_but.values_size(); ++i) {
           status = ValidateValue(absl::StrCat(kind, ".values[", i, "]"), anything_but.values(i),
                                  /*may_be_empty=*/true);

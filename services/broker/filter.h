@@ -19,6 +19,7 @@ namespace pettube::broker {
 // Bounds on one filter, so that the cost of matching it against an event is
 // bounded no matter what a client sends.
 inline constexpr int kMaxFilterDepth = 8;              // levels, top level is 1
+inline constexpr int kMaxAnythingButValues = 64;       // values of one anything_but
 inline constexpr int kMaxFilterNodes = 64;             // Filter messages in the tree
 inline constexpr size_t kMaxFilterValueLength = 1024;  // bytes per compared value
 

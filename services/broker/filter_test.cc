@@ -334,5 +334,16 @@ TEST(ValidateFilterTest, RejectsMoreNodesThanTheLimit) {
   ExpectInvalid(filter, "filter: has more than the limit of 64 filter nodes");
 }
 
+TEST(FilterValidationTest, AnythingButWithTooManyValuesIsRefused) {
+  pettube::broker::v1::Filter f;
+  f.mutable_anything_but()->set_attribute("type");
+  for (int i = 0; i <= kMaxAnythingButValues; ++i) {
+    f.mutable_anything_but()->add_values(absl::StrCat("v", i));
+  }
+  const absl::Status s = ValidateFilter(f);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("filter.anything_but.values"), absl::string_view::npos) << s;
+}
+
 }  // namespace
 }  // namespace pettube::broker
