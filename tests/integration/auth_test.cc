@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "libs/auth/credentials/token_source.h"
+#include "libs/broker_client/event_builder.h"
+#include "libs/broker_client/publisher.h"
 #include "libs/testing/child_process.h"
 #include "libs/testing/http_get.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
@@ -174,6 +176,25 @@ TEST_F(AuthTest, BrokerRefusesCallsWithoutTheRightCredentials) {
   while (stream->Read(&r)) {
   }
   EXPECT_EQ(stream->Finish().error_code(), grpc::UNAUTHENTICATED);
+}
+
+TEST_F(AuthTest, ServicesPublishThroughTheClientLibraryWithWorkloadCredentials) {
+  Running broker = Start("broker", {"--auth_server=" + auth_.grpc});
+  auto token_source = std::make_shared<auth::WorkloadTokenSource>(
+      auth_channel_, "publisher", "publisher-secret-0123456789",
+      std::vector<std::string>{"events.publish"});
+  broker_client::Publisher::Options options;
+  options.configure_context = [token_source](grpc::ClientContext& ctx) {
+    (void)token_source->Attach(ctx);  // without a token the broker answers UNAUTHENTICATED
+  };
+  broker_client::Publisher publisher(
+      grpc::CreateChannel(broker.grpc, grpc::InsecureChannelCredentials()), options);
+  broker::v1::StreamInfo payload;
+  auto result = publisher.PublishAndWait(
+      broker_client::NewEvent("pettube.media.uploaded", "//upload", "media/1", payload),
+      absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->sequence, 1u);
 }
 
 TEST_F(AuthTest, WrongWorkloadSecretIsUnauthenticated) {

@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -17,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/http_get.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube {
@@ -56,15 +59,18 @@ class BrokerProcess {
     auto ready = process_->WaitForReady(absl::Seconds(20));
     EXPECT_TRUE(ready.ok()) << ready.status();
     address_ = ReadyField(*ready, "grpc");
+    metrics_ = ReadyField(*ready, "metrics");
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     stub_ = Broker::NewStub(channel_);
   }
   Broker::Stub& stub() { return *stub_; }
   ChildProcess& process() { return *process_; }
+  const std::string& metrics() const { return metrics_; }
 
  private:
   std::unique_ptr<ChildProcess> process_;
   std::string address_;
+  std::string metrics_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Broker::Stub> stub_;
 };
@@ -146,6 +152,20 @@ TEST(BrokerBinaryTest, PublishSubscribeAckOverGrpc) {
   ASSERT_TRUE(broker.stub().GetSubscription(&get_ctx, get, &sub).ok());
   EXPECT_EQ(sub.stats().backlog(), 0);
   EXPECT_EQ(sub.stats().acked(), 1);
+
+  // The same stats on /metrics, valid for Prometheus.
+  auto scrape = ::pettube::testing::HttpGet(broker.metrics(), "/metrics");
+  ASSERT_TRUE(scrape.ok());
+  for (const char* line :
+       {"pettube_broker_subscription_backlog{subscription=\"subscriptions/media\"} 0",
+        "pettube_broker_subscription_acked_total{subscription=\"subscriptions/media\"} 1",
+        "pettube_broker_subscription_delivered_total{subscription=\"subscriptions/media\"} 1",
+        "pettube_broker_events_published_total 1"}) {
+    EXPECT_NE(scrape->body.find(line), std::string::npos) << line << "\n" << scrape->body;
+  }
+  const std::string file = NewTempDir("scrape") + "/metrics.txt";
+  std::ofstream(file) << scrape->body;
+  EXPECT_EQ(std::system(absl::StrCat("/usr/bin/promtool check metrics < ", file).c_str()), 0);
 }
 
 TEST(BrokerBinaryTest, BadItemsOnStreamsGetTheirOwnStatusAndTheStreamLivesOn) {
