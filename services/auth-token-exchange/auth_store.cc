@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "libs/time/proto_time.h"
 #include "rocksdb/write_batch.h"
 
 namespace pettube::auth {
@@ -29,14 +30,6 @@ std::string NewIdentityId() {
   // sign-up order or counts.
   thread_local absl::BitGen gen;
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
-}
-
-google::protobuf::Timestamp Now() {
-  google::protobuf::Timestamp t;
-  const int64_t micros = absl::ToUnixMicros(absl::Now());
-  t.set_seconds(micros / 1000000);
-  t.set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-  return t;
 }
 
 }  // namespace
@@ -84,7 +77,7 @@ absl::StatusOr<v1::Identity> AuthStore::GetOrCreateIdentity(const std::string& i
   identity.set_issuer(issuer);
   identity.set_subject(subject);
   identity.set_workload(workload);
-  *identity.mutable_create_time() = Now();
+  *identity.mutable_create_time() = time::ToProto(absl::Now());
   rocksdb::WriteBatch batch;
   batch.Put(subject_key, id);
   batch.Put(absl::StrCat(kIdentityPrefix, id), identity.SerializeAsString());

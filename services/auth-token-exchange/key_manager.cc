@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "libs/log/log.h"
+#include "libs/time/proto_time.h"
 
 namespace pettube::auth {
 namespace {
@@ -13,16 +14,6 @@ namespace {
 std::string NewKid() {
   thread_local absl::BitGen gen;
   return absl::StrFormat("pt-%016x", absl::Uniform<uint64_t>(gen));
-}
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp out;
-  out.set_seconds(absl::ToUnixSeconds(t));
-  return out;
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds());
 }
 
 }  // namespace
@@ -44,7 +35,7 @@ absl::StatusOr<std::unique_ptr<KeyManager>> KeyManager::Open(AuthStore* store,
       auto shared = std::make_shared<const SigningKey>(std::move(*key));
       if (r.kid() == (*ring)->current_kid()) {
         km->current_ = std::move(shared);
-        km->current_created_ = FromProto(r.create_time());
+        km->current_created_ = time::FromProto(r.create_time());
       } else {
         km->previous_ = std::move(shared);
       }
@@ -106,7 +97,7 @@ absl::Status KeyManager::Rotate() {
   storage::SigningKeyRecord record;
   record.set_kid(key->kid());
   record.set_private_pem(key->PrivatePem());
-  *record.mutable_create_time() = ToProto(now);
+  *record.mutable_create_time() = time::ToProto(now);
   storage::KeyRing ring;
   ring.set_current_kid(key->kid());
   if (current_ != nullptr) ring.set_previous_kid(current_->kid());

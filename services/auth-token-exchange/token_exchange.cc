@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "libs/auth/jwt.h"
+#include "libs/time/proto_time.h"
 
 namespace pettube::auth {
 namespace {

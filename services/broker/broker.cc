@@ -7,13 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/time_util.h"
+#include "libs/time/proto_time.h"
 #include "services/broker/filter.h"
 
 namespace pettube::broker {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 constexpr char kSubscriptionsPrefix[] = "subscriptions/";
 constexpr size_t kRefillBatch = 256;
@@ -29,36 +27,8 @@ constexpr int kMaxMaxAttempts = 1000;
 constexpr absl::Duration kDefaultMinBackoff = absl::Seconds(1);
 constexpr absl::Duration kDefaultMaxBackoff = absl::Seconds(60);
 
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-google::protobuf::Duration ToProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  out.set_seconds(nanos / 1000000000);
-  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return out;
-}
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp out;
-  const int64_t nanos = absl::ToUnixNanos(t);
-  out.set_seconds(nanos / 1000000000);
-  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return out;
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-v1::Status ToProtoStatus(const absl::Status& s) {
-  v1::Status out;
-  out.set_code(static_cast<int>(s.code()));
-  out.set_message(std::string(s.message()));
-  return out;
-}
+using time::FromProto;
+using time::ToProto;
 
 std::string PartitionKey(const CloudEvent& e) {
   auto it = e.attributes().find("partitionkey");
@@ -131,6 +101,13 @@ absl::Status NormalizeSettings(v1::Subscription& sub) {
 }
 
 }  // namespace
+
+v1::Status ToProtoStatus(const absl::Status& status) {
+  v1::Status out;
+  out.set_code(static_cast<int>(status.code()));
+  out.set_message(std::string(status.message()));
+  return out;
+}
 
 // ----------------------------------------------------------------- state
 

@@ -28,6 +28,9 @@
 
 namespace pettube::broker {
 
+// A per-item outcome (on streams and in batches) in the API's Status shape.
+v1::Status ToProtoStatus(const absl::Status& status);
+
 // The side of a Subscribe stream the broker pushes to. Implemented by the
 // gRPC reactor; a fake in tests. Called with the broker's lock held: must
 // not block and must not call back into the Broker.

@@ -6,29 +6,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "libs/server/unary.h"
 #include "libs/status/grpc_status.h"
 
 namespace pettube::broker {
 namespace {
 
 using status::ToGrpcStatus;
-
-v1::Status ToProtoStatus(const absl::Status& s) {
-  v1::Status out;
-  out.set_code(static_cast<int>(s.code()));
-  out.set_message(std::string(s.message()));
-  return out;
-}
-
-// Finishes a unary call with a StatusOr: the value into `response` if OK.
-template <typename T>
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, absl::StatusOr<T> result,
-                                T* response) {
-  auto* reactor = context->DefaultReactor();
-  if (result.ok()) *response = std::move(*result);
-  reactor->Finish(ToGrpcStatus(result.status()));
-  return reactor;
-}
 
 // PublishStream: each request's events are appended and answered by acks
 // carrying the client's sequence numbers, in completion order. Reads pause
@@ -356,14 +340,6 @@ class RefusedStream : public grpc::ServerBidiReactor<Req, Resp> {
   void OnDone() override { delete this; }
 };
 
-// Finishes a unary call refused for `status` (never OK).
-grpc::ServerUnaryReactor* RefuseCall(grpc::CallbackServerContext* context,
-                                     const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 }  // namespace
 
 absl::Status BrokerService::Authorize(const grpc::CallbackServerContext* context,
@@ -408,43 +384,42 @@ BrokerService::PublishStream(grpc::CallbackServerContext* context) {
 grpc::ServerUnaryReactor* BrokerService::CreateSubscription(
     grpc::CallbackServerContext* context, const v1::CreateSubscriptionRequest* request,
     v1::Subscription* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
-  return Reply(context,
-               broker_.CreateSubscription(request->subscription_id(), request->subscription()),
-               response);
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(
+      context, broker_.CreateSubscription(request->subscription_id(), request->subscription()),
+      response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetSubscription(grpc::CallbackServerContext* context,
                                                          const v1::GetSubscriptionRequest* request,
                                                          v1::Subscription* response) {
-  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return RefuseCall(context, s);
-  return Reply(context, broker_.GetSubscription(request->name()), response);
+  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(context, broker_.GetSubscription(request->name()), response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListSubscriptions(
     grpc::CallbackServerContext* context, const v1::ListSubscriptionsRequest* request,
     v1::ListSubscriptionsResponse* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
-  return Reply(context, broker_.ListSubscriptions(request->page_size(), request->page_token()),
-               response);
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(
+      context, broker_.ListSubscriptions(request->page_size(), request->page_token()), response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::UpdateSubscription(
     grpc::CallbackServerContext* context, const v1::UpdateSubscriptionRequest* request,
     v1::Subscription* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
   std::vector<std::string> paths(request->update_mask().paths().begin(),
                                  request->update_mask().paths().end());
-  return Reply(context, broker_.UpdateSubscription(request->subscription(), paths), response);
+  return server::FinishUnary(context, broker_.UpdateSubscription(request->subscription(), paths),
+                             response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::DeleteSubscription(
     grpc::CallbackServerContext* context, const v1::DeleteSubscriptionRequest* request,
     google::protobuf::Empty*) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(broker_.DeleteSubscription(request->name())));
-  return reactor;
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(context, broker_.DeleteSubscription(request->name()));
 }
 
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
@@ -458,15 +433,15 @@ grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerServ
 grpc::ServerUnaryReactor* BrokerService::SeekSubscription(
     grpc::CallbackServerContext* context, const v1::SeekSubscriptionRequest* request,
     v1::Subscription* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
-  return Reply(context, broker_.Seek(request->name(), request->position()), response);
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(context, broker_.Seek(request->name(), request->position()), response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListDeadLetters(grpc::CallbackServerContext* context,
                                                          const v1::ListDeadLettersRequest* request,
                                                          v1::ListDeadLettersResponse* response) {
-  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return RefuseCall(context, s);
-  return Reply(
+  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(
       context,
       broker_.ListDeadLetters(request->subscription(), request->page_size(), request->page_token()),
       response);
@@ -475,7 +450,7 @@ grpc::ServerUnaryReactor* BrokerService::ListDeadLetters(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
     grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
     v1::RedriveDeadLettersResponse* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
   auto moved =
       broker_.Redrive(request->subscription(), request->max_events(), request->max_per_second());
   absl::StatusOr<v1::RedriveDeadLettersResponse> out = moved.status();
@@ -484,14 +459,14 @@ grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
     r.set_redriven(*moved);
     out = std::move(r);
   }
-  return Reply(context, std::move(out), response);
+  return server::FinishUnary(context, std::move(out), response);
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetStreamInfo(grpc::CallbackServerContext* context,
                                                        const v1::GetStreamInfoRequest*,
                                                        v1::StreamInfo* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return RefuseCall(context, s);
-  return Reply(context, broker_.GetStreamInfo(), response);
+  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
+  return server::FinishUnary(context, broker_.GetStreamInfo(), response);
 }
 
 }  // namespace pettube::broker
