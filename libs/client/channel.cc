@@ -1,12 +1,10 @@
 #include "libs/client/channel.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "libs/fs/read_file.h"
 
 ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA bundle trusted for outgoing gRPC over TLS");
 ABSL_FLAG(std::string, tls_client_cert_file, "", "PEM client certificate for outgoing mTLS");
@@ -16,14 +14,6 @@ ABSL_FLAG(bool, allow_plaintext_client, false,
 
 namespace pettube::client {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(path, ": cannot read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // "dns:///a:1" -> "a"; "[::1]:5" -> "::1"; "127.0.0.1:5" -> "127.0.0.1".
 std::string HostOf(absl::string_view target) {
@@ -70,13 +60,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ta
         target, ": plaintext only to loopback; give --tls_ca_file or --allow_plaintext_client"));
   }
   grpc::SslCredentialsOptions ssl;
-  auto ca = ReadFile(options.tls_ca_file);
+  auto ca = fs::ReadFile("tls_ca_file", options.tls_ca_file);
   if (!ca.ok()) return ca.status();
   ssl.pem_root_certs = *ca;
   if (!options.tls_client_cert_file.empty()) {
-    auto cert = ReadFile(options.tls_client_cert_file);
+    auto cert = fs::ReadFile("tls_client_cert_file", options.tls_client_cert_file);
     if (!cert.ok()) return cert.status();
-    auto key = ReadFile(options.tls_client_key_file);
+    auto key = fs::ReadFile("tls_client_key_file", options.tls_client_key_file);
     if (!key.ok()) return key.status();
     ssl.pem_cert_chain = *cert;
     ssl.pem_private_key = *key;

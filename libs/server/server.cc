@@ -11,10 +11,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "libs/fs/read_file.h"
 #include "libs/log/log.h"
 #include "libs/metrics/http_handler.h"
 #include "libs/server/rpc_metrics_interceptor.h"
@@ -60,24 +59,16 @@ absl::Status CheckBindable(absl::string_view flag, const std::string& address) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, " ", path, ": cannot read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const Options& opts) {
   if (opts.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
-  auto cert = ReadFile("tls_cert_file", opts.tls_cert_file);
+  auto cert = fs::ReadFile("tls_cert_file", opts.tls_cert_file);
   if (!cert.ok()) return cert.status();
-  auto key = ReadFile("tls_key_file", opts.tls_key_file);
+  auto key = fs::ReadFile("tls_key_file", opts.tls_key_file);
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!opts.tls_client_ca_file.empty()) {
-    auto ca = ReadFile("tls_client_ca_file", opts.tls_client_ca_file);
+    auto ca = fs::ReadFile("tls_client_ca_file", opts.tls_client_ca_file);
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;

@@ -1,10 +1,9 @@
 // PetTube auth-token-exchange: OIDC ID tokens in, short-lived scoped
 // PetTube access tokens out (see token_exchange.h).
-#include <fstream>
-#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "libs/fs/read_file.h"
 #include "libs/log/log.h"
 #include "libs/server/server.h"
 #include "services/auth-token-exchange/auth_service.h"
@@ -26,17 +25,7 @@ ABSL_FLAG(absl::Duration, key_rotation, absl::Hours(24), "signing key lifetime b
 ABSL_FLAG(absl::Duration, jwks_refresh_interval, absl::Seconds(30),
           "least time between two fetches of an issuer's keys on an unknown key id");
 
-namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, " ", path, ": cannot read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int main(int argc, char** argv) {
   using namespace pettube;  // NOLINT: main wires many pieces
@@ -49,7 +38,7 @@ int main(int argc, char** argv) {
   auth::CurlJwksFetcher fetcher;
   auth::TrustedIssuers issuers(&fetcher, absl::GetFlag(FLAGS_jwks_refresh_interval));
   if (const std::string path = absl::GetFlag(FLAGS_trusted_issuers_file); !path.empty()) {
-    auto text = ReadFile("trusted_issuers_file", path);
+    auto text = fs::ReadFile("trusted_issuers_file", path);
     if (!text.ok()) return server::ExitWith(text.status());
     auto configs = auth::ParseIssuersFile(*text);
     if (!configs.ok()) return server::ExitWith(configs.status());
@@ -68,7 +57,7 @@ int main(int argc, char** argv) {
   }
   auth::WorkloadClients workloads;
   if (const std::string path = absl::GetFlag(FLAGS_workload_clients_file); !path.empty()) {
-    auto text = ReadFile("workload_clients_file", path);
+    auto text = fs::ReadFile("workload_clients_file", path);
     if (!text.ok()) return server::ExitWith(text.status());
     auto parsed = auth::WorkloadClients::Parse(*text);
     if (!parsed.ok()) return server::ExitWith(parsed.status());
