@@ -531,7 +531,11 @@ void Broker::PumpLocked(SubState& sub) {
     sub.ready.pop_front();
     if (entry.event == nullptr) {
       auto loaded = store_->GetEvent(entry.seq);
-      if (!loaded.ok()) return;  // storage trouble: try again on the next pump
+      if (!loaded.ok()) {
+        // Storage trouble: keep the entry and try again on the next pump.
+        sub.ready.push_front(std::move(entry));
+        return;
+      }
       if (!loaded->has_value()) {
         // Retention removed the event: nothing left to deliver.
         auto batch_seq = entry.seq;
