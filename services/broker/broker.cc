@@ -15,6 +15,9 @@ namespace {
 
 constexpr char kSubscriptionsPrefix[] = "subscriptions/";
 constexpr size_t kRefillBatch = 256;
+// Events kept in memory per subscription ahead of its consumers: a slow or
+// stuck consumer must not make the broker hold the backlog in memory.
+constexpr size_t kMaxReadyInMemory = 1024;
 // Bound on events a subscription holds in memory waiting behind a busy
 // ordering key; past it, loading pauses until keys free up.
 constexpr size_t kMaxBlocked = 10000;
@@ -141,6 +144,9 @@ struct Broker::SubState {
     int attempts = 0;
     std::string last_error;
     absl::Time first_delivery = absl::InfinitePast();
+    // A PendingRecord exists in the store (deleted with the event's queue
+    // entry); most events are acked first time and never write one.
+    bool persisted = false;
   };
   absl::flat_hash_map<uint64_t, Attempt> attempts;
   // Waiting for their backoff to pass.
@@ -258,6 +264,7 @@ absl::Status Broker::Load() {
       auto& a = raw->attempts[seq];
       a.attempts = p.attempts();
       a.last_error = p.last_error();
+      a.persisted = true;
       if (p.has_first_delivery_time()) a.first_delivery = FromProto(p.first_delivery_time());
     });
     if (!s.ok()) return s;
@@ -466,11 +473,12 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
       // A refill that already read this entry from the store moved the
       // cursor past it: never queue it twice.
       if (seq < sub.load_cursor) continue;
-      if (sub.caught_up && !sub.consumers.empty()) {
+      if (sub.caught_up && !sub.consumers.empty() && sub.ready.size() < kMaxReadyInMemory) {
         sub.ready.push_back({seq, stored[i]});
         sub.load_cursor = seq + 1;
       } else {
-        // Nobody is reading: leave it on disk rather than in memory.
+        // Nobody is reading, or readers are behind: leave it on disk rather
+        // than in memory; a refill reads it when there is room.
         sub.caught_up = false;
       }
     }
@@ -500,7 +508,15 @@ bool Broker::RefillLocked(SubState& sub) {
   std::vector<uint64_t> seqs;
   auto s = store_->ScanQueue(sub.id, sub.load_cursor, kRefillBatch, &seqs);
   if (!s.ok()) return false;
-  for (uint64_t seq : seqs) sub.ready.push_back({seq, nullptr});
+  // The events too, in one batched read: per-event lookups at dispatch
+  // time dominated draining a backlog.
+  std::vector<std::optional<StoredEvent>> events;
+  if (!store_->GetEvents(seqs, &events).ok()) events.assign(seqs.size(), std::nullopt);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    sub.ready.push_back({seqs[i], events[i].has_value()
+                                      ? std::make_shared<const StoredEvent>(std::move(*events[i]))
+                                      : nullptr});
+  }
   if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
   if (seqs.size() < kRefillBatch) sub.caught_up = true;
   return !sub.ready.empty();
@@ -645,6 +661,7 @@ void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
   *record.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
   // Attempt counts survive a restart; losing the latest one in a crash only
   // grants one more attempt, so no fsync is needed.
+  attempt.persisted = true;
   committer_->Submit(
       {[id = sub.id, seq, record](BrokerStore::Batch& b) { b.PutPending(id, seq, record); },
        nullptr, false, false});
@@ -724,10 +741,11 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
     *dead.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
   }
   *dead.mutable_dead_letter_time() = ToProto(absl::Now());
-  committer_->Submit({[id = sub.id, seq, keep, dead = std::move(dead)](BrokerStore::Batch& b) {
+  committer_->Submit({[id = sub.id, seq, keep, persisted = attempt.persisted,
+                       dead = std::move(dead)](BrokerStore::Batch& b) {
                         if (keep) b.PutDeadLetter(id, dead);
                         b.Dequeue(id, seq);
-                        b.DeletePending(id, seq);
+                        if (persisted) b.DeletePending(id, seq);
                       },
                       nullptr, true, false});
 }
@@ -817,6 +835,7 @@ absl::Status Broker::AddCredits(ConsumerId id, int credits) {
 void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
   std::vector<v1::SettleResult> immediate;
   auto acked = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  auto persisted_pending = std::make_shared<std::vector<uint64_t>>();
   uint32_t sub_id = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -858,6 +877,7 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
       timers_->Cancel(lease->second.timer);
       sub.leases.erase(lease);
       c.leases.erase(lease_id);
+      if (sub.attempts[seq].persisted) persisted_pending->push_back(seq);
       FinishSeqLocked(sub, seq);
       sub.acked->Increment();
       acked->emplace_back(lease_id, seq);
@@ -908,12 +928,15 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
   }
   if (acked->empty()) return;
   Committer::Op op;
-  op.prepare = [sub_id, acked](BrokerStore::Batch& b) {
-    for (const auto& [lease, seq] : *acked) {
-      b.Dequeue(sub_id, seq);
-      b.DeletePending(sub_id, seq);
-    }
+  op.prepare = [sub_id, acked, persisted_pending](BrokerStore::Batch& b) {
+    for (const auto& [lease, seq] : *acked) b.Dequeue(sub_id, seq);
+    for (uint64_t seq : *persisted_pending) b.DeletePending(sub_id, seq);
   };
+  // A confirmed ack is durable before it is confirmed. An unconfirmed one is
+  // written without waiting for fsync (as JetStream 2.9 does with consumer
+  // acks): it survives a process crash, and a power loss can only cause a
+  // redelivery, never a lost event.
+  op.sync = confirm;
   if (confirm) {
     op.done = [this, id, acked](const absl::Status& status) {
       std::vector<v1::SettleResult> results;

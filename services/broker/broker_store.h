@@ -78,6 +78,10 @@ class BrokerStore {
 
   // Reads.
   virtual absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) = 0;
+  // Several events in one batched read (ascending sequences read fastest);
+  // `out` gets one entry per sequence, nullopt where the event is gone.
+  virtual absl::Status GetEvents(const std::vector<uint64_t>& sequences,
+                                 std::vector<std::optional<StoredEvent>>* out) = 0;
   // The sequence stored for source+id, if published at or after `not_before`.
   virtual absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
                                                               absl::string_view id,

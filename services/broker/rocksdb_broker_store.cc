@@ -1,5 +1,6 @@
 #include "services/broker/rocksdb_broker_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/base/internal/endian.h"
@@ -219,6 +220,38 @@ absl::StatusOr<std::optional<StoredEvent>> RocksDbBrokerStore::GetEvent(uint64_t
   e.publish_time =
       absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data())));
   return e;
+}
+
+absl::Status RocksDbBrokerStore::GetEvents(const std::vector<uint64_t>& sequences,
+                                           std::vector<std::optional<StoredEvent>>* out) {
+  const size_t n = sequences.size();
+  out->clear();
+  out->resize(n);
+  if (n == 0) return absl::OkStatus();
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (uint64_t seq : sequences) keys.push_back(SeqKey(seq));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  // One batched lookup: sorted keys share index and block reads.
+  db_->MultiGet(rocksdb::ReadOptions(), handles_[kEvents], n, slices.data(), values.data(),
+                statuses.data(),
+                /*sorted_input=*/std::is_sorted(sequences.begin(), sequences.end()));
+  for (size_t i = 0; i < n; ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return ToStatus(statuses[i], "read events");
+    StoredEvent& e = (*out)[i].emplace();
+    e.sequence = sequences[i];
+    e.size_bytes = values[i].size();
+    if (values[i].size() < 8 ||
+        !e.event.ParseFromArray(values[i].data() + 8, values[i].size() - 8)) {
+      return absl::DataLossError(absl::StrCat("event ", sequences[i], ": unreadable record"));
+    }
+    e.publish_time =
+        absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(values[i].data())));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<uint64_t>> RocksDbBrokerStore::LookupDedup(absl::string_view source,

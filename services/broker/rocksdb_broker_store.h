@@ -27,6 +27,8 @@ class RocksDbBrokerStore : public BrokerStore {
   std::unique_ptr<Batch> NewBatch() override;
   absl::Status Write(Batch& batch, bool sync) override;
   absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) override;
+  absl::Status GetEvents(const std::vector<uint64_t>& sequences,
+                         std::vector<std::optional<StoredEvent>>* out) override;
   absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
                                                       absl::string_view id,
                                                       absl::Time not_before) override;
