@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 home=${PETTUBE_HOME:-$PWD/.pettube}
-mkdir -p "$home/data" "$home/logs" "$home/secrets"
+mkdir -p "$home/data" "$home/logs" "$home/secrets" "$home/run"
 chmod 700 "$home/secrets"
 
 # Workload credentials for the internal callers (the client-credentials
@@ -53,16 +53,20 @@ stop_all() {
 trap 'stop_all; exit 0' INT TERM
 
 for s in "${SERVICES[@]}"; do
-  # The service's stdout is a pipe we read its `ready` line from; read
-  # blocks until the line arrives (or 60 s pass).
   extra=()
   case "$s" in
     # The development identity provider signs people in locally.
     auth-token-exchange) extra=(--dev_idp --workload_clients_file="$clients") ;;
     broker) extra=(--auth_server="${grpc[auth-token-exchange]}") ;;
   esac
-  exec {fd}< <(exec "$bin/services/$s/$s" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --data_dir="$home/data/$s" "${extra[@]}" 2>>"$home/logs/$s.log")
+  # The service's stdout is a FIFO we read its `ready` line from; read
+  # blocks until the line arrives (or 60 s pass). Opened read-write so it
+  # never blocks on open and never closes under the service.
+  fifo="$home/run/$s.stdout"
+  rm -f "$fifo" && mkfifo "$fifo"
+  exec {fd}<>"$fifo"
+  "$bin/services/$s/$s" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --data_dir="$home/data/$s" "${extra[@]}" >"$fifo" 2>>"$home/logs/$s.log" &
   pid[$s]=$!
   if ! read -r -t 60 -u "$fd" line || [[ "$line" != ready* ]]; then
     echo "$s did not start; its log ($home/logs/$s.log) ends with:" >&2
@@ -83,8 +87,6 @@ printf '%-22s %-22s %s\n' SERVICE GRPC METRICS
 for s in "${SERVICES[@]}"; do
   printf '%-22s %-22s http://%s/metrics\n' "$s" "${grpc[$s]}" "${metrics[$s]}"
 done
-printf '\nSign-in: the development identity provider (pettube.auth.v1.DevIdentityProvider on %s)\n' "${grpc[auth-token-exchange]}"
-printf 'mints ID tokens; ExchangeToken turns them into access tokens. Workload secrets: %s\n' "$home/secrets"
 printf '\nSign in: pettube.auth.v1.DevIdentityProvider/MintIdToken on %s mints an ID token;\n' "${grpc[auth-token-exchange]}"
 printf 'TokenExchange/ExchangeToken turns it into an access token. Workload secrets: %s\n' "$home/secrets"
 printf '\nPress Ctrl-C to stop.\n'
