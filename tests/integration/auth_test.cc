@@ -197,6 +197,44 @@ TEST_F(AuthTest, ServicesPublishThroughTheClientLibraryWithWorkloadCredentials) 
   EXPECT_EQ(result->sequence, 1u);
 }
 
+TEST_F(AuthTest, AnotherInstanceTrustsAnIssuerThroughItsJwksUri) {
+  // A second auth-token-exchange trusts the first one's dev identity
+  // provider as an external OIDC issuer, fetching its keys over HTTP
+  // (libcurl; plain http is allowed only on loopback).
+  const std::string dir = NewTempDir("trust");
+  std::ofstream(dir + "/issuers.json")
+      << R"([{"issuer": "https://dev-idp.pettube.invalid", "client_id": "pettube-dev",
+              "jwks_uri": "http://)"
+      << auth_.metrics << R"(/dev-idp/jwks.json"}])";
+  Running other =
+      Start("auth-token-exchange", {absl::StrCat("--trusted_issuers_file=", dir, "/issuers.json")});
+  auto idp = auth::v1::DevIdentityProvider::NewStub(auth_channel_);
+  grpc::ClientContext mint_ctx;
+  auth::v1::MintIdTokenRequest mint;
+  mint.set_user("dana");
+  auth::v1::MintIdTokenResponse id_token;
+  ASSERT_TRUE(idp->MintIdToken(&mint_ctx, mint, &id_token).ok());
+
+  auto exchange = auth::v1::TokenExchange::NewStub(
+      grpc::CreateChannel(other.grpc, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(10));
+  auth::v1::ExchangeTokenRequest req;
+  req.set_subject_token(id_token.id_token());
+  req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
+  auth::v1::ExchangeTokenResponse resp;
+  const grpc::Status s = exchange->ExchangeToken(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.identity().subject(), "dana");
+  // The second instance has no dev identity provider of its own.
+  grpc::ClientContext none_ctx;
+  EXPECT_EQ(auth::v1::DevIdentityProvider::NewStub(
+                grpc::CreateChannel(other.grpc, grpc::InsecureChannelCredentials()))
+                ->MintIdToken(&none_ctx, mint, &id_token)
+                .error_code(),
+            grpc::UNIMPLEMENTED);
+}
+
 TEST_F(AuthTest, WrongWorkloadSecretIsUnauthenticated) {
   auth::WorkloadTokenSource wrong(auth_channel_, "publisher", "guess", {});
   EXPECT_EQ(wrong.Token().status().code(), absl::StatusCode::kUnauthenticated);
