@@ -28,73 +28,76 @@ ABSL_FLAG(absl::Duration, jwks_refresh_interval, absl::Seconds(30),
 namespace {}  // namespace
 
 int main(int argc, char** argv) {
-  using namespace pettube;  // NOLINT: main wires many pieces
-  const server::Options opts = server::ParseFlagsOrExit(argc, argv, "auth-token-exchange");
-  auto store = auth::AuthStore::Open(opts.data_dir + "/store");
-  if (!store.ok()) return server::ExitWith(store.status());
-  auto keys = auth::KeyManager::Open(store->get(), absl::GetFlag(FLAGS_key_rotation));
-  if (!keys.ok()) return server::ExitWith(keys.status());
+  const pettube::server::Options opts =
+      pettube::server::ParseFlagsOrExit(argc, argv, "auth-token-exchange");
+  auto store = pettube::auth::AuthStore::Open(opts.data_dir + "/store");
+  if (!store.ok()) return pettube::server::ExitWith(store.status());
+  auto keys = pettube::auth::KeyManager::Open(store->get(), absl::GetFlag(FLAGS_key_rotation));
+  if (!keys.ok()) return pettube::server::ExitWith(keys.status());
 
-  auth::CurlJwksFetcher fetcher;
-  auth::TrustedIssuers issuers(&fetcher, absl::GetFlag(FLAGS_jwks_refresh_interval));
+  pettube::auth::CurlJwksFetcher fetcher;
+  pettube::auth::TrustedIssuers issuers(&fetcher, absl::GetFlag(FLAGS_jwks_refresh_interval));
   if (const std::string path = absl::GetFlag(FLAGS_trusted_issuers_file); !path.empty()) {
-    auto text = fs::ReadFile("trusted_issuers_file", path);
-    if (!text.ok()) return server::ExitWith(text.status());
-    auto configs = auth::ParseIssuersFile(*text);
-    if (!configs.ok()) return server::ExitWith(configs.status());
+    auto text = pettube::fs::ReadFile("trusted_issuers_file", path);
+    if (!text.ok()) return pettube::server::ExitWith(text.status());
+    auto configs = pettube::auth::ParseIssuersFile(*text);
+    if (!configs.ok()) return pettube::server::ExitWith(configs.status());
     for (const auto& c : *configs) issuers.Add(c);
   }
-  std::unique_ptr<auth::DevIdentityProvider> dev_idp;
+  std::unique_ptr<pettube::auth::DevIdentityProvider> dev_idp;
   if (absl::GetFlag(FLAGS_dev_idp)) {
-    auto idp = auth::DevIdentityProvider::Open(opts.data_dir + "/dev-idp-key.pem",
-                                               absl::GetFlag(FLAGS_dev_idp_issuer),
-                                               absl::GetFlag(FLAGS_dev_idp_client_id));
-    if (!idp.ok()) return server::ExitWith(idp.status());
+    auto idp = pettube::auth::DevIdentityProvider::Open(opts.data_dir + "/dev-idp-key.pem",
+                                                        absl::GetFlag(FLAGS_dev_idp_issuer),
+                                                        absl::GetFlag(FLAGS_dev_idp_client_id));
+    if (!idp.ok()) return pettube::server::ExitWith(idp.status());
     dev_idp = std::move(*idp);
     issuers.AddLocal({dev_idp->issuer(), dev_idp->client_id(), "local"},
                      [idp = dev_idp.get()] { return idp->JwksJson(); });
-    log::Warning("auth.dev_idp_enabled", {{"issuer", dev_idp->issuer()}});
+    pettube::log::Warning("auth.dev_idp_enabled", {{"issuer", dev_idp->issuer()}});
   }
-  auth::WorkloadClients workloads;
+  pettube::auth::WorkloadClients workloads;
   if (const std::string path = absl::GetFlag(FLAGS_workload_clients_file); !path.empty()) {
-    auto text = fs::ReadFile("workload_clients_file", path);
-    if (!text.ok()) return server::ExitWith(text.status());
-    auto parsed = auth::WorkloadClients::Parse(*text);
-    if (!parsed.ok()) return server::ExitWith(parsed.status());
+    auto text = pettube::fs::ReadFile("workload_clients_file", path);
+    if (!text.ok()) return pettube::server::ExitWith(text.status());
+    auto parsed = pettube::auth::WorkloadClients::Parse(*text);
+    if (!parsed.ok()) return pettube::server::ExitWith(parsed.status());
     workloads = std::move(*parsed);
   }
 
-  auth::TokenExchange::Options exchange_options;
+  pettube::auth::TokenExchange::Options exchange_options;
   exchange_options.issuer = absl::GetFlag(FLAGS_issuer);
   exchange_options.default_audience = absl::GetFlag(FLAGS_audience);
   exchange_options.audiences = {exchange_options.default_audience};
-  auth::TokenExchange exchange(exchange_options, &issuers, store->get(), keys->get(), &workloads);
+  pettube::auth::TokenExchange exchange(exchange_options, &issuers, store->get(), keys->get(),
+                                        &workloads);
   // Our own tokens, verified with our own keys (GetIdentity).
-  auth::Authenticator authenticator(
+  pettube::auth::Authenticator authenticator(
       {exchange_options.issuer, exchange_options.default_audience, absl::Seconds(1)},
       [km = keys->get()]() -> absl::StatusOr<std::string> { return km->JwksJson(); });
-  auth::TokenExchangeService service(exchange, **keys, **store, authenticator);
+  pettube::auth::TokenExchangeService service(exchange, **keys, **store, authenticator);
 
-  server::ServeSpec spec;
-  spec.services.push_back(server::Expose<auth::v1::TokenExchange>(&service));
-  spec.http_routes.emplace_back("/.well-known/jwks.json", [km = keys->get()](const http::Request&) {
-    http::Response r;
-    r.content_type = "application/jwk-set+json";
-    r.headers.emplace_back("Cache-Control", "public, max-age=300");
-    r.body = km->JwksJson();
-    return r;
-  });
-  std::unique_ptr<auth::DevIdentityProviderService> dev_service;
+  pettube::server::ServeSpec spec;
+  spec.services.push_back(pettube::server::Expose<pettube::auth::v1::TokenExchange>(&service));
+  spec.http_routes.emplace_back("/.well-known/jwks.json",
+                                [km = keys->get()](const pettube::http::Request&) {
+                                  pettube::http::Response r;
+                                  r.content_type = "application/jwk-set+json";
+                                  r.headers.emplace_back("Cache-Control", "public, max-age=300");
+                                  r.body = km->JwksJson();
+                                  return r;
+                                });
+  std::unique_ptr<pettube::auth::DevIdentityProviderService> dev_service;
   if (dev_idp != nullptr) {
-    dev_service = std::make_unique<auth::DevIdentityProviderService>(*dev_idp);
-    spec.services.push_back(server::Expose<auth::v1::DevIdentityProvider>(dev_service.get()));
+    dev_service = std::make_unique<pettube::auth::DevIdentityProviderService>(*dev_idp);
+    spec.services.push_back(
+        pettube::server::Expose<pettube::auth::v1::DevIdentityProvider>(dev_service.get()));
     spec.http_routes.emplace_back("/dev-idp/jwks.json",
-                                  [idp = dev_idp.get()](const http::Request&) {
-                                    http::Response r;
+                                  [idp = dev_idp.get()](const pettube::http::Request&) {
+                                    pettube::http::Response r;
                                     r.content_type = "application/jwk-set+json";
                                     r.body = idp->JwksJson();
                                     return r;
                                   });
   }
-  return server::Serve(opts, std::move(spec));
+  return pettube::server::Serve(opts, std::move(spec));
 }
