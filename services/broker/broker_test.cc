@@ -336,6 +336,34 @@ TEST_F(BrokerTest, LateAckAfterRedeliveryIsRejectedAndNotCredited) {
   EXPECT_EQ(Backlog("q"), 0);
 }
 
+TEST_F(BrokerTest, ExtendedLeaseOutlivesItsOriginalDeadline) {
+  Create("q", Settings(absl::Seconds(1)));
+  Publish({Event("1")});
+  FakeConsumer& c = NewConsumer();
+  ConsumerId id = Attach("q", &c);
+  auto first = c.WaitForDeliveries(1);
+  ASSERT_EQ(first.size(), 1u);
+  v1::Settle extend;
+  extend.add_extends()->set_lease_id(first[0].lease_id());
+  *extend.mutable_extends(0)->mutable_ack_deadline() = TimeUtil::SecondsToDuration(60);
+  broker_->Settle(id, extend, /*confirm=*/true);
+  auto results = c.WaitForResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status().code(), 0);
+  // Past the original 1 s deadline there is no redelivery...
+  EXPECT_EQ(c.WaitForDeliveries(2, absl::Seconds(2)).size(), 1u);
+  // ...and the lease still settles.
+  broker_->Settle(id, Acks({first[0].lease_id()}), true);
+  results = c.WaitForResults(2);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].status().code(), 0);
+  // Extending a settled lease is refused, for that item only.
+  broker_->Settle(id, extend, true);
+  results = c.WaitForResults(3);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].status().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+}
+
 TEST_F(BrokerTest, GarbageLeaseIdIsInvalidArgument) {
   Create("q");
   FakeConsumer& c = NewConsumer();
