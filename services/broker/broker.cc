@@ -33,6 +33,25 @@ constexpr absl::Duration kDefaultMaxBackoff = absl::Seconds(60);
 using time::FromProto;
 using time::ToProto;
 
+// A lease id on the wire: "subscription-sequence-attempt-key".
+struct LeaseIdParts {
+  uint64_t subscription, sequence, attempt, key;
+};
+
+std::optional<LeaseIdParts> ParseLeaseId(absl::string_view id) {
+  uint64_t v[4];
+  for (int i = 0; i < 4; ++i) {
+    const size_t end = i < 3 ? id.find('-') : id.size();
+    if (end == absl::string_view::npos || end == 0) return std::nullopt;
+    for (char ch : id.substr(0, end)) {
+      if (ch < '0' || ch > '9') return std::nullopt;
+    }
+    if (!absl::SimpleAtoi(id.substr(0, end), &v[i])) return std::nullopt;
+    id.remove_prefix(i < 3 ? end + 1 : end);
+  }
+  return LeaseIdParts{v[0], v[1], v[2], v[3]};
+}
+
 std::string PartitionKey(const CloudEvent& e) {
   auto it = e.attributes().find("partitionkey");
   if (it == e.attributes().end()) return "";
@@ -116,9 +135,10 @@ v1::Status ToProtoStatus(const absl::Status& status) {
 
 struct Broker::Lease {
   uint64_t seq;
+  int attempt;
   ConsumerId consumer;
   TimerQueue::TimerId timer;
-  std::shared_ptr<const StoredEvent> event;
+  std::shared_ptr<StoredEvent> event;
 };
 
 struct Broker::ConsumerState {
@@ -127,7 +147,7 @@ struct Broker::ConsumerState {
   Consumer* consumer;
   int credits;
   std::string name;
-  absl::flat_hash_set<std::string> leases;
+  absl::flat_hash_set<LeaseKey> leases;
 };
 
 struct Broker::SubState {
@@ -150,10 +170,10 @@ struct Broker::SubState {
   };
   absl::flat_hash_map<uint64_t, Attempt> attempts;
   // Waiting for their backoff to pass.
-  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<const StoredEvent>> retry;
+  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<StoredEvent>> retry;
   std::optional<TimerQueue::TimerId> retry_timer;
   absl::Time retry_timer_at;
-  absl::flat_hash_map<std::string, Lease> leases;
+  absl::flat_hash_map<LeaseKey, Lease> leases;
   // Ordering: the sequence holding each busy key, and events waiting on it.
   absl::flat_hash_map<std::string, uint64_t> key_owner;
   absl::flat_hash_map<uint64_t, std::string> key_of;
@@ -353,7 +373,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
     std::vector<CloudEvent> events;
     std::vector<v1::PublishResult> results;
     std::vector<bool> valid;
-    std::vector<std::shared_ptr<const StoredEvent>> stored;  // by index; null if not stored
+    std::vector<std::shared_ptr<StoredEvent>> stored;  // by index; null if not stored
     std::vector<std::vector<uint32_t>> routes;
     std::vector<std::string> dedup_keys;
   };
@@ -457,7 +477,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
   committer_->Submit(std::move(op));
 }
 
-void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
+void Broker::AfterPublish(const std::vector<std::shared_ptr<StoredEvent>>& stored,
                           const std::vector<std::vector<uint32_t>>& routes) {
   absl::MutexLock lock(&mu_);
   absl::flat_hash_set<uint32_t> touched;
@@ -514,7 +534,7 @@ bool Broker::RefillLocked(SubState& sub) {
   if (!store_->GetEvents(seqs, &events).ok()) events.assign(seqs.size(), std::nullopt);
   for (size_t i = 0; i < seqs.size(); ++i) {
     sub.ready.push_back({seqs[i], events[i].has_value()
-                                      ? std::make_shared<const StoredEvent>(std::move(*events[i]))
+                                      ? std::make_shared<StoredEvent>(std::move(*events[i]))
                                       : nullptr});
   }
   if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
@@ -563,7 +583,7 @@ void Broker::PumpLocked(SubState& sub) {
         FinishSeqLocked(sub, entry.seq);
         continue;
       }
-      entry.event = std::make_shared<const StoredEvent>(std::move(**loaded));
+      entry.event = std::make_shared<StoredEvent>(std::move(**loaded));
     }
     if (ordered) {
       std::string key = PartitionKey(entry.event->event);
@@ -597,21 +617,28 @@ void Broker::PumpLocked(SubState& sub) {
     // Lease ids name the delivery (subscription, sequence, attempt) plus a
     // nonce, so a late settlement of an old delivery can be told apart from
     // garbage and is never credited to the redelivery.
-    std::string lease_id =
-        absl::StrCat(sub.id, "-", entry.seq, "-", attempt.attempts, "-", ++lease_nonce_);
+    const LeaseKey key = ++lease_nonce_;
+    std::string lease_id = absl::StrCat(sub.id, "-", entry.seq, "-", attempt.attempts, "-", key);
     const absl::Time deadline = now + FromProto(sub.config.ack_deadline());
     const uint32_t sub_id = sub.id;
     const TimerQueue::TimerId timer =
-        timers_->Schedule(deadline, [this, sub_id, lease_id] { OnLeaseExpired(sub_id, lease_id); });
+        timers_->Schedule(deadline, [this, sub_id, key] { OnLeaseExpired(sub_id, key); });
     v1::Delivery delivery;
-    delivery.set_lease_id(lease_id);
-    *delivery.mutable_event() = entry.event->event;
+    delivery.set_lease_id(std::move(lease_id));
     delivery.set_sequence(entry.seq);
     delivery.set_attempt(attempt.attempts);
     *delivery.mutable_publish_time() = ToProto(entry.event->publish_time);
     *delivery.mutable_lease_deadline() = ToProto(deadline);
-    sub.leases.emplace(lease_id, Lease{entry.seq, c->id, timer, std::move(entry.event)});
-    c->leases.insert(std::move(lease_id));
+    if (entry.event.use_count() == 1) {
+      // Nobody else holds this copy (it came from the store): hand it over
+      // instead of copying. A retry or dead letter reads it back.
+      *delivery.mutable_event() = std::move(entry.event->event);
+      entry.event.reset();
+    } else {
+      *delivery.mutable_event() = entry.event->event;
+    }
+    sub.leases.emplace(key, Lease{entry.seq, attempt.attempts, c->id, timer, std::move(entry.event)});
+    c->leases.insert(key);
     --c->credits;
     sub.delivered->Increment();
     c->consumer->Deliver(std::move(delivery));
@@ -649,7 +676,7 @@ absl::Duration Broker::BackoffLocked(const SubState& sub, int attempts) {
 
 void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
                                      std::optional<absl::Duration> delay,
-                                     std::shared_ptr<const StoredEvent> event) {
+                                     std::shared_ptr<StoredEvent> event) {
   SubState::Attempt& attempt = sub.attempts[seq];
   if (attempt.attempts >= sub.config.max_delivery_attempts()) {
     DeadLetterLocked(sub, seq, attempt.last_error, std::move(event));
@@ -700,13 +727,13 @@ void Broker::OnRetryDue(uint32_t sub_id) {
   PumpLocked(sub);
 }
 
-void Broker::ReleaseLeaseLocked(SubState& sub, const std::string& lease_id,
+void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id,
                                 const std::string& error, std::optional<absl::Duration> delay) {
   auto it = sub.leases.find(lease_id);
   if (it == sub.leases.end()) return;
   const uint64_t seq = it->second.seq;
   // The event travels with the retry: no second read from the store.
-  std::shared_ptr<const StoredEvent> event = std::move(it->second.event);
+  std::shared_ptr<StoredEvent> event = std::move(it->second.event);
   timers_->Cancel(it->second.timer);
   if (auto c = consumers_.find(it->second.consumer); c != consumers_.end()) {
     c->second->leases.erase(lease_id);
@@ -717,7 +744,7 @@ void Broker::ReleaseLeaseLocked(SubState& sub, const std::string& lease_id,
 }
 
 void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
-                              std::shared_ptr<const StoredEvent> event) {
+                              std::shared_ptr<StoredEvent> event) {
   const SubState::Attempt attempt = sub.attempts[seq];
   FinishSeqLocked(sub, seq);
   sub.dead_lettered->Increment();
@@ -726,7 +753,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
   if (event == nullptr) {
     auto loaded = store_->GetEvent(seq);
     if (loaded.ok() && loaded->has_value()) {
-      event = std::make_shared<const StoredEvent>(std::move(**loaded));
+      event = std::make_shared<StoredEvent>(std::move(**loaded));
     }
   }
   v1::DeadLetter dead;
@@ -750,7 +777,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
                       nullptr, true, false});
 }
 
-void Broker::OnLeaseExpired(uint32_t sub_id, const std::string& lease_id) {
+void Broker::OnLeaseExpired(uint32_t sub_id, LeaseKey lease_id) {
   absl::MutexLock lock(&mu_);
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
@@ -806,8 +833,8 @@ void Broker::Detach(ConsumerId id) {
     // Unsettled deliveries are available again at once, not after their
     // deadline; a consumer that keeps crashing on an event still exhausts
     // its attempts.
-    std::vector<std::string> leases(c.leases.begin(), c.leases.end());
-    for (const std::string& lease_id : leases) {
+    std::vector<LeaseKey> leases(c.leases.begin(), c.leases.end());
+    for (LeaseKey lease_id : leases) {
       ReleaseLeaseLocked(sub, lease_id, "consumer disconnected", absl::ZeroDuration());
     }
     consumers_.erase(it);
@@ -844,46 +871,50 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
     ConsumerState& c = *cit->second;
     SubState& sub = *subs_[c.sub];
     sub_id = sub.id;
-    auto check = [&](const std::string& lease_id, v1::SettleKind kind) -> bool {
+    // The lease a settlement names, if this stream holds it now.
+    auto check = [&](const std::string& lease_id, v1::SettleKind kind) -> std::optional<LeaseKey> {
       absl::Status s;
+      const std::optional<LeaseIdParts> parts = ParseLeaseId(lease_id);
       if (lease_id.empty()) {
         s = absl::InvalidArgumentError("lease_id: must not be empty");
-      } else if (!c.leases.contains(lease_id)) {
-        std::vector<absl::string_view> parts = absl::StrSplit(lease_id, '-');
-        uint64_t n;
-        const bool well_formed =
-            parts.size() == 4 && std::all_of(parts.begin(), parts.end(), [&](absl::string_view p) {
-              return absl::SimpleAtoi(p, &n);
-            });
-        s = well_formed ? absl::FailedPreconditionError(absl::StrCat(
-                              "lease ", lease_id,
-                              " is no longer valid (expired, settled, or held by another stream); "
-                              "the event may have been redelivered"))
-                        : absl::InvalidArgumentError(
-                              absl::StrCat("lease_id: \"", lease_id, "\" is not a lease id"));
+      } else if (!parts.has_value()) {
+        s = absl::InvalidArgumentError(
+            absl::StrCat("lease_id: \"", lease_id.substr(0, 100), "\" is not a lease id"));
+      } else {
+        auto lease = sub.leases.find(parts->key);
+        if (lease != sub.leases.end() && c.leases.contains(parts->key) &&
+            parts->subscription == sub.id && parts->sequence == lease->second.seq &&
+            parts->attempt == static_cast<uint64_t>(lease->second.attempt)) {
+          return parts->key;
+        }
+        s = absl::FailedPreconditionError(
+            absl::StrCat("lease ", lease_id,
+                         " is no longer valid (expired, settled, or held by another stream); "
+                         "the event may have been redelivered"));
       }
-      if (s.ok()) return true;
       v1::SettleResult r;
       r.set_lease_id(lease_id);
       r.set_kind(kind);
       *r.mutable_status() = ToProtoStatus(s);
       immediate.push_back(std::move(r));
-      return false;
+      return std::nullopt;
     };
     for (const std::string& lease_id : settle.acks()) {
-      if (!check(lease_id, v1::ACK)) continue;
-      auto lease = sub.leases.find(lease_id);
+      const std::optional<LeaseKey> key = check(lease_id, v1::ACK);
+      if (!key.has_value()) continue;
+      auto lease = sub.leases.find(*key);
       const uint64_t seq = lease->second.seq;
       timers_->Cancel(lease->second.timer);
       sub.leases.erase(lease);
-      c.leases.erase(lease_id);
+      c.leases.erase(*key);
       if (sub.attempts[seq].persisted) persisted_pending->push_back(seq);
       FinishSeqLocked(sub, seq);
       sub.acked->Increment();
       acked->emplace_back(lease_id, seq);
     }
     for (const v1::Nack& nack : settle.nacks()) {
-      if (!check(nack.lease_id(), v1::NACK)) continue;
+      const std::optional<LeaseKey> key = check(nack.lease_id(), v1::NACK);
+      if (!key.has_value()) continue;
       std::optional<absl::Duration> delay;
       if (nack.has_delay()) {
         delay = FromProto(nack.delay());
@@ -891,8 +922,7 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
           delay = std::clamp(*delay, absl::ZeroDuration(), absl::Hours(12));
         }
       }
-      ReleaseLeaseLocked(sub, nack.lease_id(), nack.error().empty() ? "nacked" : nack.error(),
-                         delay);
+      ReleaseLeaseLocked(sub, *key, nack.error().empty() ? "nacked" : nack.error(), delay);
       if (confirm) {
         v1::SettleResult r;
         r.set_lease_id(nack.lease_id());
@@ -902,7 +932,8 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
       }
     }
     for (const v1::Extend& ext : settle.extends()) {
-      if (!check(ext.lease_id(), v1::EXTEND)) continue;
+      const std::optional<LeaseKey> key = check(ext.lease_id(), v1::EXTEND);
+      if (!key.has_value()) continue;
       const absl::Duration d = FromProto(ext.ack_deadline());
       v1::SettleResult r;
       r.set_lease_id(ext.lease_id());
@@ -913,11 +944,10 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
         immediate.push_back(std::move(r));
         continue;
       }
-      Lease& lease = sub.leases[ext.lease_id()];
+      Lease& lease = sub.leases[*key];
       timers_->Cancel(lease.timer);
-      const std::string lease_id = ext.lease_id();
-      lease.timer = timers_->Schedule(
-          absl::Now() + d, [this, sub_id, lease_id] { OnLeaseExpired(sub_id, lease_id); });
+      lease.timer = timers_->Schedule(absl::Now() + d,
+                                      [this, sub_id, k = *key] { OnLeaseExpired(sub_id, k); });
       if (confirm) {
         r.mutable_status();
         immediate.push_back(std::move(r));
@@ -959,7 +989,7 @@ void Broker::CloseConsumersLocked(SubState& sub, const absl::Status& status) {
   for (ConsumerId cid : sub.consumers) {
     auto it = consumers_.find(cid);
     if (it == consumers_.end()) continue;
-    for (const std::string& lease_id : it->second->leases) {
+    for (LeaseKey lease_id : it->second->leases) {
       auto lease = sub.leases.find(lease_id);
       if (lease != sub.leases.end()) timers_->Cancel(lease->second.timer);
     }

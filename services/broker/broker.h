@@ -46,6 +46,10 @@ class Consumer {
 // Handle of an attached consumer.
 using ConsumerId = uint64_t;
 
+// Identifies one delivery's lease inside the broker (the last part of the
+// lease id on the wire). Unique for the broker's lifetime.
+using LeaseKey = uint64_t;
+
 // The event router: durable log with dedup, subscriptions with indexed
 // filters, and dispatch to competing consumers with leases, retries with
 // backoff, per-key ordering and dead letters. No gRPC here: BrokerService
@@ -132,7 +136,7 @@ class Broker {
   struct ConsumerState;
   struct ReadyEntry {
     uint64_t seq;
-    std::shared_ptr<const StoredEvent> event;  // null: read from the store
+    std::shared_ptr<StoredEvent> event;  // null: read from the store
   };
 
   Broker(BrokerStore* store, Options options, metrics::Registry* registry);
@@ -140,9 +144,9 @@ class Broker {
 
   absl::Status ValidateEvent(const CloudEvent& event) const;
   void PreparePublish(std::vector<CloudEvent>& events, std::vector<v1::PublishResult>& results,
-                      std::vector<std::shared_ptr<const StoredEvent>>& stored,
+                      std::vector<std::shared_ptr<StoredEvent>>& stored,
                       std::vector<std::vector<uint32_t>>& routes, BrokerStore::Batch& batch);
-  void AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
+  void AfterPublish(const std::vector<std::shared_ptr<StoredEvent>>& stored,
                     const std::vector<std::vector<uint32_t>>& routes);
 
   // Adds a loaded or created subscription to the maps, index and metrics.
@@ -157,17 +161,17 @@ class Broker {
   void PumpLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RefillLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ConsumerState* NextConsumerLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReleaseLeaseLocked(SubState& sub, const std::string& lease_id, const std::string& error,
+  void ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::string& error,
                           std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetryOrDeadLetterLocked(SubState& sub, uint64_t seq, std::optional<absl::Duration> delay,
-                               std::shared_ptr<const StoredEvent> event)
+                               std::shared_ptr<StoredEvent> event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `reason` by value: callers pass strings that live in the state this erases.
   void DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
-                        std::shared_ptr<const StoredEvent> event)
+                        std::shared_ptr<StoredEvent> event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSeqLocked(SubState& sub, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnLeaseExpired(uint32_t sub_id, const std::string& lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnLeaseExpired(uint32_t sub_id, LeaseKey lease_id) ABSL_LOCKS_EXCLUDED(mu_);
   void OnRetryDue(uint32_t sub_id) ABSL_LOCKS_EXCLUDED(mu_);
   void ScheduleRetryWakeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration BackoffLocked(const SubState& sub, int attempts)
