@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/btree_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "libs/log/log.h"
 #include "libs/time/proto_time.h"
 #include "services/broker/filter.h"
 
@@ -137,7 +139,7 @@ struct Broker::Lease {
   uint64_t seq;
   int attempt;
   ConsumerId consumer;
-  TimerQueue::TimerId timer;
+  absl::Time deadline;
   std::shared_ptr<StoredEvent> event;
 };
 
@@ -174,6 +176,11 @@ struct Broker::SubState {
   std::optional<TimerQueue::TimerId> retry_timer;
   absl::Time retry_timer_at;
   absl::flat_hash_map<LeaseKey, Lease> leases;
+  // Lease deadlines in order, with one timer for the earliest: a delivery
+  // costs a btree insert, not a timer of its own.
+  absl::btree_set<std::pair<absl::Time, LeaseKey>> deadlines;
+  std::optional<TimerQueue::TimerId> expiry_timer;
+  absl::Time expiry_at;
   // Ordering: the sequence holding each busy key, and events waiting on it.
   absl::flat_hash_map<std::string, uint64_t> key_owner;
   absl::flat_hash_map<uint64_t, std::string> key_of;
@@ -329,7 +336,7 @@ void Broker::UnregisterLocked(SubState& sub) {
     auto& family = metrics::BuildCounter().Name(name).Register(*registry_);
     family.Remove(&family.Add(labels));
   }
-  for (auto& [lease_id, lease] : sub.leases) timers_->Cancel(lease.timer);
+  if (sub.expiry_timer.has_value()) timers_->Cancel(*sub.expiry_timer);
   if (sub.retry_timer.has_value()) timers_->Cancel(*sub.retry_timer);
   index_.Remove(sub.id);
   sub_by_name_.erase(sub.config.name());
@@ -620,9 +627,6 @@ void Broker::PumpLocked(SubState& sub) {
     const LeaseKey key = ++lease_nonce_;
     std::string lease_id = absl::StrCat(sub.id, "-", entry.seq, "-", attempt.attempts, "-", key);
     const absl::Time deadline = now + FromProto(sub.config.ack_deadline());
-    const uint32_t sub_id = sub.id;
-    const TimerQueue::TimerId timer =
-        timers_->Schedule(deadline, [this, sub_id, key] { OnLeaseExpired(sub_id, key); });
     v1::Delivery delivery;
     delivery.set_lease_id(std::move(lease_id));
     delivery.set_sequence(entry.seq);
@@ -637,7 +641,10 @@ void Broker::PumpLocked(SubState& sub) {
     } else {
       *delivery.mutable_event() = entry.event->event;
     }
-    sub.leases.emplace(key, Lease{entry.seq, attempt.attempts, c->id, timer, std::move(entry.event)});
+    sub.leases.emplace(key,
+                       Lease{entry.seq, attempt.attempts, c->id, deadline, std::move(entry.event)});
+    sub.deadlines.emplace(deadline, key);
+    ScheduleExpiryLocked(sub);
     c->leases.insert(key);
     --c->credits;
     sub.delivered->Increment();
@@ -727,14 +734,14 @@ void Broker::OnRetryDue(uint32_t sub_id) {
   PumpLocked(sub);
 }
 
-void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id,
-                                const std::string& error, std::optional<absl::Duration> delay) {
+void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::string& error,
+                                std::optional<absl::Duration> delay) {
   auto it = sub.leases.find(lease_id);
   if (it == sub.leases.end()) return;
   const uint64_t seq = it->second.seq;
   // The event travels with the retry: no second read from the store.
   std::shared_ptr<StoredEvent> event = std::move(it->second.event);
-  timers_->Cancel(it->second.timer);
+  sub.deadlines.erase({it->second.deadline, lease_id});
   if (auto c = consumers_.find(it->second.consumer); c != consumers_.end()) {
     c->second->leases.erase(lease_id);
   }
@@ -777,16 +784,30 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
                       nullptr, true, false});
 }
 
-void Broker::OnLeaseExpired(uint32_t sub_id, LeaseKey lease_id) {
+void Broker::ScheduleExpiryLocked(SubState& sub) {
+  if (sub.deadlines.empty()) return;
+  const absl::Time earliest = sub.deadlines.begin()->first;
+  // Steady traffic adds later deadlines: the pending timer stays.
+  if (sub.expiry_timer.has_value() && sub.expiry_at <= earliest) return;
+  if (sub.expiry_timer.has_value()) timers_->Cancel(*sub.expiry_timer);
+  const uint32_t sub_id = sub.id;
+  sub.expiry_timer = timers_->Schedule(earliest, [this, sub_id] { OnLeasesDue(sub_id); });
+  sub.expiry_at = earliest;
+}
+
+void Broker::OnLeasesDue(uint32_t sub_id) {
   absl::MutexLock lock(&mu_);
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
-  auto lease = sub.leases.find(lease_id);
-  if (lease == sub.leases.end()) return;  // settled meanwhile
-  // The timer already fired: nothing to cancel. Reuse the release path.
-  lease->second.timer = 0;
-  ReleaseLeaseLocked(sub, lease_id, "ack deadline exceeded", std::nullopt);
+  sub.expiry_timer.reset();
+  const absl::Time now = absl::Now();
+  std::vector<LeaseKey> expired;
+  for (auto d = sub.deadlines.begin(); d != sub.deadlines.end() && d->first <= now; ++d) {
+    expired.push_back(d->second);
+  }
+  for (LeaseKey key : expired) ReleaseLeaseLocked(sub, key, "ack deadline exceeded", std::nullopt);
+  ScheduleExpiryLocked(sub);
   PumpLocked(sub);
 }
 
@@ -861,7 +882,10 @@ absl::Status Broker::AddCredits(ConsumerId id, int credits) {
 
 void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
   std::vector<v1::SettleResult> immediate;
-  auto acked = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  // Sequences acked, and (only when confirmations were asked for) their
+  // lease ids to answer with.
+  auto acked = std::make_shared<std::vector<uint64_t>>();
+  auto acked_leases = std::make_shared<std::vector<std::string>>();
   auto persisted_pending = std::make_shared<std::vector<uint64_t>>();
   uint32_t sub_id = 0;
   {
@@ -904,13 +928,14 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
       if (!key.has_value()) continue;
       auto lease = sub.leases.find(*key);
       const uint64_t seq = lease->second.seq;
-      timers_->Cancel(lease->second.timer);
+      sub.deadlines.erase({lease->second.deadline, *key});
       sub.leases.erase(lease);
       c.leases.erase(*key);
       if (sub.attempts[seq].persisted) persisted_pending->push_back(seq);
       FinishSeqLocked(sub, seq);
       sub.acked->Increment();
-      acked->emplace_back(lease_id, seq);
+      acked->push_back(seq);
+      if (confirm) acked_leases->push_back(lease_id);
     }
     for (const v1::Nack& nack : settle.nacks()) {
       const std::optional<LeaseKey> key = check(nack.lease_id(), v1::NACK);
@@ -945,9 +970,10 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
         continue;
       }
       Lease& lease = sub.leases[*key];
-      timers_->Cancel(lease.timer);
-      lease.timer = timers_->Schedule(absl::Now() + d,
-                                      [this, sub_id, k = *key] { OnLeaseExpired(sub_id, k); });
+      sub.deadlines.erase({lease.deadline, *key});
+      lease.deadline = absl::Now() + d;
+      sub.deadlines.emplace(lease.deadline, *key);
+      ScheduleExpiryLocked(sub);
       if (confirm) {
         r.mutable_status();
         immediate.push_back(std::move(r));
@@ -959,7 +985,7 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
   if (acked->empty()) return;
   Committer::Op op;
   op.prepare = [sub_id, acked, persisted_pending](BrokerStore::Batch& b) {
-    for (const auto& [lease, seq] : *acked) b.Dequeue(sub_id, seq);
+    for (uint64_t seq : *acked) b.Dequeue(sub_id, seq);
     for (uint64_t seq : *persisted_pending) b.DeletePending(sub_id, seq);
   };
   // A confirmed ack is durable before it is confirmed. An unconfirmed one is
@@ -968,9 +994,9 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
   // redelivery, never a lost event.
   op.sync = confirm;
   if (confirm) {
-    op.done = [this, id, acked](const absl::Status& status) {
+    op.done = [this, id, acked_leases](const absl::Status& status) {
       std::vector<v1::SettleResult> results;
-      for (const auto& [lease, seq] : *acked) {
+      for (const std::string& lease : *acked_leases) {
         v1::SettleResult r;
         r.set_lease_id(lease);
         r.set_kind(v1::ACK);
@@ -989,10 +1015,6 @@ void Broker::CloseConsumersLocked(SubState& sub, const absl::Status& status) {
   for (ConsumerId cid : sub.consumers) {
     auto it = consumers_.find(cid);
     if (it == consumers_.end()) continue;
-    for (LeaseKey lease_id : it->second->leases) {
-      auto lease = sub.leases.find(lease_id);
-      if (lease != sub.leases.end()) timers_->Cancel(lease->second.timer);
-    }
     it->second->consumer->Close(status);
     consumers_.erase(it);
   }
@@ -1262,12 +1284,14 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     // Start over: in-flight leases are dropped (their late acks are
     // refused), the queue is rebuilt from the log.
     for (auto& [lease_id, lease] : sub->leases) {
-      timers_->Cancel(lease.timer);
       if (auto c = consumers_.find(lease.consumer); c != consumers_.end()) {
         c->second->leases.erase(lease_id);
       }
     }
     sub->leases.clear();
+    sub->deadlines.clear();
+    if (sub->expiry_timer.has_value()) timers_->Cancel(*sub->expiry_timer);
+    sub->expiry_timer.reset();
     if (sub->retry_timer.has_value()) timers_->Cancel(*sub->retry_timer);
     sub->retry_timer.reset();
     sub->retry.clear();
@@ -1455,8 +1479,9 @@ void Broker::EnforceRetention() {
     }
   }
   if (cutoff > *first) {
-    committer_->SubmitAndWait(
+    const absl::Status s = committer_->SubmitAndWait(
         {[cutoff](BrokerStore::Batch& b) { b.DeleteEventsBefore(cutoff); }, nullptr, false, false});
+    if (!s.ok()) log::Warning("broker.retention_failed", {{"code", s}});
   }
   absl::MutexLock lock(&mu_);
   if (draining_) return;

@@ -171,7 +171,9 @@ class Broker {
                         std::shared_ptr<StoredEvent> event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSeqLocked(SubState& sub, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnLeaseExpired(uint32_t sub_id, LeaseKey lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Expires every lease whose deadline passed, then waits for the next.
+  void OnLeasesDue(uint32_t sub_id) ABSL_LOCKS_EXCLUDED(mu_);
+  void ScheduleExpiryLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnRetryDue(uint32_t sub_id) ABSL_LOCKS_EXCLUDED(mu_);
   void ScheduleRetryWakeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration BackoffLocked(const SubState& sub, int attempts)
