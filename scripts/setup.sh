@@ -9,8 +9,9 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libcivetweb-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  # Tests: promtool checks /metrics; grpc-proto has health/reflection protos.
-  prometheus grpc-proto
+  # Tests: promtool checks /metrics; grpc-proto has health/reflection protos;
+  # openssl makes the TLS test's certificate.
+  prometheus grpc-proto openssl
 )
 
 missing=()
