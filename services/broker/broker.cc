@@ -175,12 +175,16 @@ struct Broker::SubState {
   std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<StoredEvent>> retry;
   std::optional<TimerQueue::TimerId> retry_timer;
   absl::Time retry_timer_at;
+  uint64_t retry_generation = 0;  // as expiry_generation
   absl::flat_hash_map<LeaseKey, Lease> leases;
   // Lease deadlines in order, with one timer for the earliest: a delivery
   // costs a btree insert, not a timer of its own.
   absl::btree_set<std::pair<absl::Time, LeaseKey>> deadlines;
   std::optional<TimerQueue::TimerId> expiry_timer;
   absl::Time expiry_at;
+  // Names the timer in expiry_timer, so one that fired while being
+  // replaced does not clear its successor.
+  uint64_t expiry_generation = 0;
   // Ordering: the sequence holding each busy key, and events waiting on it.
   absl::flat_hash_map<std::string, uint64_t> key_owner;
   absl::flat_hash_map<uint64_t, std::string> key_of;
@@ -710,16 +714,18 @@ void Broker::ScheduleRetryWakeLocked(SubState& sub) {
   if (sub.retry_timer.has_value() && sub.retry_timer_at <= earliest) return;
   if (sub.retry_timer.has_value()) timers_->Cancel(*sub.retry_timer);
   const uint32_t sub_id = sub.id;
-  sub.retry_timer = timers_->Schedule(earliest, [this, sub_id] { OnRetryDue(sub_id); });
+  const uint64_t generation = ++sub.retry_generation;
+  sub.retry_timer =
+      timers_->Schedule(earliest, [this, sub_id, generation] { OnRetryDue(sub_id, generation); });
   sub.retry_timer_at = earliest;
 }
 
-void Broker::OnRetryDue(uint32_t sub_id) {
+void Broker::OnRetryDue(uint32_t sub_id, uint64_t generation) {
   absl::MutexLock lock(&mu_);
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
-  sub.retry_timer.reset();
+  if (generation == sub.retry_generation) sub.retry_timer.reset();
   const absl::Time now = absl::Now();
   std::vector<ReadyEntry> due;
   while (!sub.retry.empty() && sub.retry.begin()->first.first <= now) {
@@ -791,16 +797,18 @@ void Broker::ScheduleExpiryLocked(SubState& sub) {
   if (sub.expiry_timer.has_value() && sub.expiry_at <= earliest) return;
   if (sub.expiry_timer.has_value()) timers_->Cancel(*sub.expiry_timer);
   const uint32_t sub_id = sub.id;
-  sub.expiry_timer = timers_->Schedule(earliest, [this, sub_id] { OnLeasesDue(sub_id); });
+  const uint64_t generation = ++sub.expiry_generation;
+  sub.expiry_timer =
+      timers_->Schedule(earliest, [this, sub_id, generation] { OnLeasesDue(sub_id, generation); });
   sub.expiry_at = earliest;
 }
 
-void Broker::OnLeasesDue(uint32_t sub_id) {
+void Broker::OnLeasesDue(uint32_t sub_id, uint64_t generation) {
   absl::MutexLock lock(&mu_);
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
-  sub.expiry_timer.reset();
+  if (generation == sub.expiry_generation) sub.expiry_timer.reset();
   const absl::Time now = absl::Now();
   std::vector<LeaseKey> expired;
   for (auto d = sub.deadlines.begin(); d != sub.deadlines.end() && d->first <= now; ++d) {
