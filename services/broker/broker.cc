@@ -173,18 +173,12 @@ struct Broker::SubState {
   absl::flat_hash_map<uint64_t, Attempt> attempts;
   // Waiting for their backoff to pass.
   std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<StoredEvent>> retry;
-  std::optional<TimerQueue::TimerId> retry_timer;
-  absl::Time retry_timer_at;
-  uint64_t retry_generation = 0;  // as expiry_generation
+  EarliestTimer retry_timer;
   absl::flat_hash_map<LeaseKey, Lease> leases;
   // Lease deadlines in order, with one timer for the earliest: a delivery
   // costs a btree insert, not a timer of its own.
   absl::btree_set<std::pair<absl::Time, LeaseKey>> deadlines;
-  std::optional<TimerQueue::TimerId> expiry_timer;
-  absl::Time expiry_at;
-  // Names the timer in expiry_timer, so one that fired while being
-  // replaced does not clear its successor.
-  uint64_t expiry_generation = 0;
+  EarliestTimer expiry_timer;
   // Ordering: the sequence holding each busy key, and events waiting on it.
   absl::flat_hash_map<std::string, uint64_t> key_owner;
   absl::flat_hash_map<uint64_t, std::string> key_of;
@@ -340,8 +334,8 @@ void Broker::UnregisterLocked(SubState& sub) {
     auto& family = metrics::BuildCounter().Name(name).Register(*registry_);
     family.Remove(&family.Add(labels));
   }
-  if (sub.expiry_timer.has_value()) timers_->Cancel(*sub.expiry_timer);
-  if (sub.retry_timer.has_value()) timers_->Cancel(*sub.retry_timer);
+  sub.expiry_timer.Cancel(*timers_);
+  sub.retry_timer.Cancel(*timers_);
   index_.Remove(sub.id);
   sub_by_name_.erase(sub.config.name());
   subs_.erase(sub.id);  // destroys `sub`
@@ -710,14 +704,9 @@ void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
 
 void Broker::ScheduleRetryWakeLocked(SubState& sub) {
   if (sub.retry.empty()) return;
-  const absl::Time earliest = sub.retry.begin()->first.first;
-  if (sub.retry_timer.has_value() && sub.retry_timer_at <= earliest) return;
-  if (sub.retry_timer.has_value()) timers_->Cancel(*sub.retry_timer);
   const uint32_t sub_id = sub.id;
-  const uint64_t generation = ++sub.retry_generation;
-  sub.retry_timer =
-      timers_->Schedule(earliest, [this, sub_id, generation] { OnRetryDue(sub_id, generation); });
-  sub.retry_timer_at = earliest;
+  sub.retry_timer.Arm(*timers_, sub.retry.begin()->first.first,
+                      [this, sub_id](uint64_t generation) { OnRetryDue(sub_id, generation); });
 }
 
 void Broker::OnRetryDue(uint32_t sub_id, uint64_t generation) {
@@ -725,7 +714,7 @@ void Broker::OnRetryDue(uint32_t sub_id, uint64_t generation) {
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
-  if (generation == sub.retry_generation) sub.retry_timer.reset();
+  sub.retry_timer.Fired(generation);
   const absl::Time now = absl::Now();
   std::vector<ReadyEntry> due;
   while (!sub.retry.empty() && sub.retry.begin()->first.first <= now) {
@@ -792,15 +781,9 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
 
 void Broker::ScheduleExpiryLocked(SubState& sub) {
   if (sub.deadlines.empty()) return;
-  const absl::Time earliest = sub.deadlines.begin()->first;
-  // Steady traffic adds later deadlines: the pending timer stays.
-  if (sub.expiry_timer.has_value() && sub.expiry_at <= earliest) return;
-  if (sub.expiry_timer.has_value()) timers_->Cancel(*sub.expiry_timer);
   const uint32_t sub_id = sub.id;
-  const uint64_t generation = ++sub.expiry_generation;
-  sub.expiry_timer =
-      timers_->Schedule(earliest, [this, sub_id, generation] { OnLeasesDue(sub_id, generation); });
-  sub.expiry_at = earliest;
+  sub.expiry_timer.Arm(*timers_, sub.deadlines.begin()->first,
+                       [this, sub_id](uint64_t generation) { OnLeasesDue(sub_id, generation); });
 }
 
 void Broker::OnLeasesDue(uint32_t sub_id, uint64_t generation) {
@@ -808,7 +791,7 @@ void Broker::OnLeasesDue(uint32_t sub_id, uint64_t generation) {
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
-  if (generation == sub.expiry_generation) sub.expiry_timer.reset();
+  sub.expiry_timer.Fired(generation);
   const absl::Time now = absl::Now();
   std::vector<LeaseKey> expired;
   for (auto d = sub.deadlines.begin(); d != sub.deadlines.end() && d->first <= now; ++d) {
@@ -1298,10 +1281,8 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     }
     sub->leases.clear();
     sub->deadlines.clear();
-    if (sub->expiry_timer.has_value()) timers_->Cancel(*sub->expiry_timer);
-    sub->expiry_timer.reset();
-    if (sub->retry_timer.has_value()) timers_->Cancel(*sub->retry_timer);
-    sub->retry_timer.reset();
+    sub->expiry_timer.Cancel(*timers_);
+    sub->retry_timer.Cancel(*timers_);
     sub->retry.clear();
     sub->ready.clear();
     sub->attempts.clear();

@@ -66,4 +66,19 @@ void TimerQueue::Run() {
   }
 }
 
+void EarliestTimer::Arm(TimerQueue& timers, absl::Time at,
+                        std::function<void(uint64_t generation)> fire) {
+  // Steady traffic adds later deadlines: the pending timer stays.
+  if (id_.has_value() && at_ <= at) return;
+  if (id_.has_value()) timers.Cancel(*id_);
+  const uint64_t generation = ++generation_;
+  id_ = timers.Schedule(at, [fire = std::move(fire), generation] { fire(generation); });
+  at_ = at;
+}
+
+void EarliestTimer::Cancel(TimerQueue& timers) {
+  if (id_.has_value()) timers.Cancel(*id_);
+  id_.reset();
+}
+
 }  // namespace pettube::broker

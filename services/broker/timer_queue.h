@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -44,6 +45,28 @@ class TimerQueue {
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+};
+
+// One timer kept at the earliest of a changing set of deadlines (a
+// subscription's lease expiries, its retries): Arm with the set's earliest
+// whenever it may have moved earlier; the callback calls Fired first.
+// A timer that fired while being replaced never clears its successor.
+// Not thread-safe: the owner's lock guards it.
+class EarliestTimer {
+ public:
+  // Schedules `fire(generation)` at `at`, unless a timer due no later is
+  // already pending.
+  void Arm(TimerQueue& timers, absl::Time at, std::function<void(uint64_t generation)> fire);
+  // The timer with `generation` ran: forget it if it is still the current one.
+  void Fired(uint64_t generation) {
+    if (generation == generation_) id_.reset();
+  }
+  void Cancel(TimerQueue& timers);
+
+ private:
+  std::optional<TimerQueue::TimerId> id_;
+  absl::Time at_;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace pettube::broker
