@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "libs/storage/rocksdb_status.h"
 #include "libs/time/proto_time.h"
 #include "rocksdb/write_batch.h"
 
@@ -16,14 +17,6 @@ constexpr char kSubjectPrefix[] = "subject/";    // issuer \0 subject -> identit
 constexpr char kIdentityPrefix[] = "identity/";  // id -> Identity
 constexpr char kKeyPrefix[] = "key/";            // kid -> SigningKeyRecord
 constexpr char kKeyRingKey[] = "keyring";
-
-absl::Status ToStatus(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
-  }
-  return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
-}
 
 std::string NewIdentityId() {
   // 128 random bits: ids are not guessable, so they leak nothing about
@@ -45,7 +38,7 @@ absl::StatusOr<std::unique_ptr<AuthStore>> AuthStore::Open(const std::string& di
   options.keep_log_file_num = 2;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
-  if (!s.ok()) return ToStatus(s, absl::StrCat("open auth store ", dir));
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, absl::StrCat("open auth store ", dir));
   auto store = std::unique_ptr<AuthStore>(new AuthStore());
   store->db_.reset(db);
   return store;
@@ -58,7 +51,7 @@ AuthStore::~AuthStore() {
 absl::Status AuthStore::Put(rocksdb::WriteBatch& batch) {
   rocksdb::WriteOptions options;
   options.sync = true;
-  return ToStatus(db_->Write(options, &batch), "write");
+  return pettube::storage::FromRocksDb(db_->Write(options, &batch), "write");
 }
 
 absl::StatusOr<v1::Identity> AuthStore::GetOrCreateIdentity(const std::string& issuer,
@@ -70,7 +63,7 @@ absl::StatusOr<v1::Identity> AuthStore::GetOrCreateIdentity(const std::string& i
   std::string id;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), subject_key, &id);
   if (s.ok()) return GetIdentity(id);
-  if (!s.IsNotFound()) return ToStatus(s, "read identity");
+  if (!s.IsNotFound()) return pettube::storage::FromRocksDb(s, "read identity");
   v1::Identity identity;
   id = NewIdentityId();
   identity.set_name(absl::StrCat("identities/", id));
@@ -89,7 +82,7 @@ absl::StatusOr<v1::Identity> AuthStore::GetIdentity(const std::string& id) {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), absl::StrCat(kIdentityPrefix, id), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("identity ", id, " does not exist"));
-  if (!s.ok()) return ToStatus(s, "read identity");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read identity");
   v1::Identity identity;
   if (!identity.ParseFromString(value)) return absl::DataLossError("identity: unreadable record");
   return identity;
@@ -105,7 +98,7 @@ absl::StatusOr<std::vector<storage::SigningKeyRecord>> AuthStore::LoadKeys() {
     }
     out.push_back(std::move(r));
   }
-  if (auto s = ToStatus(it->status(), "load keys"); !s.ok()) return s;
+  if (auto s = pettube::storage::FromRocksDb(it->status(), "load keys"); !s.ok()) return s;
   return out;
 }
 
@@ -113,7 +106,7 @@ absl::StatusOr<std::optional<storage::KeyRing>> AuthStore::LoadKeyRing() {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kKeyRingKey, &value);
   if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return ToStatus(s, "read key ring");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read key ring");
   storage::KeyRing ring;
   if (!ring.ParseFromString(value)) return absl::DataLossError("key ring: unreadable record");
   return ring;

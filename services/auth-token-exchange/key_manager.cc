@@ -16,6 +16,19 @@ std::string NewKid() {
   return absl::StrFormat("pt-%016x", absl::Uniform<uint64_t>(gen));
 }
 
+// The JWKS document publishing the public halves of `keys` (nulls skipped).
+absl::StatusOr<std::string> PublicJwks(
+    std::initializer_list<std::shared_ptr<const SigningKey>> keys) {
+  JwkSet set;
+  for (const auto& k : keys) {
+    if (k == nullptr) continue;
+    auto pub = k->ToPublicKey();
+    if (!pub.ok()) return pub.status();
+    if (auto s = set.Add(std::move(*pub)); !s.ok()) return s;
+  }
+  return ToJwksJson(set);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KeyManager>> KeyManager::Open(AuthStore* store,
@@ -49,14 +62,9 @@ absl::StatusOr<std::unique_ptr<KeyManager>> KeyManager::Open(AuthStore* store,
     if (auto s = km->Rotate(); !s.ok()) return s;
   } else {
     absl::MutexLock lock(&km->mu_);
-    JwkSet set;
-    for (const auto& k : {km->current_, km->previous_}) {
-      if (k == nullptr) continue;
-      auto pub = k->ToPublicKey();
-      if (!pub.ok()) return pub.status();
-      if (auto s = set.Add(std::move(*pub)); !s.ok()) return s;
-    }
-    km->jwks_json_ = ToJwksJson(set);
+    auto jwks = PublicJwks({km->current_, km->previous_});
+    if (!jwks.ok()) return jwks.status();
+    km->jwks_json_ = std::move(*jwks);
   }
   km->rotator_ = std::thread([raw = km.get()] { raw->RotateWhenDue(); });
   return km;
@@ -103,17 +111,12 @@ absl::Status KeyManager::Rotate() {
   if (current_ != nullptr) ring.set_previous_kid(current_->kid());
   // Stored before use: a token is never signed by a key a restart forgets.
   if (auto s = store_->PutKeyAndRing(record, ring); !s.ok()) return s;
-  JwkSet set;
-  for (const auto& k : {key, current_}) {
-    if (k == nullptr) continue;
-    auto pub = k->ToPublicKey();
-    if (!pub.ok()) return pub.status();
-    if (auto s = set.Add(std::move(*pub)); !s.ok()) return s;
-  }
+  auto jwks = PublicJwks({key, current_});
+  if (!jwks.ok()) return jwks.status();
   previous_ = std::move(current_);
   current_ = std::move(key);
   current_created_ = now;
-  jwks_json_ = ToJwksJson(set);
+  jwks_json_ = std::move(*jwks);
   log::Info("auth.key_rotated", {{"kid", current_->kid()},
                                  {"previous_kid", previous_ == nullptr ? "" : previous_->kid()}});
   return absl::OkStatus();

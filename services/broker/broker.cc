@@ -6,7 +6,6 @@
 #include "absl/container/btree_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "libs/log/log.h"
 #include "libs/time/proto_time.h"

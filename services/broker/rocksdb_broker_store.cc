@@ -5,6 +5,7 @@
 
 #include "absl/base/internal/endian.h"
 #include "absl/strings/str_cat.h"
+#include "libs/storage/rocksdb_status.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/filter_policy.h"
@@ -55,17 +56,6 @@ std::string EncodeEvent(const StoredEvent& e) {
   absl::little_endian::Store64(v.data(), static_cast<uint64_t>(ToMicros(e.publish_time)));
   e.event.AppendToString(&v);
   return v;
-}
-
-absl::Status ToStatus(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  const std::string msg = absl::StrCat(what, ": ", s.ToString());
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return absl::UnavailableError(msg);
-  }
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(msg);
-  return absl::InternalError(msg);
 }
 
 // Drops dedup entries older than the window, so the dedup table stays
@@ -183,7 +173,7 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, cfs, &store->handles_, &db);
-  if (!s.ok()) return ToStatus(s, absl::StrCat("open broker store ", dir));
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, absl::StrCat("open broker store ", dir));
   store->db_.reset(db);
   return store;
 }
@@ -203,14 +193,15 @@ absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
   // Synced: an ack promises the event survives a crash, not just a process
   // exit.
   options.sync = sync;
-  return ToStatus(db_->Write(options, &static_cast<RocksDbBatch&>(batch).batch()), "write");
+  return pettube::storage::FromRocksDb(
+      db_->Write(options, &static_cast<RocksDbBatch&>(batch).batch()), "write");
 }
 
 absl::StatusOr<std::optional<StoredEvent>> RocksDbBrokerStore::GetEvent(uint64_t sequence) {
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kEvents], SeqKey(sequence), &value);
   if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return ToStatus(s, "read event");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read event");
   StoredEvent e;
   e.sequence = sequence;
   e.size_bytes = value.size();
@@ -240,7 +231,7 @@ absl::Status RocksDbBrokerStore::GetEvents(const std::vector<uint64_t>& sequence
                 /*sorted_input=*/std::is_sorted(sequences.begin(), sequences.end()));
   for (size_t i = 0; i < n; ++i) {
     if (statuses[i].IsNotFound()) continue;
-    if (!statuses[i].ok()) return ToStatus(statuses[i], "read events");
+    if (!statuses[i].ok()) return pettube::storage::FromRocksDb(statuses[i], "read events");
     StoredEvent& e = (*out)[i].emplace();
     e.sequence = sequences[i];
     e.size_bytes = values[i].size();
@@ -261,7 +252,7 @@ absl::StatusOr<std::optional<uint64_t>> RocksDbBrokerStore::LookupDedup(absl::st
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), handles_[kDedup], DedupKey(source, id), &value);
   if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return ToStatus(s, "read dedup");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read dedup");
   if (value.size() < 16) return std::nullopt;
   const absl::Time at =
       absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
@@ -285,7 +276,7 @@ absl::Status RocksDbBrokerStore::ScanEvents(uint64_t from,
         absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(v.data())));
     if (!visit(e)) break;
   }
-  return ToStatus(it->status(), "scan events");
+  return pettube::storage::FromRocksDb(it->status(), "scan events");
 }
 
 absl::Status RocksDbBrokerStore::ScanQueue(uint32_t sub, uint64_t from, size_t max,
@@ -298,7 +289,7 @@ absl::Status RocksDbBrokerStore::ScanQueue(uint32_t sub, uint64_t from, size_t m
   for (it->Seek(SubKey(sub, from)); it->Valid() && out->size() < max; it->Next()) {
     out->push_back(SeqOfSubKey(it->key()));
   }
-  return ToStatus(it->status(), "scan queue");
+  return pettube::storage::FromRocksDb(it->status(), "scan queue");
 }
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountQueue(uint32_t sub) {
@@ -309,7 +300,7 @@ absl::StatusOr<int64_t> RocksDbBrokerStore::CountQueue(uint32_t sub) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
   int64_t n = 0;
   for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
-  if (auto s = ToStatus(it->status(), "count queue"); !s.ok()) return s;
+  if (auto s = pettube::storage::FromRocksDb(it->status(), "count queue"); !s.ok()) return s;
   return n;
 }
 
@@ -325,7 +316,7 @@ absl::Status RocksDbBrokerStore::LoadPending(
     if (!r.ParseFromArray(it->value().data(), it->value().size())) continue;
     visit(SeqOfSubKey(it->key()), r);
   }
-  return ToStatus(it->status(), "load pending");
+  return pettube::storage::FromRocksDb(it->status(), "load pending");
 }
 
 absl::Status RocksDbBrokerStore::ScanDeadLetters(uint32_t sub, uint64_t from, size_t max,
@@ -342,7 +333,7 @@ absl::Status RocksDbBrokerStore::ScanDeadLetters(uint32_t sub, uint64_t from, si
     }
     out->push_back(std::move(d));
   }
-  return ToStatus(it->status(), "scan dead letters");
+  return pettube::storage::FromRocksDb(it->status(), "scan dead letters");
 }
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountDeadLetters(uint32_t sub) {
@@ -353,7 +344,7 @@ absl::StatusOr<int64_t> RocksDbBrokerStore::CountDeadLetters(uint32_t sub) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kDead]));
   int64_t n = 0;
   for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
-  if (auto s = ToStatus(it->status(), "count dead letters"); !s.ok()) return s;
+  if (auto s = pettube::storage::FromRocksDb(it->status(), "count dead letters"); !s.ok()) return s;
   return n;
 }
 
@@ -369,7 +360,7 @@ absl::StatusOr<std::vector<storage::SubscriptionRecord>> RocksDbBrokerStore::Loa
     }
     out.push_back(std::move(r));
   }
-  if (auto s = ToStatus(it->status(), "load subscriptions"); !s.ok()) return s;
+  if (auto s = pettube::storage::FromRocksDb(it->status(), "load subscriptions"); !s.ok()) return s;
   return out;
 }
 
@@ -377,7 +368,7 @@ absl::StatusOr<uint64_t> RocksDbBrokerStore::LastSequence() {
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kLastSequenceKey, &v);
   if (s.IsNotFound()) return 0;
-  if (!s.ok() || v.size() != 8) return ToStatus(s, "read last sequence");
+  if (!s.ok() || v.size() != 8) return pettube::storage::FromRocksDb(s, "read last sequence");
   return absl::big_endian::Load64(v.data());
 }
 
@@ -385,7 +376,8 @@ absl::StatusOr<uint32_t> RocksDbBrokerStore::NextSubscriptionId() {
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kNextSubscriptionIdKey, &v);
   if (s.IsNotFound()) return 1;
-  if (!s.ok() || v.size() != 4) return ToStatus(s, "read next subscription id");
+  if (!s.ok() || v.size() != 4)
+    return pettube::storage::FromRocksDb(s, "read next subscription id");
   return absl::big_endian::Load32(v.data());
 }
 
@@ -394,7 +386,7 @@ absl::StatusOr<uint64_t> RocksDbBrokerStore::FirstSequence() {
       db_->NewIterator(rocksdb::ReadOptions(), handles_[kEvents]));
   it->SeekToFirst();
   if (!it->Valid()) {
-    if (auto s = ToStatus(it->status(), "first sequence"); !s.ok()) return s;
+    if (auto s = pettube::storage::FromRocksDb(it->status(), "first sequence"); !s.ok()) return s;
     return 0;
   }
   return absl::big_endian::Load64(it->key().data());
@@ -409,7 +401,7 @@ absl::StatusOr<int64_t> RocksDbBrokerStore::ApproximateEventBytes() {
   options.include_memtables = true;
   options.include_files = true;
   rocksdb::Status s = db_->GetApproximateSizes(options, handles_[kEvents], &range, 1, &size);
-  if (!s.ok()) return ToStatus(s, "approximate size");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "approximate size");
   return static_cast<int64_t>(size);
 }
 
