@@ -9,6 +9,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libcivetweb-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # tcmalloc for the services (bazel/BUILD: malloc).
+  libgoogle-perftools-dev
   # Tests: promtool checks /metrics; grpc-proto has health/reflection protos;
   # openssl makes the TLS test's certificate.
   prometheus grpc-proto openssl
