@@ -53,7 +53,10 @@ std::optional<LeaseIdParts> ParseLeaseId(absl::string_view id) {
   return LeaseIdParts{v[0], v[1], v[2], v[3]};
 }
 
-std::string PartitionKey(const CloudEvent& e) {
+// The CloudEvents `partitionkey` extension ("" if absent or unreadable).
+std::string PartitionKey(const StoredEvent& stored) {
+  CloudEvent e;
+  if (!stored.Parse(&e)) return "";
   auto it = e.attributes().find("partitionkey");
   if (it == e.attributes().end()) return "";
   return it->second.ce_string();
@@ -139,7 +142,7 @@ struct Broker::Lease {
   int attempt;
   ConsumerId consumer;
   absl::Time deadline;
-  std::shared_ptr<StoredEvent> event;
+  std::shared_ptr<const StoredEvent> event;
 };
 
 struct Broker::ConsumerState {
@@ -171,7 +174,7 @@ struct Broker::SubState {
   };
   absl::flat_hash_map<uint64_t, Attempt> attempts;
   // Waiting for their backoff to pass.
-  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<StoredEvent>> retry;
+  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<const StoredEvent>> retry;
   EarliestTimer retry_timer;
   absl::flat_hash_map<LeaseKey, Lease> leases;
   // Lease deadlines in order, with one timer for the earliest: a delivery
@@ -377,7 +380,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
     std::vector<CloudEvent> events;
     std::vector<v1::PublishResult> results;
     std::vector<bool> valid;
-    std::vector<std::shared_ptr<StoredEvent>> stored;  // by index; null if not stored
+    std::vector<std::shared_ptr<const StoredEvent>> stored;  // by index; null if not stored
     std::vector<std::vector<uint32_t>> routes;
     std::vector<std::string> dedup_keys;
   };
@@ -441,9 +444,9 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
       auto stored = std::make_shared<StoredEvent>();
       stored->sequence = seq;
       stored->publish_time = now;
-      stored->event = std::move(e);
+      stored->wire = e.SerializeAsString();
       batch.PutEvent(*stored);
-      batch.PutDedup(stored->event.source(), stored->event.id(), seq, now);
+      batch.PutDedup(e.source(), e.id(), seq, now);
       unwritten_dedup_[key] = seq;
       state->dedup_keys.push_back(std::move(key));
       state->results[i].set_sequence(seq);
@@ -452,7 +455,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
     absl::MutexLock lock(&mu_);
     for (size_t i = 0; i < n; ++i) {
       if (state->stored[i] == nullptr) continue;
-      index_.Match(state->stored[i]->event, &state->routes[i]);
+      index_.Match(state->events[i], &state->routes[i]);
       for (uint32_t sub : state->routes[i]) batch.Enqueue(sub, state->stored[i]->sequence);
     }
     batch.SetLastSequence(last_seq_.load());
@@ -481,7 +484,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
   committer_->Submit(std::move(op));
 }
 
-void Broker::AfterPublish(const std::vector<std::shared_ptr<StoredEvent>>& stored,
+void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
                           const std::vector<std::vector<uint32_t>>& routes) {
   absl::MutexLock lock(&mu_);
   absl::flat_hash_set<uint32_t> touched;
@@ -515,7 +518,7 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<StoredEvent>>& store
   }
   if (options_.retention_max_bytes > 0) {
     for (const auto& e : stored) {
-      if (e != nullptr) bytes_since_retention_ += static_cast<int64_t>(e->event.ByteSizeLong());
+      if (e != nullptr) bytes_since_retention_ += static_cast<int64_t>(e->wire.size());
     }
     if (bytes_since_retention_ > options_.retention_max_bytes / 16) {
       bytes_since_retention_ = 0;
@@ -590,7 +593,7 @@ void Broker::PumpLocked(SubState& sub) {
       entry.event = std::make_shared<StoredEvent>(std::move(**loaded));
     }
     if (ordered) {
-      std::string key = PartitionKey(entry.event->event);
+      std::string key = PartitionKey(*entry.event);
       if (!key.empty()) {
         auto owner = sub.key_owner.find(key);
         if (owner != sub.key_owner.end() && owner->second != entry.seq) {
@@ -624,20 +627,13 @@ void Broker::PumpLocked(SubState& sub) {
     const LeaseKey key = ++lease_nonce_;
     std::string lease_id = absl::StrCat(sub.id, "-", entry.seq, "-", attempt.attempts, "-", key);
     const absl::Time deadline = now + FromProto(sub.config.ack_deadline());
-    v1::Delivery delivery;
-    delivery.set_lease_id(std::move(lease_id));
-    delivery.set_sequence(entry.seq);
-    delivery.set_attempt(attempt.attempts);
-    *delivery.mutable_publish_time() = ToProto(entry.event->publish_time);
-    *delivery.mutable_lease_deadline() = ToProto(deadline);
-    if (entry.event.use_count() == 1) {
-      // Nobody else holds this copy (it came from the store): hand it over
-      // instead of copying. A retry or dead letter reads it back.
-      *delivery.mutable_event() = std::move(entry.event->event);
-      entry.event.reset();
-    } else {
-      *delivery.mutable_event() = entry.event->event;
-    }
+    OutboundDelivery delivery;
+    delivery.header.set_lease_id(std::move(lease_id));
+    delivery.header.set_sequence(entry.seq);
+    delivery.header.set_attempt(attempt.attempts);
+    *delivery.header.mutable_publish_time() = ToProto(entry.event->publish_time);
+    *delivery.header.mutable_lease_deadline() = ToProto(deadline);
+    delivery.event = entry.event;
     sub.leases.emplace(key,
                        Lease{entry.seq, attempt.attempts, c->id, deadline, std::move(entry.event)});
     sub.deadlines.emplace(deadline, key);
@@ -680,7 +676,7 @@ absl::Duration Broker::BackoffLocked(const SubState& sub, int attempts) {
 
 void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
                                      std::optional<absl::Duration> delay,
-                                     std::shared_ptr<StoredEvent> event) {
+                                     std::shared_ptr<const StoredEvent> event) {
   SubState::Attempt& attempt = sub.attempts[seq];
   if (attempt.attempts >= sub.config.max_delivery_attempts()) {
     DeadLetterLocked(sub, seq, attempt.last_error, std::move(event));
@@ -734,7 +730,7 @@ void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::str
   if (it == sub.leases.end()) return;
   const uint64_t seq = it->second.seq;
   // The event travels with the retry: no second read from the store.
-  std::shared_ptr<StoredEvent> event = std::move(it->second.event);
+  std::shared_ptr<const StoredEvent> event = std::move(it->second.event);
   sub.deadlines.erase({it->second.deadline, lease_id});
   if (auto c = consumers_.find(it->second.consumer); c != consumers_.end()) {
     c->second->leases.erase(lease_id);
@@ -745,7 +741,7 @@ void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::str
 }
 
 void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
-                              std::shared_ptr<StoredEvent> event) {
+                              std::shared_ptr<const StoredEvent> event) {
   const SubState::Attempt attempt = sub.attempts[seq];
   FinishSeqLocked(sub, seq);
   sub.dead_lettered->Increment();
@@ -762,7 +758,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
   dead.set_attempts(attempt.attempts);
   dead.set_last_error(reason.empty() ? attempt.last_error : reason);
   if (event != nullptr) {
-    *dead.mutable_event() = event->event;
+    event->Parse(dead.mutable_event());
     *dead.mutable_publish_time() = ToProto(event->publish_time);
   }
   if (attempt.first_delivery != absl::InfinitePast()) {
@@ -1075,7 +1071,8 @@ absl::Status Broker::Backfill(SubState& sub, const v1::StartPosition& position,
   const bool match_all = IsMatchAll(sub.config.filter());
   return store_->ScanEvents(from, [&](const StoredEvent& e) {
     if (from_time.has_value() && e.publish_time < *from_time) return true;
-    if (match_all || Matches(sub.config.filter(), e.event)) {
+    CloudEvent event;
+    if (match_all || (e.Parse(&event) && Matches(sub.config.filter(), event))) {
       batch.Enqueue(sub.id, e.sequence);
       ++sub.backlog;
     }
@@ -1373,7 +1370,7 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
         auto event = std::make_shared<StoredEvent>();
         event->sequence = d.sequence();
         event->publish_time = FromProto(d.publish_time());
-        event->event = std::move(*d.mutable_event());
+        event->wire = d.event().SerializeAsString();
         batch.DeleteDeadLetter(sub->id, d.sequence());
         // The event may have left the log by retention: put it back.
         batch.PutEvent(*event);

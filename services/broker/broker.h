@@ -23,6 +23,7 @@
 #include "proto/pettube/broker/v1/broker.pb.h"
 #include "services/broker/broker_store.h"
 #include "services/broker/committer.h"
+#include "services/broker/delivery_wire.h"
 #include "services/broker/filter_index.h"
 #include "services/broker/timer_queue.h"
 
@@ -37,7 +38,7 @@ v1::Status ToProtoStatus(const absl::Status& status);
 class Consumer {
  public:
   virtual ~Consumer() = default;
-  virtual void Deliver(v1::Delivery delivery) = 0;
+  virtual void Deliver(OutboundDelivery delivery) = 0;
   virtual void SettleResults(std::vector<v1::SettleResult> results) = 0;
   // The broker ends the stream (subscription deleted, broker draining).
   virtual void Close(const absl::Status& status) = 0;
@@ -136,7 +137,7 @@ class Broker {
   struct ConsumerState;
   struct ReadyEntry {
     uint64_t seq;
-    std::shared_ptr<StoredEvent> event;  // null: read from the store
+    std::shared_ptr<const StoredEvent> event;  // null: read from the store
   };
 
   Broker(BrokerStore* store, Options options, metrics::Registry* registry);
@@ -144,9 +145,9 @@ class Broker {
 
   absl::Status ValidateEvent(const CloudEvent& event) const;
   void PreparePublish(std::vector<CloudEvent>& events, std::vector<v1::PublishResult>& results,
-                      std::vector<std::shared_ptr<StoredEvent>>& stored,
+                      std::vector<std::shared_ptr<const StoredEvent>>& stored,
                       std::vector<std::vector<uint32_t>>& routes, BrokerStore::Batch& batch);
-  void AfterPublish(const std::vector<std::shared_ptr<StoredEvent>>& stored,
+  void AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
                     const std::vector<std::vector<uint32_t>>& routes);
 
   // Adds a loaded or created subscription to the maps, index and metrics.
@@ -164,11 +165,11 @@ class Broker {
   void ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::string& error,
                           std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetryOrDeadLetterLocked(SubState& sub, uint64_t seq, std::optional<absl::Duration> delay,
-                               std::shared_ptr<StoredEvent> event)
+                               std::shared_ptr<const StoredEvent> event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `reason` by value: callers pass strings that live in the state this erases.
   void DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
-                        std::shared_ptr<StoredEvent> event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                        std::shared_ptr<const StoredEvent> event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSeqLocked(SubState& sub, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Expires every lease whose deadline passed, then waits for the next.
   void OnLeasesDue(uint32_t sub_id, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);

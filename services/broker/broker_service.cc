@@ -137,17 +137,29 @@ class PublishStreamReactor
   std::atomic<int> refs_{1};
 };
 
+// A message as the bytes gRPC sends.
+grpc::ByteBuffer ToByteBuffer(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(owned->data(), owned->size(),
+                    [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // Subscribe: one consumer attached to one subscription. The broker pushes
 // deliveries (under its lock: Deliver only queues and starts a write);
 // writes go out one at a time, each carrying everything queued.
-class SubscribeReactor
-    : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>,
-      public Consumer {
+//
+// The stream is handled as raw bytes (the method is registered raw): each
+// request is parsed here, and deliveries are written with the events'
+// stored bytes copied in (EncodeDeliveries) rather than parsed and
+// serialized again. Clients see ordinary SubscribeResponse messages.
+class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                         public Consumer {
  public:
-  explicit SubscribeReactor(Broker& broker) : broker_(broker) { StartRead(&request_); }
+  explicit SubscribeReactor(Broker& broker) : broker_(broker) { StartRead(&request_bytes_); }
 
   // Consumer (called by the broker with its lock held).
-  void Deliver(v1::Delivery delivery) override {
+  void Deliver(OutboundDelivery delivery) override {
     absl::MutexLock lock(&mu_);
     deliveries_.push_back(std::move(delivery));
     MaybeWriteLocked();
@@ -174,6 +186,41 @@ class SubscribeReactor
       MaybeWriteLocked();
       return;
     }
+    request_.Clear();
+    if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_bytes_, &request_)
+             .ok()) {
+      RequestError(absl::InvalidArgumentError("request: not a SubscribeRequest message"));
+    } else {
+      HandleRequest();
+    }
+    bool stop;
+    {
+      absl::MutexLock lock(&mu_);
+      stop = closing_ || finished_;
+    }
+    if (!stop) StartRead(&request_bytes_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    // A failed write means the client is gone; OnReadDone(false) follows
+    // and detaches.
+    if (!ok) broken_ = true;
+    MaybeWriteLocked();
+  }
+
+  void OnDone() override {
+    // After Detach returns the broker never calls this consumer again.
+    Detach();
+    delete this;
+  }
+
+ private:
+  static constexpr size_t kMaxDeliveriesPerMessage = 256;
+
+  // Acts on one parsed request.
+  void HandleRequest() {
     switch (request_.request_case()) {
       case v1::SubscribeRequest::kAttach:
         HandleAttach();
@@ -196,31 +243,7 @@ class SubscribeReactor
         RequestError(
             absl::InvalidArgumentError("request: one of attach, flow, settle must be set"));
     }
-    bool stop;
-    {
-      absl::MutexLock lock(&mu_);
-      stop = closing_ || finished_;
-    }
-    if (!stop) StartRead(&request_);
   }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    // A failed write means the client is gone; OnReadDone(false) follows
-    // and detaches.
-    if (!ok) broken_ = true;
-    MaybeWriteLocked();
-  }
-
-  void OnDone() override {
-    // After Detach returns the broker never calls this consumer again.
-    Detach();
-    delete this;
-  }
-
- private:
-  static constexpr size_t kMaxDeliveriesPerMessage = 256;
 
   void HandleAttach() {
     if (attached_ || attach_failed_) {
@@ -280,24 +303,24 @@ class SubscribeReactor
     }
     // Deliveries released by Detach must not reach the client.
     if (closing_) deliveries_.clear();
-    response_.Clear();
     if (!control_.empty()) {
-      response_ = std::move(control_.front());
+      response_ = ToByteBuffer(control_.front().SerializeAsString());
       control_.pop_front();
     } else if (attaching_) {
       return;
     } else if (!settle_results_.empty()) {
+      v1::SubscribeResponse response;
       for (auto& r : settle_results_) {
-        *response_.mutable_settle_results()->add_results() = std::move(r);
+        *response.mutable_settle_results()->add_results() = std::move(r);
       }
       settle_results_.clear();
+      response_ = ToByteBuffer(response.SerializeAsString());
     } else if (!deliveries_.empty()) {
-      auto* batch = response_.mutable_deliveries();
-      while (!deliveries_.empty() &&
-             static_cast<size_t>(batch->deliveries_size()) < kMaxDeliveriesPerMessage) {
-        *batch->add_deliveries() = std::move(deliveries_.front());
-        deliveries_.pop_front();
-      }
+      const size_t n = std::min(deliveries_.size(), kMaxDeliveriesPerMessage);
+      std::string bytes;
+      EncodeDeliveries(absl::MakeConstSpan(deliveries_.data(), n), &bytes);
+      deliveries_.erase(deliveries_.begin(), deliveries_.begin() + n);
+      response_ = ToByteBuffer(std::move(bytes));
     } else {
       if (closing_ || closed_by_broker_) {
         finished_ = true;
@@ -310,7 +333,9 @@ class SubscribeReactor
   }
 
   Broker& broker_;
-  v1::SubscribeRequest request_;  // touched only by the read chain
+  // Touched only by the read chain.
+  grpc::ByteBuffer request_bytes_;
+  v1::SubscribeRequest request_;
   // Set by the read chain before any write uses them.
   ConsumerId consumer_id_ = 0;
   bool attached_ = false;
@@ -318,9 +343,9 @@ class SubscribeReactor
   bool confirm_ = false;
 
   absl::Mutex mu_;
-  v1::SubscribeResponse response_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer response_ ABSL_GUARDED_BY(mu_);  // the write in flight
   std::deque<v1::SubscribeResponse> control_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
+  std::vector<OutboundDelivery> deliveries_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::SettleResult> settle_results_ ABSL_GUARDED_BY(mu_);
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool attaching_ ABSL_GUARDED_BY(mu_) = false;
@@ -422,10 +447,10 @@ grpc::ServerUnaryReactor* BrokerService::DeleteSubscription(
   return server::FinishUnary(context, broker_.DeleteSubscription(request->name()));
 }
 
-grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerService::Subscribe(
     grpc::CallbackServerContext* context) {
   if (auto s = Authorize(context, kSubscribeScope); !s.ok()) {
-    return new RefusedStream<v1::SubscribeRequest, v1::SubscribeResponse>(s);
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(s);
   }
   return new SubscribeReactor(broker_);
 }

@@ -18,7 +18,22 @@ namespace pettube::broker {
 //                     RedriveDeadLetters, GetStreamInfo
 // unless the broker runs without an authenticator (loopback development).
 // Thread-safe; `broker` and `authenticator` must outlive the service.
-class BrokerService : public v1::Broker::CallbackService {
+// Every method uses the callback API; Subscribe is registered raw (bytes
+// in, bytes out) so deliveries can carry stored events without re-encoding.
+using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
+    v1::Broker::WithCallbackMethod_PublishStream<v1::Broker::WithCallbackMethod_CreateSubscription<
+        v1::Broker::WithCallbackMethod_GetSubscription<
+            v1::Broker::WithCallbackMethod_ListSubscriptions<
+                v1::Broker::WithCallbackMethod_UpdateSubscription<
+                    v1::Broker::WithCallbackMethod_DeleteSubscription<
+                        v1::Broker::WithRawCallbackMethod_Subscribe<
+                            v1::Broker::WithCallbackMethod_SeekSubscription<
+                                v1::Broker::WithCallbackMethod_ListDeadLetters<
+                                    v1::Broker::WithCallbackMethod_RedriveDeadLetters<
+                                        v1::Broker::WithCallbackMethod_GetStreamInfo<
+                                            v1::Broker::Service>>>>>>>>>>>>;
+
+class BrokerService : public BrokerCallbackBase {
  public:
   static constexpr char kPublishScope[] = "events.publish";
   static constexpr char kSubscribeScope[] = "events.subscribe";
@@ -48,7 +63,7 @@ class BrokerService : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* DeleteSubscription(grpc::CallbackServerContext* context,
                                                const v1::DeleteSubscriptionRequest* request,
                                                google::protobuf::Empty* response) override;
-  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* SeekSubscription(grpc::CallbackServerContext* context,
                                              const v1::SeekSubscriptionRequest* request,

@@ -19,12 +19,17 @@ namespace pettube::broker {
 
 using io::cloudevents::v1::CloudEvent;
 
-// An event in the log.
+// An event in the log. The CloudEvent stays in protobuf wire format, as it
+// is stored and as it is delivered: a delivery copies these bytes into its
+// message instead of parsing and re-serializing the event, and every
+// subscription shares one copy.
 struct StoredEvent {
   uint64_t sequence = 0;
   absl::Time publish_time;
-  CloudEvent event;
-  size_t size_bytes = 0;  // stored size
+  std::string wire;  // a serialized CloudEvent
+
+  // Parses `wire`; false if the bytes are not a CloudEvent.
+  bool Parse(CloudEvent* out) const { return out->ParseFromString(wire); }
 };
 
 // The broker's durable state, behind an interface so the storage engine can

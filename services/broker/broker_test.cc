@@ -19,9 +19,9 @@ using google::protobuf::util::TimeUtil;
 // Records what the broker pushes; tests wait on it with deadlines.
 class FakeConsumer : public Consumer {
  public:
-  void Deliver(v1::Delivery delivery) override {
+  void Deliver(OutboundDelivery delivery) override {
     absl::MutexLock lock(&mu_);
-    deliveries_.push_back(std::move(delivery));
+    deliveries_.push_back(ToProto(delivery));
   }
   void SettleResults(std::vector<v1::SettleResult> results) override {
     absl::MutexLock lock(&mu_);

@@ -54,8 +54,19 @@ int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 std::string EncodeEvent(const StoredEvent& e) {
   std::string v(8, '\0');
   absl::little_endian::Store64(v.data(), static_cast<uint64_t>(ToMicros(e.publish_time)));
-  e.event.AppendToString(&v);
+  v.append(e.wire);
   return v;
+}
+
+// The event's bytes are kept as they are (not parsed): they go out in
+// deliveries unchanged.
+bool DecodeEvent(uint64_t sequence, const rocksdb::Slice& value, StoredEvent* e) {
+  if (value.size() < 8) return false;
+  e->sequence = sequence;
+  e->publish_time =
+      absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data())));
+  e->wire.assign(value.data() + 8, value.size() - 8);
+  return true;
 }
 
 // Drops dedup entries older than the window, so the dedup table stays
@@ -203,13 +214,9 @@ absl::StatusOr<std::optional<StoredEvent>> RocksDbBrokerStore::GetEvent(uint64_t
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return pettube::storage::FromRocksDb(s, "read event");
   StoredEvent e;
-  e.sequence = sequence;
-  e.size_bytes = value.size();
-  if (value.size() < 8 || !e.event.ParseFromArray(value.data() + 8, value.size() - 8)) {
+  if (!DecodeEvent(sequence, value, &e)) {
     return absl::DataLossError(absl::StrCat("event ", sequence, ": unreadable record"));
   }
-  e.publish_time =
-      absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data())));
   return e;
 }
 
@@ -232,15 +239,9 @@ absl::Status RocksDbBrokerStore::GetEvents(const std::vector<uint64_t>& sequence
   for (size_t i = 0; i < n; ++i) {
     if (statuses[i].IsNotFound()) continue;
     if (!statuses[i].ok()) return pettube::storage::FromRocksDb(statuses[i], "read events");
-    StoredEvent& e = (*out)[i].emplace();
-    e.sequence = sequences[i];
-    e.size_bytes = values[i].size();
-    if (values[i].size() < 8 ||
-        !e.event.ParseFromArray(values[i].data() + 8, values[i].size() - 8)) {
+    if (!DecodeEvent(sequences[i], values[i], &(*out)[i].emplace())) {
       return absl::DataLossError(absl::StrCat("event ", sequences[i], ": unreadable record"));
     }
-    e.publish_time =
-        absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(values[i].data())));
   }
   return absl::OkStatus();
 }
@@ -265,15 +266,11 @@ absl::Status RocksDbBrokerStore::ScanEvents(uint64_t from,
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), handles_[kEvents]));
   for (it->Seek(SeqKey(from)); it->Valid(); it->Next()) {
-    const rocksdb::Slice v = it->value();
     StoredEvent e;
-    e.sequence = absl::big_endian::Load64(it->key().data());
-    e.size_bytes = v.size();
-    if (v.size() < 8 || !e.event.ParseFromArray(v.data() + 8, v.size() - 8)) {
-      return absl::DataLossError(absl::StrCat("event ", e.sequence, ": unreadable record"));
+    const uint64_t sequence = absl::big_endian::Load64(it->key().data());
+    if (!DecodeEvent(sequence, it->value(), &e)) {
+      return absl::DataLossError(absl::StrCat("event ", sequence, ": unreadable record"));
     }
-    e.publish_time =
-        absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(v.data())));
     if (!visit(e)) break;
   }
   return pettube::storage::FromRocksDb(it->status(), "scan events");
