@@ -490,6 +490,7 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
   absl::flat_hash_set<uint32_t> touched;
   for (size_t i = 0; i < stored.size(); ++i) {
     if (stored[i] == nullptr) continue;
+    recent_.Insert(stored[i]);
     for (uint32_t id : routes[i]) {
       auto it = subs_.find(id);
       if (it == subs_.end()) continue;
@@ -535,15 +536,30 @@ bool Broker::RefillLocked(SubState& sub) {
   std::vector<uint64_t> seqs;
   auto s = store_->ScanQueue(sub.id, sub.load_cursor, kRefillBatch, &seqs);
   if (!s.ok()) return false;
-  // The events too, in one batched read: per-event lookups at dispatch
-  // time dominated draining a backlog.
-  std::vector<std::optional<StoredEvent>> events;
-  if (!store_->GetEvents(seqs, &events).ok()) events.assign(seqs.size(), std::nullopt);
+  // The events too: from the cache when another subscription just read or
+  // published them, the rest in one batched read (per-event lookups at
+  // dispatch time dominated draining a backlog). An event not read here is
+  // read again at dispatch.
+  std::vector<std::shared_ptr<const StoredEvent>> found(seqs.size());
+  std::vector<uint64_t> missing;
+  std::vector<size_t> missing_at;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    sub.ready.push_back({seqs[i], events[i].has_value()
-                                      ? std::make_shared<StoredEvent>(std::move(*events[i]))
-                                      : nullptr});
+    found[i] = recent_.Find(seqs[i]);
+    if (found[i] == nullptr) {
+      missing.push_back(seqs[i]);
+      missing_at.push_back(i);
+    }
   }
+  std::vector<std::optional<StoredEvent>> events;
+  if (!missing.empty() && store_->GetEvents(missing, &events).ok()) {
+    for (size_t j = 0; j < missing.size(); ++j) {
+      if (!events[j].has_value()) continue;
+      auto event = std::make_shared<const StoredEvent>(std::move(*events[j]));
+      recent_.Insert(event);
+      found[missing_at[j]] = std::move(event);
+    }
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) sub.ready.push_back({seqs[i], std::move(found[i])});
   if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
   if (seqs.size() < kRefillBatch) sub.caught_up = true;
   return !sub.ready.empty();
@@ -1469,6 +1485,7 @@ void Broker::EnforceRetention() {
     if (!s.ok()) log::Warning("broker.retention_failed", {{"code", s}});
   }
   absl::MutexLock lock(&mu_);
+  recent_.EraseBefore(cutoff);
   if (draining_) return;
   if (oldest_kept.has_value()) {
     ScheduleRetentionLocked(*oldest_kept + options_.retention_max_age);

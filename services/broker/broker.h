@@ -24,6 +24,7 @@
 #include "services/broker/broker_store.h"
 #include "services/broker/committer.h"
 #include "services/broker/delivery_wire.h"
+#include "services/broker/event_cache.h"
 #include "services/broker/filter_index.h"
 #include "services/broker/timer_queue.h"
 
@@ -191,6 +192,8 @@ class Broker {
   absl::flat_hash_map<uint32_t, std::unique_ptr<SubState>> subs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint32_t> sub_by_name_ ABSL_GUARDED_BY(mu_);
   FilterIndex index_ ABSL_GUARDED_BY(mu_);
+  // Events just published or read, shared by the subscriptions' refills.
+  EventCache recent_ ABSL_GUARDED_BY(mu_){8192, 32 << 20};
   absl::flat_hash_map<ConsumerId, std::unique_ptr<ConsumerState>> consumers_ ABSL_GUARDED_BY(mu_);
   ConsumerId next_consumer_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t lease_nonce_ ABSL_GUARDED_BY(mu_) = 0;
