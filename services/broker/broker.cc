@@ -163,6 +163,23 @@ struct Broker::SubState {
   // True when the store holds no queued sequence >= load_cursor.
   bool caught_up = false;
   std::deque<ReadyEntry> ready;
+  // Every sequence below load_cursor not yet settled for good (ready,
+  // leased, retrying or blocked).
+  absl::btree_set<uint64_t> outstanding;
+  // Everything below it is settled: what acks write instead of one
+  // deletion per entry.
+  uint64_t AckFloor() const { return outstanding.empty() ? load_cursor : *outstanding.begin(); }
+  // Bumped by changes to the stored queue that a floor or deletion computed
+  // earlier must not undo: a seek rebuilds the queue (earlier acks are
+  // void), a redrive re-queues old sequences (an earlier floor may lie
+  // above them). Read on the committer thread, hence shared and atomic.
+  struct QueueEpochs {
+    std::atomic<uint64_t> seek{0};
+    std::atomic<uint64_t> redrive{0};
+    // The floor last put in a batch; committer thread only.
+    uint64_t floor_written = 0;
+  };
+  std::shared_ptr<QueueEpochs> epochs = std::make_shared<QueueEpochs>();
   // Deliveries so far of events not yet settled for good.
   struct Attempt {
     int attempts = 0;
@@ -280,6 +297,9 @@ absl::Status Broker::Load() {
     auto sub = std::make_unique<SubState>();
     sub->id = r.internal_id();
     sub->config = r.subscription();
+    // Everything below the ack floor is settled: loading starts there.
+    sub->load_cursor = store_->AckFloor(sub->id);
+    sub->epochs->floor_written = sub->load_cursor;
     auto backlog = store_->CountQueue(sub->id);
     if (!backlog.ok()) return backlog.status();
     sub->backlog = *backlog;
@@ -503,6 +523,7 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
       if (seq < sub.load_cursor) continue;
       if (sub.caught_up && !sub.consumers.empty() && sub.ready.size() < kMaxReadyInMemory) {
         sub.ready.push_back({seq, stored[i]});
+        sub.outstanding.insert(seq);
         sub.load_cursor = seq + 1;
       } else {
         // Nobody is reading, or readers are behind: leave it on disk rather
@@ -559,7 +580,10 @@ bool Broker::RefillLocked(SubState& sub) {
       found[missing_at[j]] = std::move(event);
     }
   }
-  for (size_t i = 0; i < seqs.size(); ++i) sub.ready.push_back({seqs[i], std::move(found[i])});
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    sub.ready.push_back({seqs[i], std::move(found[i])});
+    sub.outstanding.insert(seqs[i]);
+  }
   if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
   if (seqs.size() < kRefillBatch) sub.caught_up = true;
   return !sub.ready.empty();
@@ -664,6 +688,7 @@ void Broker::PumpLocked(SubState& sub) {
 void Broker::FinishSeqLocked(SubState& sub, uint64_t seq) {
   --sub.backlog;
   sub.attempts.erase(seq);
+  sub.outstanding.erase(seq);
   auto key_it = sub.key_of.find(seq);
   if (key_it == sub.key_of.end()) return;
   const std::string key = std::move(key_it->second);
@@ -889,6 +914,8 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
   auto acked = std::make_shared<std::vector<uint64_t>>();
   auto acked_leases = std::make_shared<std::vector<std::string>>();
   auto persisted_pending = std::make_shared<std::vector<uint64_t>>();
+  std::shared_ptr<SubState::QueueEpochs> epochs;
+  uint64_t seek_epoch = 0, redrive_epoch = 0, floor = 0;
   uint32_t sub_id = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -981,14 +1008,40 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
         immediate.push_back(std::move(r));
       }
     }
+    if (!acked->empty()) {
+      floor = sub.AckFloor();
+      epochs = sub.epochs;
+      seek_epoch = epochs->seek.load();
+      redrive_epoch = epochs->redrive.load();
+    }
     if (!immediate.empty()) c.consumer->SettleResults(std::move(immediate));
     PumpLocked(sub);
   }
   if (acked->empty()) return;
   Committer::Op op;
-  op.prepare = [sub_id, acked, persisted_pending](BrokerStore::Batch& b) {
-    for (uint64_t seq : *acked) b.Dequeue(sub_id, seq);
+  // The floor is safe to write whenever this op is written: everything
+  // below it was settled before it was computed, and a dead letter among
+  // them was submitted (under the lock) ahead of this op.
+  op.prepare = [sub_id, acked, persisted_pending, epochs, seek_epoch, redrive_epoch,
+                floor](BrokerStore::Batch& b) {
+    // A seek since these acks rebuilt the queue (and dropped attempt
+    // records) from the log: they no longer apply to it.
+    if (epochs->seek.load() != seek_epoch) return;
     for (uint64_t seq : *persisted_pending) b.DeletePending(sub_id, seq);
+    if (epochs->redrive.load() != redrive_epoch) {
+      // A redrive may have re-queued sequences below this floor.
+      for (uint64_t seq : *acked) b.Dequeue(sub_id, seq);
+      return;
+    }
+    // Most acks come in order and only raise the floor: one small record
+    // instead of a deletion per entry (which cost more than the delivery).
+    for (uint64_t seq : *acked) {
+      if (seq >= floor) b.Dequeue(sub_id, seq);
+    }
+    if (floor > epochs->floor_written) {
+      b.SetAckFloor(sub_id, floor);
+      epochs->floor_written = floor;
+    }
   };
   // A confirmed ack is durable before it is confirmed. An unconfirmed one is
   // written without waiting for fsync (as JetStream 2.9 does with consumer
@@ -1297,6 +1350,9 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     sub->retry_timer.Cancel(*timers_);
     sub->retry.clear();
     sub->ready.clear();
+    sub->outstanding.clear();
+    ++sub->epochs->seek;
+    sub->epochs->floor_written = 0;  // ClearQueue drops the floor
     sub->attempts.clear();
     sub->key_owner.clear();
     sub->key_of.clear();
@@ -1370,6 +1426,8 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
     absl::Status result;
     int64_t moved_now = 0;
     Committer::Op op;
+    // Reads the dead letters: must see every dead-lettering before it.
+    op.exclusive = true;
     op.prepare = [&](BrokerStore::Batch& batch) {
       absl::MutexLock lock(&mu_);
       SubState* sub = FindLocked(name);
@@ -1396,8 +1454,17 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
         ++sub->backlog;
         sub->attempts.erase(d.sequence());
         // Entries at or past the cursor are found by the next refill.
-        if (d.sequence() < sub->load_cursor) sub->ready.push_back({d.sequence(), event});
+        if (d.sequence() < sub->load_cursor) {
+          sub->ready.push_back({d.sequence(), event});
+          sub->outstanding.insert(d.sequence());
+        }
         ++moved_now;
+      }
+      if (!letters.empty()) {
+        // Re-queued entries may lie below the floor: lower it with them.
+        ++sub->epochs->redrive;
+        sub->epochs->floor_written = sub->AckFloor();
+        batch.SetAckFloor(sub->id, sub->epochs->floor_written);
       }
     };
     op.done = [&](const absl::Status& status) {

@@ -39,10 +39,11 @@ struct StoredEvent {
 // Layout (RocksDB column families in RocksDbBrokerStore):
 //   events   seq -> publish time + CloudEvent
 //   dedup    source + id -> seq + publish time (expired by window)
-//   queue    subscription + seq: events a subscription still owes (unacked)
+//   queue    subscription + seq: events a subscription still owes (unacked),
+//            those below the subscription's ack floor excepted
 //   pending  subscription + seq -> PendingRecord (attempts, last error)
 //   dead     subscription + seq -> DeadLetter
-//   meta     subscriptions, last sequence, next subscription id
+//   meta     subscriptions, ack floors, last sequence, next subscription id
 //
 // Thread-safety: reads are safe from any thread; one writer at a time (the
 // broker's committer thread) builds and writes batches.
@@ -58,6 +59,12 @@ class BrokerStore {
                           absl::Time publish_time) = 0;
     virtual void Enqueue(uint32_t subscription, uint64_t sequence) = 0;
     virtual void Dequeue(uint32_t subscription, uint64_t sequence) = 0;
+    // Every queue entry of the subscription below `floor` is settled: reads
+    // skip them and compaction drops them. One record per group of acks
+    // instead of a deletion per acked entry (acks mostly come in order);
+    // entries acked above the floor are dequeued one by one. May lower the
+    // floor (a redrive re-queues old entries in the same batch).
+    virtual void SetAckFloor(uint32_t subscription, uint64_t floor) = 0;
     virtual void PutPending(uint32_t subscription, uint64_t sequence,
                             const storage::PendingRecord& record) = 0;
     virtual void DeletePending(uint32_t subscription, uint64_t sequence) = 0;
@@ -66,7 +73,8 @@ class BrokerStore {
     virtual void PutSubscription(const storage::SubscriptionRecord& record) = 0;
     // Deletes the record and every queue, pending and dead-letter entry.
     virtual void DeleteSubscription(const std::string& name, uint32_t internal_id) = 0;
-    // Drops every queue and pending entry of a subscription (seek).
+    // Drops every queue and pending entry of a subscription, and its ack
+    // floor (seek).
     virtual void ClearQueue(uint32_t internal_id) = 0;
     virtual void SetLastSequence(uint64_t sequence) = 0;
     virtual void SetNextSubscriptionId(uint32_t id) = 0;
@@ -95,10 +103,14 @@ class BrokerStore {
   // returns false.
   virtual absl::Status ScanEvents(uint64_t from,
                                   const std::function<bool(const StoredEvent&)>& visit) = 0;
-  // Up to `max` queued sequences of a subscription that are >= `from`.
+  // Up to `max` queued sequences of a subscription that are >= `from` (and
+  // at or above its ack floor).
   virtual absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
                                  std::vector<uint64_t>* out) = 0;
+  // Queued entries at or above the ack floor.
   virtual absl::StatusOr<int64_t> CountQueue(uint32_t subscription) = 0;
+  // The subscription's ack floor (0 if none was written).
+  virtual uint64_t AckFloor(uint32_t subscription) = 0;
   virtual absl::Status LoadPending(
       uint32_t subscription,
       const std::function<void(uint64_t, const storage::PendingRecord&)>& visit) = 0;

@@ -22,6 +22,7 @@ const char* const kCfNames[kCfCount] = {
 constexpr char kLastSequenceKey[] = "last_sequence";
 constexpr char kNextSubscriptionIdKey[] = "next_subscription_id";
 constexpr char kSubscriptionPrefix[] = "subscription/";
+constexpr char kAckFloorPrefix[] = "ack_floor/";
 
 // Big-endian keys sort numerically.
 std::string SeqKey(uint64_t seq) {
@@ -48,6 +49,8 @@ uint64_t SeqOfSubKey(const rocksdb::Slice& key) { return absl::big_endian::Load6
 std::string DedupKey(absl::string_view source, absl::string_view id) {
   return absl::StrCat(source, absl::string_view("\0", 1), id);
 }
+
+std::string AckFloorKey(uint32_t sub) { return absl::StrCat(kAckFloorPrefix, SubPrefix(sub)); }
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
@@ -87,9 +90,28 @@ class DedupExpiryFilter : public rocksdb::CompactionFilter {
   absl::Duration window_;
 };
 
+// Drops queue entries below their subscription's ack floor: settled, and
+// never read again.
+class QueueFloorFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit QueueFloorFilter(const AckFloors& floors) : floors_(floors) {}
+  bool Filter(int, const rocksdb::Slice& key, const rocksdb::Slice&, std::string*,
+              bool*) const override {
+    if (key.size() != 12) return false;
+    return SeqOfSubKey(key) < floors_.Get(absl::big_endian::Load32(key.data()));
+  }
+  const char* Name() const override { return "pettube.QueueFloorFilter"; }
+
+ private:
+  const AckFloors& floors_;
+};
+
 class RocksDbBatch : public BrokerStore::Batch {
  public:
   explicit RocksDbBatch(const std::vector<rocksdb::ColumnFamilyHandle*>& cf) : cf_(cf) {}
+
+  // Ack floors this batch sets, in order (0: cleared).
+  const std::vector<std::pair<uint32_t, uint64_t>>& floors() const { return floors_; }
 
   void PutEvent(const StoredEvent& e) override {
     batch_.Put(cf_[kEvents], SeqKey(e.sequence), EncodeEvent(e));
@@ -110,6 +132,10 @@ class RocksDbBatch : public BrokerStore::Batch {
   void Dequeue(uint32_t sub, uint64_t seq) override {
     batch_.Delete(cf_[kQueue], SubKey(sub, seq));
   }
+  void SetAckFloor(uint32_t sub, uint64_t floor) override {
+    batch_.Put(cf_[kMeta], AckFloorKey(sub), SeqKey(floor));
+    floors_.emplace_back(sub, floor);
+  }
   void PutPending(uint32_t sub, uint64_t seq, const storage::PendingRecord& r) override {
     batch_.Put(cf_[kPending], SubKey(sub, seq), r.SerializeAsString());
   }
@@ -128,11 +154,15 @@ class RocksDbBatch : public BrokerStore::Batch {
   }
   void DeleteSubscription(const std::string& name, uint32_t id) override {
     batch_.Delete(cf_[kMeta], absl::StrCat(kSubscriptionPrefix, name));
+    batch_.Delete(cf_[kMeta], AckFloorKey(id));
+    floors_.emplace_back(id, 0);
     for (Cf cf : {kQueue, kPending, kDead}) {
       batch_.DeleteRange(cf_[cf], SubPrefix(id), SubPrefix(id + 1));
     }
   }
   void ClearQueue(uint32_t id) override {
+    batch_.Delete(cf_[kMeta], AckFloorKey(id));
+    floors_.emplace_back(id, 0);
     for (Cf cf : {kQueue, kPending}) batch_.DeleteRange(cf_[cf], SubPrefix(id), SubPrefix(id + 1));
   }
   void SetLastSequence(uint64_t seq) override {
@@ -148,6 +178,7 @@ class RocksDbBatch : public BrokerStore::Batch {
  private:
   const std::vector<rocksdb::ColumnFamilyHandle*>& cf_;
   rocksdb::WriteBatch batch_;
+  std::vector<std::pair<uint32_t, uint64_t>> floors_;
 };
 
 }  // namespace
@@ -173,6 +204,7 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
 
   auto store = std::unique_ptr<RocksDbBrokerStore>(new RocksDbBrokerStore());
   static auto* dedup_filter = new DedupExpiryFilter(dedup_window);
+  store->queue_filter_ = std::make_unique<QueueFloorFilter>(store->floors_);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (int i = 0; i < kCfCount; ++i) {
     rocksdb::ColumnFamilyOptions o = base;
@@ -180,12 +212,26 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
       o.compaction_filter = dedup_filter;
       o.periodic_compaction_seconds = 24 * 3600;
     }
+    if (i == kQueue) o.compaction_filter = store->queue_filter_.get();
     cfs.emplace_back(kCfNames[i], o);
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, cfs, &store->handles_, &db);
   if (!s.ok()) return pettube::storage::FromRocksDb(s, absl::StrCat("open broker store ", dir));
   store->db_.reset(db);
+  // Until the floors are loaded the filter sees none and keeps everything.
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db_->NewIterator(rocksdb::ReadOptions(), store->handles_[kMeta]));
+  for (it->Seek(kAckFloorPrefix); it->Valid() && it->key().starts_with(kAckFloorPrefix);
+       it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() != sizeof(kAckFloorPrefix) - 1 + 4 || it->value().size() != 8) continue;
+    store->floors_.Set(absl::big_endian::Load32(key.data() + key.size() - 4),
+                       absl::big_endian::Load64(it->value().data()));
+  }
+  auto status = pettube::storage::FromRocksDb(it->status(), "load ack floors");
+  it.reset();
+  if (!status.ok()) return status;
   return store;
 }
 
@@ -200,12 +246,39 @@ std::unique_ptr<BrokerStore::Batch> RocksDbBrokerStore::NewBatch() {
 }
 
 absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
+  auto& b = static_cast<RocksDbBatch&>(batch);
+  // The compaction filter must never see a floor above what is written: a
+  // lowered floor takes effect before the write (whose re-queued entries
+  // it would otherwise drop), a raised one after it.
+  for (const auto& [sub, floor] : b.floors()) {
+    if (floor < floors_.Get(sub)) floors_.Set(sub, floor);
+  }
   rocksdb::WriteOptions options;
   // Synced: an ack promises the event survives a crash, not just a process
   // exit.
   options.sync = sync;
-  return pettube::storage::FromRocksDb(
-      db_->Write(options, &static_cast<RocksDbBatch&>(batch).batch()), "write");
+  const rocksdb::Status s = db_->Write(options, &b.batch());
+  if (s.ok()) {
+    for (const auto& [sub, floor] : b.floors()) floors_.Set(sub, floor);
+  }
+  return pettube::storage::FromRocksDb(s, "write");
+}
+
+uint64_t RocksDbBrokerStore::AckFloor(uint32_t sub) { return floors_.Get(sub); }
+
+uint64_t AckFloors::Get(uint32_t sub) const {
+  absl::MutexLock lock(&mu_);
+  auto it = floors_.find(sub);
+  return it == floors_.end() ? 0 : it->second;
+}
+
+void AckFloors::Set(uint32_t sub, uint64_t floor) {
+  absl::MutexLock lock(&mu_);
+  if (floor == 0) {
+    floors_.erase(sub);
+  } else {
+    floors_[sub] = floor;
+  }
 }
 
 absl::StatusOr<std::optional<StoredEvent>> RocksDbBrokerStore::GetEvent(uint64_t sequence) {
@@ -283,7 +356,8 @@ absl::Status RocksDbBrokerStore::ScanQueue(uint32_t sub, uint64_t from, size_t m
   rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
-  for (it->Seek(SubKey(sub, from)); it->Valid() && out->size() < max; it->Next()) {
+  for (it->Seek(SubKey(sub, std::max(from, floors_.Get(sub)))); it->Valid() && out->size() < max;
+       it->Next()) {
     out->push_back(SeqOfSubKey(it->key()));
   }
   return pettube::storage::FromRocksDb(it->status(), "scan queue");
@@ -296,7 +370,7 @@ absl::StatusOr<int64_t> RocksDbBrokerStore::CountQueue(uint32_t sub) {
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
   int64_t n = 0;
-  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
+  for (it->Seek(SubKey(sub, floors_.Get(sub))); it->Valid(); it->Next()) ++n;
   if (auto s = pettube::storage::FromRocksDb(it->status(), "count queue"); !s.ok()) return s;
   return n;
 }

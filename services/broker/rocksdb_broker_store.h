@@ -4,12 +4,26 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "rocksdb/db.h"
 #include "services/broker/broker_store.h"
 
 namespace pettube::broker {
+
+// Each subscription's ack floor as written, shared by readers, the writer
+// and the queue's compaction filter (a background thread).
+class AckFloors {
+ public:
+  uint64_t Get(uint32_t subscription) const ABSL_LOCKS_EXCLUDED(mu_);
+  void Set(uint32_t subscription, uint64_t floor) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<uint32_t, uint64_t> floors_ ABSL_GUARDED_BY(mu_);
+};
 
 // BrokerStore on an embedded RocksDB, a column family per record kind (see
 // BrokerStore). Durable writes sync the WAL; the broker's committer groups
@@ -37,6 +51,7 @@ class RocksDbBrokerStore : public BrokerStore {
   absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
                          std::vector<uint64_t>* out) override;
   absl::StatusOr<int64_t> CountQueue(uint32_t subscription) override;
+  uint64_t AckFloor(uint32_t subscription) override;
   absl::Status LoadPending(
       uint32_t subscription,
       const std::function<void(uint64_t, const storage::PendingRecord&)>& visit) override;
@@ -52,6 +67,9 @@ class RocksDbBrokerStore : public BrokerStore {
  private:
   RocksDbBrokerStore() = default;
 
+  // Before db_: the compaction filter reads it until the database closes.
+  AckFloors floors_;
+  std::unique_ptr<rocksdb::CompactionFilter> queue_filter_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
 };
