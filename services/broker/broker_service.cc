@@ -186,19 +186,22 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       MaybeWriteLocked();
       return;
     }
-    request_.Clear();
-    if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_bytes_, &request_)
-             .ok()) {
+    v1::SubscribeRequest request;
+    const bool parsed =
+        grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_bytes_, &request)
+            .ok();
+    // Once attached, the next read starts before this request is handled,
+    // so a client's settle and the flow behind it are handled side by side
+    // rather than one after the other. (The attach itself is handled
+    // first: what follows it needs the stream attached.)
+    const bool pipelined = attached_;
+    if (pipelined) ContinueReading();
+    if (!parsed) {
       RequestError(absl::InvalidArgumentError("request: not a SubscribeRequest message"));
     } else {
-      HandleRequest();
+      HandleRequest(request);
     }
-    bool stop;
-    {
-      absl::MutexLock lock(&mu_);
-      stop = closing_ || finished_;
-    }
-    if (!stop) StartRead(&request_bytes_);
+    if (!pipelined) ContinueReading();
   }
 
   void OnWriteDone(bool ok) override {
@@ -219,16 +222,24 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
  private:
   static constexpr size_t kMaxDeliveriesPerMessage = 256;
 
+  void ContinueReading() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_ || finished_) return;
+    }
+    StartRead(&request_bytes_);
+  }
+
   // Acts on one parsed request.
-  void HandleRequest() {
-    switch (request_.request_case()) {
+  void HandleRequest(const v1::SubscribeRequest& request) {
+    switch (request.request_case()) {
       case v1::SubscribeRequest::kAttach:
-        HandleAttach();
+        HandleAttach(request.attach());
         break;
       case v1::SubscribeRequest::kFlow:
         if (!attached_) {
           RequestError(absl::FailedPreconditionError("flow: attach first"));
-        } else if (auto s = broker_.AddCredits(consumer_id_, request_.flow().credits()); !s.ok()) {
+        } else if (auto s = broker_.AddCredits(consumer_id_, request.flow().credits()); !s.ok()) {
           RequestError(s);
         }
         break;
@@ -236,7 +247,7 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
         if (!attached_) {
           RequestError(absl::FailedPreconditionError("settle: attach first"));
         } else {
-          broker_.Settle(consumer_id_, request_.settle(), confirm_);
+          broker_.Settle(consumer_id_, request.settle(), confirm_);
         }
         break;
       default:
@@ -245,12 +256,11 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
     }
   }
 
-  void HandleAttach() {
+  void HandleAttach(const v1::Attach& a) {
     if (attached_ || attach_failed_) {
       RequestError(absl::FailedPreconditionError("attach: this stream is already attached"));
       return;
     }
-    const v1::Attach& a = request_.attach();
     {
       absl::MutexLock lock(&mu_);
       attaching_ = true;  // hold deliveries until the Attached answer is queued
@@ -333,9 +343,7 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   }
 
   Broker& broker_;
-  // Touched only by the read chain.
-  grpc::ByteBuffer request_bytes_;
-  v1::SubscribeRequest request_;
+  grpc::ByteBuffer request_bytes_;  // the read in flight
   // Set by the read chain before any write uses them.
   ConsumerId consumer_id_ = 0;
   bool attached_ = false;
