@@ -1440,6 +1440,13 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
         result = s;
         return;
       }
+      // Re-queued entries below the floor lower it; the settled entries
+      // left between them and the old floor (the floor covered them, they
+      // were never deleted) must not come back with it. Dead letters are
+      // scanned in order: the first is the lowest.
+      if (!letters.empty() && letters.front().sequence() < sub->epochs->floor_written) {
+        batch.DequeueRange(sub->id, letters.front().sequence(), sub->epochs->floor_written);
+      }
       for (v1::DeadLetter& d : letters) {
         auto event = std::make_shared<StoredEvent>();
         event->sequence = d.sequence();

@@ -59,6 +59,9 @@ class BrokerStore {
                           absl::Time publish_time) = 0;
     virtual void Enqueue(uint32_t subscription, uint64_t sequence) = 0;
     virtual void Dequeue(uint32_t subscription, uint64_t sequence) = 0;
+    // Removes every queue entry in [from, to) (a range deletion: for rare
+    // bulk changes, not per ack).
+    virtual void DequeueRange(uint32_t subscription, uint64_t from, uint64_t to) = 0;
     // Every queue entry of the subscription below `floor` is settled: reads
     // skip them and compaction drops them. One record per group of acks
     // instead of a deletion per acked entry (acks mostly come in order);

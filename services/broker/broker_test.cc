@@ -345,25 +345,28 @@ TEST_F(BrokerTest, AckRunsKeepWhatIsStillOwedBetweenThemAcrossRestart) {
   EXPECT_EQ(again.WaitForDeliveries(3, absl::Milliseconds(100)).size(), 2u);
 }
 
-// A redrive re-queues an event that lies inside a run of acks made around
-// it; the redriven event must stay queued across a restart.
-TEST_F(BrokerTest, RedrivenEventInsideAnAckRunSurvivesRestart) {
+// A redrive re-queues an event below the ack floor: it must stay queued
+// across a restart, and the acked events the lowered floor uncovers must
+// not come back.
+TEST_F(BrokerTest, RedriveBelowTheAckFloorBringsBackOnlyTheRedrivenEvent) {
   Create("q", Settings(absl::Seconds(30), 1));
-  Publish({Event("1"), Event("2"), Event("3")});
+  Publish({Event("1"), Event("2"), Event("3"), Event("4")});
   FakeConsumer& c = NewConsumer();
   ConsumerId id = Attach("q", &c);
-  auto d = c.WaitForDeliveries(3);
-  ASSERT_EQ(d.size(), 3u);
-  v1::Settle poison;
-  poison.add_nacks()->set_lease_id(d[1].lease_id());  // one attempt: dead at once
-  broker_->Settle(id, poison, true);
-  c.WaitForResults(1);
+  auto d = c.WaitForDeliveries(4);
+  ASSERT_EQ(d.size(), 4u);
+  v1::Settle settle;
+  settle.add_nacks()->set_lease_id(d[1].lease_id());  // one attempt: dead at once
+  settle.add_acks(d[0].lease_id());
+  settle.add_acks(d[2].lease_id());
+  settle.add_acks(d[3].lease_id());
+  broker_->Settle(id, settle, true);
+  ASSERT_EQ(c.WaitForResults(4).size(), 4u);
+  EXPECT_EQ(Backlog("q"), 0);
   auto moved = broker_->Redrive("subscriptions/q", 0, 100);
   ASSERT_TRUE(moved.ok()) << moved.status();
   ASSERT_EQ(*moved, 1);
-  broker_->Settle(id, Acks({d[0].lease_id(), d[2].lease_id()}), true);
-  auto results = c.WaitForResults(3);
-  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(c.WaitForDeliveries(5).size(), 5u);  // the redriven one, not settled
   Reopen();
   EXPECT_EQ(Backlog("q"), 1);
   FakeConsumer& again = NewConsumer();
@@ -371,6 +374,7 @@ TEST_F(BrokerTest, RedrivenEventInsideAnAckRunSurvivesRestart) {
   auto redelivered = again.WaitForDeliveries(1);
   ASSERT_EQ(redelivered.size(), 1u);
   EXPECT_EQ(redelivered[0].event().id(), "2");
+  EXPECT_EQ(again.WaitForDeliveries(2, absl::Milliseconds(100)).size(), 1u);
 }
 
 TEST_F(BrokerTest, NackRedeliversWithTheNextAttempt) {

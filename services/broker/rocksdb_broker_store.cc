@@ -132,6 +132,9 @@ class RocksDbBatch : public BrokerStore::Batch {
   void Dequeue(uint32_t sub, uint64_t seq) override {
     batch_.Delete(cf_[kQueue], SubKey(sub, seq));
   }
+  void DequeueRange(uint32_t sub, uint64_t from, uint64_t to) override {
+    batch_.DeleteRange(cf_[kQueue], SubKey(sub, from), SubKey(sub, to));
+  }
   void SetAckFloor(uint32_t sub, uint64_t floor) override {
     batch_.Put(cf_[kMeta], AckFloorKey(sub), SeqKey(floor));
     floors_.emplace_back(sub, floor);
