@@ -170,7 +170,8 @@ class Broker {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `reason` by value: callers pass strings that live in the state this erases.
   void DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
-                        std::shared_ptr<const StoredEvent> event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                        std::shared_ptr<const StoredEvent> event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSeqLocked(SubState& sub, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Expires every lease whose deadline passed, then waits for the next.
   void OnLeasesDue(uint32_t sub_id, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);

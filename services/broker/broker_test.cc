@@ -311,8 +311,8 @@ TEST_F(BrokerTest, AckRunsKeepWhatIsStillOwedBetweenThemAcrossRestart) {
   std::vector<CloudEvent> events;
   for (int i = 1; i <= 12; ++i) {
     // Every fourth event is of another type: not queued for "q".
-    events.push_back(Event(absl::StrCat(i), i % 4 == 0 ? "pettube.media.ready"
-                                                       : "pettube.media.uploaded"));
+    events.push_back(
+        Event(absl::StrCat(i), i % 4 == 0 ? "pettube.media.ready" : "pettube.media.uploaded"));
   }
   Publish(events);
   FakeConsumer& c = NewConsumer();

@@ -9,8 +9,8 @@
 namespace pettube::broker {
 namespace {
 
-using google::protobuf::io::CodedOutputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedOutputStream;
 
 // Bytes a length-delimited field takes: tag, length, payload.
 size_t FieldSize(int field_number, size_t payload) {
@@ -19,8 +19,7 @@ size_t FieldSize(int field_number, size_t payload) {
 }
 
 void WriteFieldHeader(int field_number, size_t payload, CodedOutputStream* out) {
-  out->WriteTag(
-      WireFormatLite::MakeTag(field_number, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  out->WriteTag(WireFormatLite::MakeTag(field_number, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
   out->WriteVarint64(payload);
 }
 
@@ -33,7 +32,8 @@ void EncodeDeliveries(absl::Span<const OutboundDelivery> deliveries, std::string
   size_t batch_size = 0;
   for (const OutboundDelivery& d : deliveries) {
     size_t size = d.header.ByteSizeLong();  // caches sizes for the write below
-    if (d.event != nullptr) size += FieldSize(v1::Delivery::kEventFieldNumber, d.event->wire.size());
+    if (d.event != nullptr)
+      size += FieldSize(v1::Delivery::kEventFieldNumber, d.event->wire.size());
     delivery_sizes.push_back(size);
     batch_size += FieldSize(v1::Deliveries::kDeliveriesFieldNumber, size);
   }

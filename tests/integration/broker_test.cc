@@ -2,6 +2,7 @@
 // errors on streams, redelivery when a stream drops, and no acknowledged
 // event lost when the broker is killed with SIGKILL mid-load.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -64,6 +65,7 @@ class BrokerProcess {
     stub_ = Broker::NewStub(channel_);
   }
   Broker::Stub& stub() { return *stub_; }
+  const std::string& address() const { return address_; }
   ChildProcess& process() { return *process_; }
   const std::string& metrics() const { return metrics_; }
 
@@ -235,6 +237,67 @@ TEST(BrokerBinaryTest, BadItemsOnStreamsGetTheirOwnStatusAndTheStreamLivesOn) {
   d = ReadUntil(*sub, v1::SubscribeResponse::kDeliveries);
   EXPECT_EQ(d.deliveries().deliveries_size(), 1);
   sctx.TryCancel();
+}
+
+// Subscribe is served from raw bytes: a request that is not a
+// SubscribeRequest gets a request_error and the stream lives on.
+TEST(BrokerBinaryTest, UnparseableSubscribeRequestIsRefusedAndTheStreamLivesOn) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "q");
+  auto channel = grpc::CreateChannel(broker.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(20));
+  // Each step waits for its own completion.
+  auto step = [&cq](intptr_t tag) {
+    void* got = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&got, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(got), tag);
+    return ok;
+  };
+  auto call = generic.PrepareCall(&ctx, "/pettube.broker.v1.Broker/Subscribe", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  auto send = [&](const std::string& bytes, intptr_t tag) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer buffer(&slice, 1);
+    call->Write(buffer, reinterpret_cast<void*>(tag));
+    return step(tag);
+  };
+  auto receive = [&](intptr_t tag) {
+    grpc::ByteBuffer buffer;
+    call->Read(&buffer, reinterpret_cast<void*>(tag));
+    v1::SubscribeResponse response;
+    if (!step(tag)) return response;
+    std::vector<grpc::Slice> slices;
+    EXPECT_TRUE(buffer.Dump(&slices).ok());
+    std::string bytes;
+    for (const auto& piece : slices)
+      bytes.append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+    EXPECT_TRUE(response.ParseFromString(bytes));
+    return response;
+  };
+  ASSERT_TRUE(send(std::string("\xff\xff\xff", 3), 2));  // a truncated varint tag
+  v1::SubscribeResponse error = receive(3);
+  ASSERT_EQ(error.response_case(), v1::SubscribeResponse::kRequestError);
+  EXPECT_EQ(error.request_error().code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(error.request_error().message().find("SubscribeRequest"), std::string::npos);
+  v1::SubscribeRequest attach;
+  attach.mutable_attach()->set_subscription("subscriptions/q");
+  attach.mutable_attach()->set_max_in_flight(1);
+  ASSERT_TRUE(send(attach.SerializeAsString(), 4));
+  EXPECT_EQ(receive(5).response_case(), v1::SubscribeResponse::kAttached);
+  ctx.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(6));
+  step(6);
+  cq.Shutdown();
+  void* ignored;
+  bool ok;
+  while (cq.Next(&ignored, &ok)) {
+  }
 }
 
 TEST(BrokerBinaryTest, AttachingToAnUnknownSubscriptionEndsWithNotFound) {
