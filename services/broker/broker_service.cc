@@ -153,6 +153,14 @@ grpc::ByteBuffer ToByteBuffer(std::string bytes) {
 // request is parsed here, and deliveries are written with the events'
 // stored bytes copied in (EncodeDeliveries) rather than parsed and
 // serialized again. Clients see ordinary SubscribeResponse messages.
+//
+// Once attached, reading runs ahead of handling: the next read starts
+// before a request is handled, so a consumer's settle and the flow behind
+// it are handled side by side (at most kMaxConcurrentRequests at once)
+// instead of each waiting for the previous one. Settlements and flow
+// grants are independent, so their relative order does not matter; the
+// attach is handled before anything after it, and the end of the client's
+// side after everything before it.
 class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                          public Consumer {
  public:
@@ -178,30 +186,47 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      // The client closed its side or the stream broke: release everything
-      // it held at once, and end the call.
-      Detach();
-      absl::MutexLock lock(&mu_);
-      closing_ = true;
-      MaybeWriteLocked();
+      bool end_now;
+      {
+        absl::MutexLock lock(&mu_);
+        reading_ = false;
+        reads_ended_ = true;
+        end_now = handling_ == 0;
+        end_pending_ = !end_now;
+      }
+      if (end_now) EndOfRequests();
       return;
     }
     v1::SubscribeRequest request;
     const bool parsed =
         grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_bytes_, &request)
             .ok();
-    // Once attached, the next read starts before this request is handled,
-    // so a client's settle and the flow behind it are handled side by side
-    // rather than one after the other. (The attach itself is handled
-    // first: what follows it needs the stream attached.)
-    const bool pipelined = attached_;
-    if (pipelined) ContinueReading();
+    bool read_more;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      ++handling_;
+      // Before the attach is handled nothing may overtake it.
+      read_more = attached_ && ShouldReadLocked();
+      if (read_more) reading_ = true;
+    }
+    if (read_more) StartRead(&request_bytes_);
     if (!parsed) {
       RequestError(absl::InvalidArgumentError("request: not a SubscribeRequest message"));
     } else {
       HandleRequest(request);
     }
-    if (!pipelined) ContinueReading();
+    bool end_now;
+    {
+      absl::MutexLock lock(&mu_);
+      --handling_;
+      read_more = ShouldReadLocked();
+      if (read_more) reading_ = true;
+      end_now = end_pending_ && handling_ == 0;
+      if (end_now) end_pending_ = false;
+    }
+    if (read_more) StartRead(&request_bytes_);
+    if (end_now) EndOfRequests();
   }
 
   void OnWriteDone(bool ok) override {
@@ -222,12 +247,21 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
  private:
   static constexpr size_t kMaxDeliveriesPerMessage = 256;
 
-  void ContinueReading() {
-    {
-      absl::MutexLock lock(&mu_);
-      if (closing_ || finished_) return;
-    }
-    StartRead(&request_bytes_);
+  // Requests handled at once on one stream, at most.
+  static constexpr int kMaxConcurrentRequests = 4;
+
+  bool ShouldReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !reading_ && !reads_ended_ && !closing_ && !finished_ &&
+           handling_ < kMaxConcurrentRequests;
+  }
+
+  // The client closed its side or the stream broke, and every request it
+  // sent before is handled: release what it held at once, and end the call.
+  void EndOfRequests() {
+    Detach();
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+    MaybeWriteLocked();
   }
 
   // Acts on one parsed request.
@@ -344,7 +378,7 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
 
   Broker& broker_;
   grpc::ByteBuffer request_bytes_;  // the read in flight
-  // Set by the read chain before any write uses them.
+  // Set when the attach is handled, before any other request is read.
   ConsumerId consumer_id_ = 0;
   bool attached_ = false;
   bool attach_failed_ = false;
@@ -357,6 +391,10 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   std::vector<v1::SettleResult> settle_results_ ABSL_GUARDED_BY(mu_);
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool attaching_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;       // a read is in flight (one from the start)
+  bool reads_ended_ ABSL_GUARDED_BY(mu_) = false;  // the client's side ended
+  int handling_ ABSL_GUARDED_BY(mu_) = 0;          // requests being handled
+  bool end_pending_ ABSL_GUARDED_BY(mu_) = false;  // ended while requests were being handled
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_by_broker_ ABSL_GUARDED_BY(mu_) = false;

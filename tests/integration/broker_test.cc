@@ -300,6 +300,56 @@ TEST(BrokerBinaryTest, UnparseableSubscribeRequestIsRefusedAndTheStreamLivesOn) 
   }
 }
 
+// A consumer that acks and closes its side at once (a graceful drain):
+// requests are handled side by side, but the end of the stream only after
+// every request before it, so none of the acks is lost to the release of
+// the stream's leases. Repeated to give a reordering a chance to show.
+TEST(BrokerBinaryTest, AcksSentJustBeforeClosingAreAllApplied) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "q");
+  constexpr int kRounds = 20, kPerRound = 50;
+  for (int round = 0; round < kRounds; ++round) {
+    grpc::ClientContext pctx;
+    pctx.set_deadline(In(10));
+    v1::PublishRequest req;
+    for (int i = 0; i < kPerRound; ++i) *req.add_events() = Event(absl::StrCat(round, "-", i));
+    v1::PublishResponse resp;
+    ASSERT_TRUE(broker.stub().Publish(&pctx, req, &resp).ok());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    auto stream = Attach(broker.stub(), &ctx, "q", kPerRound, /*confirm=*/false);
+    ReadUntil(*stream, v1::SubscribeResponse::kAttached);
+    std::vector<std::string> leases;
+    while (leases.size() < kPerRound) {
+      auto batch = ReadUntil(*stream, v1::SubscribeResponse::kDeliveries);
+      if (batch.response_case() != v1::SubscribeResponse::kDeliveries) break;
+      for (const auto& d : batch.deliveries().deliveries()) leases.push_back(d.lease_id());
+    }
+    ASSERT_EQ(leases.size(), static_cast<size_t>(kPerRound));
+    // Several small settles and a flow, then the end of the stream.
+    for (int i = 0; i < kPerRound; i += 10) {
+      v1::SubscribeRequest settle;
+      for (int k = i; k < i + 10; ++k) settle.mutable_settle()->add_acks(leases[k]);
+      ASSERT_TRUE(stream->Write(settle));
+    }
+    v1::SubscribeRequest flow;
+    flow.mutable_flow()->set_credits(1);
+    ASSERT_TRUE(stream->Write(flow));
+    stream->WritesDone();
+    v1::SubscribeResponse rest;
+    while (stream->Read(&rest)) {
+    }
+    EXPECT_TRUE(stream->Finish().ok());
+    grpc::ClientContext get_ctx;
+    v1::GetSubscriptionRequest get;
+    get.set_name("subscriptions/q");
+    v1::Subscription sub;
+    ASSERT_TRUE(broker.stub().GetSubscription(&get_ctx, get, &sub).ok());
+    ASSERT_EQ(sub.stats().backlog(), 0) << "round " << round;
+    EXPECT_EQ(sub.stats().redelivered(), 0) << "round " << round;
+  }
+}
+
 TEST(BrokerBinaryTest, AttachingToAnUnknownSubscriptionEndsWithNotFound) {
   BrokerProcess broker(NewTempDir("data"));
   grpc::ClientContext ctx;
