@@ -16,6 +16,9 @@ namespace {
 
 constexpr char kSubscriptionsPrefix[] = "subscriptions/";
 constexpr size_t kRefillBatch = 256;
+// A refill starts when fewer entries than this are ready, so the next batch
+// is read while the current one is delivered.
+constexpr size_t kRefillLowWater = 256;
 // Events kept in memory per subscription ahead of its consumers: a slow or
 // stuck consumer must not make the broker hold the backlog in memory.
 constexpr size_t kMaxReadyInMemory = 1024;
@@ -162,6 +165,16 @@ struct Broker::SubState {
   uint64_t load_cursor = 0;
   // True when the store holds no queued sequence >= load_cursor.
   bool caught_up = false;
+  // A refill is reading the store (off the lock). Results of a refill
+  // started before `refill_generation` changed (a seek or redrive moved
+  // the queue under it) are dropped; `routed` counts events published to
+  // the subscription, so a refill that raced a publish does not conclude
+  // it caught up.
+  bool refill_in_flight = false;
+  uint64_t refill_generation = 0;
+  // A redrive's write is pending that a refill must see.
+  bool refill_paused = false;
+  uint64_t routed = 0;
   std::deque<ReadyEntry> ready;
   // Every sequence below load_cursor not yet settled for good (ready,
   // leased, retrying or blocked).
@@ -254,6 +267,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerStore* store, Options
   std::unique_ptr<Broker> broker(new Broker(store, options, registry));
   if (auto s = broker->Load(); !s.ok()) return s;
   broker->timers_ = std::make_unique<TimerQueue>();
+  broker->reader_ = std::make_unique<SerialWorker>();
   Broker* b = broker.get();
   broker->committer_ = std::make_unique<Committer>(
       *store, options.sync, [b](size_t ops, size_t, absl::Duration latency) {
@@ -279,6 +293,7 @@ Broker::~Broker() {
     collect_hook_->broker = nullptr;
   }
   Drain();
+  reader_.reset();     // a refill in progress finishes first
   committer_.reset();  // commits what is queued
   timers_.reset();
 }
@@ -516,6 +531,7 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
       if (it == subs_.end()) continue;
       SubState& sub = *it->second;
       ++sub.backlog;
+      ++sub.routed;
       touched.insert(id);
       const uint64_t seq = stored[i]->sequence;
       // A refill that already read this entry from the store moved the
@@ -552,11 +568,18 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
 // ------------------------------------------------------------- dispatching
 
 bool Broker::RefillLocked(SubState& sub) {
-  if (!sub.ready.empty()) return true;
-  if (sub.caught_up || sub.blocked_count >= kMaxBlocked) return false;
+  if (!sub.caught_up && !sub.refill_in_flight && !sub.refill_paused &&
+      sub.ready.size() < kRefillLowWater && sub.blocked_count < kMaxBlocked) {
+    sub.refill_in_flight = true;
+    reader_->Post([this, id = sub.id, from = sub.load_cursor, generation = sub.refill_generation,
+                   routed = sub.routed] { RefillFromStore(id, from, generation, routed); });
+  }
+  return !sub.ready.empty();
+}
+
+void Broker::RefillFromStore(uint32_t sub_id, uint64_t from, uint64_t generation, uint64_t routed) {
   std::vector<uint64_t> seqs;
-  auto s = store_->ScanQueue(sub.id, sub.load_cursor, kRefillBatch, &seqs);
-  if (!s.ok()) return false;
+  const absl::Status scanned = store_->ScanQueue(sub_id, from, kRefillBatch, &seqs);
   // The events too: from the cache when another subscription just read or
   // published them, the rest in one batched read (per-event lookups at
   // dispatch time dominated draining a backlog). An event not read here is
@@ -564,29 +587,43 @@ bool Broker::RefillLocked(SubState& sub) {
   std::vector<std::shared_ptr<const StoredEvent>> found(seqs.size());
   std::vector<uint64_t> missing;
   std::vector<size_t> missing_at;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    found[i] = recent_.Find(seqs[i]);
-    if (found[i] == nullptr) {
-      missing.push_back(seqs[i]);
-      missing_at.push_back(i);
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      found[i] = recent_.Find(seqs[i]);
+      if (found[i] == nullptr) {
+        missing.push_back(seqs[i]);
+        missing_at.push_back(i);
+      }
     }
   }
   std::vector<std::optional<StoredEvent>> events;
   if (!missing.empty() && store_->GetEvents(missing, &events).ok()) {
     for (size_t j = 0; j < missing.size(); ++j) {
-      if (!events[j].has_value()) continue;
-      auto event = std::make_shared<const StoredEvent>(std::move(*events[j]));
-      recent_.Insert(event);
-      found[missing_at[j]] = std::move(event);
+      if (events[j].has_value()) {
+        found[missing_at[j]] = std::make_shared<const StoredEvent>(std::move(*events[j]));
+      }
     }
+  }
+  absl::MutexLock lock(&mu_);
+  for (size_t j : missing_at) recent_.Insert(found[j]);
+  auto it = subs_.find(sub_id);
+  if (it == subs_.end()) return;
+  SubState& sub = *it->second;
+  if (sub.refill_generation != generation) return;  // the queue moved under it
+  sub.refill_in_flight = false;
+  if (!scanned.ok()) {
+    // Storage trouble: the next pump tries again.
+    log::Warning("broker.refill_failed", {{"subscription", sub.config.name()}, {"code", scanned}});
+    return;
   }
   for (size_t i = 0; i < seqs.size(); ++i) {
     sub.ready.push_back({seqs[i], std::move(found[i])});
     sub.outstanding.insert(seqs[i]);
   }
   if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
-  if (seqs.size() < kRefillBatch) sub.caught_up = true;
-  return !sub.ready.empty();
+  if (seqs.size() < kRefillBatch && sub.routed == routed) sub.caught_up = true;
+  PumpLocked(sub);
 }
 
 Broker::ConsumerState* Broker::NextConsumerLocked(SubState& sub) {
@@ -1360,6 +1397,8 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     sub->blocked_count = 0;
     sub->load_cursor = 0;
     sub->caught_up = false;
+    ++sub->refill_generation;
+    sub->refill_in_flight = false;
     sub->backlog = 0;
     batch.ClearQueue(sub->id);
     if (auto s = Backfill(*sub, position, batch); !s.ok()) result = s;
@@ -1425,6 +1464,9 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
     if (chunk <= 0) break;
     absl::Status result;
     int64_t moved_now = 0;
+    // Some events were re-queued at or past the cursor: refills wait for
+    // the write, which they must see.
+    bool paused_refills = false;
     Committer::Op op;
     // Reads the dead letters: must see every dead-lettering before it.
     op.exclusive = true;
@@ -1464,6 +1506,12 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
         if (d.sequence() < sub->load_cursor) {
           sub->ready.push_back({d.sequence(), event});
           sub->outstanding.insert(d.sequence());
+        } else if (!paused_refills) {
+          paused_refills = true;
+          sub->refill_paused = true;
+          ++sub->refill_generation;  // a refill in flight read before this
+          sub->refill_in_flight = false;
+          sub->caught_up = false;  // and publishes leave theirs on disk
         }
         ++moved_now;
       }
@@ -1476,7 +1524,10 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
     };
     op.done = [&](const absl::Status& status) {
       absl::MutexLock lock(&mu_);
-      if (SubState* sub = FindLocked(name); sub != nullptr && status.ok()) PumpLocked(*sub);
+      SubState* sub = FindLocked(name);
+      if (sub == nullptr) return;
+      if (paused_refills) sub->refill_paused = false;
+      if (status.ok()) PumpLocked(*sub);
     };
     if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
     if (!result.ok()) return result;

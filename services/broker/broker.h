@@ -26,6 +26,7 @@
 #include "services/broker/delivery_wire.h"
 #include "services/broker/event_cache.h"
 #include "services/broker/filter_index.h"
+#include "services/broker/serial_worker.h"
 #include "services/broker/timer_queue.h"
 
 namespace pettube::broker {
@@ -161,7 +162,12 @@ class Broker {
 
   // Dispatch internals.
   void PumpLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True if an entry is ready; starts a refill when few are.
   bool RefillLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A refill's store reads, on reader_ (off the lock), then hands the
+  // entries to the subscription and pumps it.
+  void RefillFromStore(uint32_t sub_id, uint64_t from, uint64_t generation, uint64_t routed)
+      ABSL_LOCKS_EXCLUDED(mu_);
   ConsumerState* NextConsumerLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::string& error,
                           std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -225,6 +231,7 @@ class Broker {
   // Declared last: stop threads before the state they touch goes away.
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<Committer> committer_;
+  std::unique_ptr<SerialWorker> reader_;
 };
 
 }  // namespace pettube::broker
