@@ -479,4 +479,24 @@ absl::StatusOr<int64_t> RocksDbBrokerStore::ApproximateEventBytes() {
   return static_cast<int64_t>(size);
 }
 
+absl::Status RocksDbBrokerStore::CompactQueue() {
+  rocksdb::CompactRangeOptions options;
+  // Rewrite the bottom level too, so the filter sees every entry.
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return pettube::storage::FromRocksDb(
+      db_->CompactRange(options, handles_[kQueue], nullptr, nullptr), "compact queue");
+}
+
+absl::StatusOr<int64_t> RocksDbBrokerStore::CountStoredQueueEntries(uint32_t sub) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = SubPrefix(sub + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
+  int64_t n = 0;
+  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
+  if (auto s = pettube::storage::FromRocksDb(it->status(), "count queue"); !s.ok()) return s;
+  return n;
+}
+
 }  // namespace pettube::broker

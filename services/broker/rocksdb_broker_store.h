@@ -64,6 +64,13 @@ class RocksDbBrokerStore : public BrokerStore {
   absl::StatusOr<uint64_t> FirstSequence() override;
   absl::StatusOr<int64_t> ApproximateEventBytes() override;
 
+  // Compacts the queue now, which drops the entries below each ack floor
+  // (normally left to RocksDB's background compactions); for operators
+  // and tests.
+  absl::Status CompactQueue();
+  // Queue entries physically stored for a subscription, settled or not.
+  absl::StatusOr<int64_t> CountStoredQueueEntries(uint32_t subscription);
+
  private:
   RocksDbBrokerStore() = default;
 

@@ -72,6 +72,25 @@ TEST_F(RocksDbBrokerStoreTest, EntriesBelowTheAckFloorAreNotOwedAndItSurvivesReo
   EXPECT_EQ(Count(2), 5);
 }
 
+TEST_F(RocksDbBrokerStoreTest, CompactionDropsEntriesBelowTheFloorAndKeepsTheRest) {
+  Write([](BrokerStore::Batch& b) {
+    for (uint64_t seq = 1; seq <= 10; ++seq) b.Enqueue(1, seq);
+    for (uint64_t seq = 1; seq <= 10; ++seq) b.Enqueue(2, seq);
+  });
+  Write([](BrokerStore::Batch& b) { b.SetAckFloor(1, 8); });
+  EXPECT_EQ(*store_->CountStoredQueueEntries(1), 10);  // settled, still stored
+  ASSERT_TRUE(store_->CompactQueue().ok());
+  EXPECT_EQ(*store_->CountStoredQueueEntries(1), 3);  // 8, 9, 10
+  EXPECT_EQ(*store_->CountStoredQueueEntries(2), 10);
+  EXPECT_EQ(Queue(1), (std::vector<uint64_t>{8, 9, 10}));
+  // The floors are loaded before anything can compact after a restart.
+  Write([](BrokerStore::Batch& b) { b.SetAckFloor(2, 5); });
+  Open();
+  ASSERT_TRUE(store_->CompactQueue().ok());
+  EXPECT_EQ(*store_->CountStoredQueueEntries(2), 6);
+  EXPECT_EQ(*store_->CountStoredQueueEntries(1), 3);
+}
+
 TEST_F(RocksDbBrokerStoreTest, LoweringTheFloorBringsBackWhatIsRequeuedWithIt) {
   Write([](BrokerStore::Batch& b) {
     for (uint64_t seq = 1; seq <= 5; ++seq) b.Enqueue(1, seq);
