@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev librocksdb-dev libcivetweb-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tcmalloc for the services (bazel/BUILD: malloc).
-  libgoogle-perftools-dev
+  libtcmalloc-minimal4
   # Tests: promtool checks /metrics; grpc-proto has health/reflection protos;
   # openssl makes the TLS test's certificate.
   prometheus grpc-proto openssl
