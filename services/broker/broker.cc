@@ -1177,11 +1177,12 @@ absl::Status Broker::Backfill(SubState& sub, const v1::StartPosition& position,
   const bool match_all = IsMatchAll(sub.config.filter());
   return store_->ScanEvents(from, [&](const StoredEvent& e) {
     if (from_time.has_value() && e.publish_time < *from_time) return true;
-    CloudEvent event;
-    if (match_all || (e.Parse(&event) && Matches(sub.config.filter(), event))) {
-      batch.Enqueue(sub.id, e.sequence);
-      ++sub.backlog;
+    if (!match_all) {
+      CloudEvent event;
+      if (!e.Parse(&event) || !Matches(sub.config.filter(), event)) return true;
     }
+    batch.Enqueue(sub.id, e.sequence);
+    ++sub.backlog;
     return true;
   });
 }

@@ -8,16 +8,6 @@
 
 namespace pettube::broker {
 
-// The gRPC face of the Broker: proto in, core call, status out. Streams use
-// the callback API with one reactor per call; reactors never block.
-//
-// Every call needs a PetTube access token with the method's scope:
-//   events.publish    Publish, PublishStream
-//   events.subscribe  Subscribe, GetSubscription, ListDeadLetters
-//   events.admin      Create/Update/Delete/Seek/List subscriptions,
-//                     RedriveDeadLetters, GetStreamInfo
-// unless the broker runs without an authenticator (loopback development).
-// Thread-safe; `broker` and `authenticator` must outlive the service.
 // Every method uses the callback API; Subscribe is registered raw (bytes
 // in, bytes out) so deliveries can carry stored events without re-encoding.
 using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
@@ -33,6 +23,16 @@ using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
                                         v1::Broker::WithCallbackMethod_GetStreamInfo<
                                             v1::Broker::Service>>>>>>>>>>>>;
 
+// The gRPC face of the Broker: proto in, core call, status out. Streams use
+// the callback API with one reactor per call; reactors never block.
+//
+// Every call needs a PetTube access token with the method's scope:
+//   events.publish    Publish, PublishStream
+//   events.subscribe  Subscribe, GetSubscription, ListDeadLetters
+//   events.admin      Create/Update/Delete/Seek/List subscriptions,
+//                     RedriveDeadLetters, GetStreamInfo
+// unless the broker runs without an authenticator (loopback development).
+// Thread-safe; `broker` and `authenticator` must outlive the service.
 class BrokerService : public BrokerCallbackBase {
  public:
   static constexpr char kPublishScope[] = "events.publish";

@@ -299,11 +299,10 @@ TEST_F(BrokerTest, AckSettlesAndShrinksBacklogDurably) {
   EXPECT_EQ(again.WaitForDeliveries(2, absl::Milliseconds(100)).size(), 1u);
 }
 
-// Acks in runs are written as range deletions: what lies between acked
-// events and is still owed (unacked, nacked, or another subscription's
-// event skipped by the filter) must survive a restart, and nothing acked
-// may come back.
-TEST_F(BrokerTest, AckRunsKeepWhatIsStillOwedBetweenThemAcrossRestart) {
+// Acks raise the ack floor and delete only what lies above it: what lies
+// between acked events and is still owed (unacked, nacked, or skipped by
+// the filter) must survive a restart, and nothing acked may come back.
+TEST_F(BrokerTest, AcksKeepWhatIsStillOwedBetweenThemAcrossRestart) {
   v1::Subscription uploads = Settings();
   uploads.mutable_filter()->mutable_exact()->set_attribute("type");
   uploads.mutable_filter()->mutable_exact()->set_value("pettube.media.uploaded");

@@ -367,15 +367,7 @@ absl::Status RocksDbBrokerStore::ScanQueue(uint32_t sub, uint64_t from, size_t m
 }
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountQueue(uint32_t sub) {
-  rocksdb::ReadOptions ro;
-  const std::string upper = SubPrefix(sub + 1);
-  rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
-  int64_t n = 0;
-  for (it->Seek(SubKey(sub, floors_.Get(sub))); it->Valid(); it->Next()) ++n;
-  if (auto s = pettube::storage::FromRocksDb(it->status(), "count queue"); !s.ok()) return s;
-  return n;
+  return CountFrom(kQueue, sub, floors_.Get(sub), "count queue");
 }
 
 absl::Status RocksDbBrokerStore::LoadPending(
@@ -411,15 +403,7 @@ absl::Status RocksDbBrokerStore::ScanDeadLetters(uint32_t sub, uint64_t from, si
 }
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountDeadLetters(uint32_t sub) {
-  rocksdb::ReadOptions ro;
-  const std::string upper = SubPrefix(sub + 1);
-  rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kDead]));
-  int64_t n = 0;
-  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
-  if (auto s = pettube::storage::FromRocksDb(it->status(), "count dead letters"); !s.ok()) return s;
-  return n;
+  return CountFrom(kDead, sub, 0, "count dead letters");
 }
 
 absl::StatusOr<std::vector<storage::SubscriptionRecord>> RocksDbBrokerStore::LoadSubscriptions() {
@@ -488,14 +472,19 @@ absl::Status RocksDbBrokerStore::CompactQueue() {
 }
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountStoredQueueEntries(uint32_t sub) {
+  return CountFrom(kQueue, sub, 0, "count queue");
+}
+
+absl::StatusOr<int64_t> RocksDbBrokerStore::CountFrom(size_t column_family, uint32_t sub,
+                                                      uint64_t from, absl::string_view what) {
   rocksdb::ReadOptions ro;
   const std::string upper = SubPrefix(sub + 1);
   rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kQueue]));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[column_family]));
   int64_t n = 0;
-  for (it->Seek(SubPrefix(sub)); it->Valid(); it->Next()) ++n;
-  if (auto s = pettube::storage::FromRocksDb(it->status(), "count queue"); !s.ok()) return s;
+  for (it->Seek(SubKey(sub, from)); it->Valid(); it->Next()) ++n;
+  if (auto s = pettube::storage::FromRocksDb(it->status(), what); !s.ok()) return s;
   return n;
 }
 

@@ -73,6 +73,9 @@ class RocksDbBrokerStore : public BrokerStore {
 
  private:
   RocksDbBrokerStore() = default;
+  // Entries of a subscription at or after `from` in one column family.
+  absl::StatusOr<int64_t> CountFrom(size_t column_family, uint32_t subscription, uint64_t from,
+                                    absl::string_view what);
 
   // Before db_: the compaction filter reads it until the database closes.
   AckFloors floors_;

@@ -6,6 +6,7 @@
 #
 #   tests/load/run_broker_bench.sh            # full run, about 10 minutes
 #   QUICK=1 tests/load/run_broker_bench.sh    # small counts, a smoke test
+#   ROWS=consume tests/load/run_broker_bench.sh   # only drain and fan-out
 #
 # Installs nats-server, libnats-dev and e2fsprogs if missing, builds with
 # --config=opt, starts a fresh server (empty data dir, ports chosen by the
@@ -33,6 +34,10 @@ if [[ "${QUICK:-0}" == 1 ]]; then
   PUBLISH_EVENTS=5000 PUBLISH_SECONDS=3 DRAIN_EVENTS=3000 FANOUT_EVENTS=2000
   LATENCY_SECONDS=2 BACKLOG_EVENTS=20000 IDLE_SECONDS=3 DISK_SECONDS=1
 fi
+# Which rows to measure (all by default), e.g. ROWS=consume for drain and
+# fan-out only.
+ROWS="${ROWS:-disk publish consume latency backlog idle routing}"
+want() { [[ " $ROWS " == *" $1 "* ]]; }
 WORK="${BENCH_DIR:-/var/tmp/pettube-broker-bench}"
 PEERS="pettube jetstream jetstream-sync"
 
@@ -180,71 +185,85 @@ if awk '{exit !($1 > 0.7)}' /proc/loadavg; then
 fi
 START=$(date +%s)
 sync
-log "disk ceiling: append + fdatasync"
-SYSTEM=none TARGET=none SERVER_PID=0
-for payload in $PAYLOADS; do
-  bench disk --row=disk --payload="$payload" --dir="$WORK" --seconds="$DISK_SECONDS"
-done
+if want disk; then
+  log "disk ceiling: append + fdatasync"
+  SYSTEM=none TARGET=none SERVER_PID=0
+  for payload in $PAYLOADS; do
+    bench disk --row=disk --payload="$payload" --dir="$WORK" --seconds="$DISK_SECONDS"
+  done
+fi
 
-log "row 1: durable publish throughput"
-for payload in $PAYLOADS; do
-  for producers in 1 4; do
-    for peer in $PEERS; do
-      start_peer "$peer"
-      bench "$peer" --row=publish --payload="$payload" --producers="$producers" \
-        --events="$PUBLISH_EVENTS" --max_seconds="$PUBLISH_SECONDS"
-      stop_peer
+if want publish; then
+  log "row 1: durable publish throughput"
+  for payload in $PAYLOADS; do
+    for producers in 1 4; do
+      for peer in $PEERS; do
+        start_peer "$peer"
+        bench "$peer" --row=publish --payload="$payload" --producers="$producers" \
+          --events="$PUBLISH_EVENTS" --max_seconds="$PUBLISH_SECONDS"
+        stop_peer
+      done
     done
   done
-done
+fi
 
-log "rows 2 and 4: drain (1 consumer) and fan-out (4 subscriptions)"
-for consumers in 1 4; do
-  events=$DRAIN_EVENTS
-  ((consumers == 1)) || events=$FANOUT_EVENTS
+if want consume; then
+  log "rows 2 and 4: drain (1 consumer) and fan-out (4 subscriptions)"
+  for consumers in 1 4; do
+    events=$DRAIN_EVENTS
+    ((consumers == 1)) || events=$FANOUT_EVENTS
+    for payload in $PAYLOADS; do
+      for peer in $PEERS; do
+        start_peer "$peer" nosync
+        bench "$peer" --row=preload --payload="$payload" --consumers="$consumers" \
+          --events="$events" --producers=4 >&2
+        make_sync "$peer"
+        sync
+        bench "$peer" --row=consume --payload="$payload" --consumers="$consumers" \
+          --events="$events"
+        stop_peer
+      done
+    done
+  done
+fi
+
+if want latency; then
+  log "row 3: publish-to-delivery latency at $LATENCY_RATE events/s"
   for payload in $PAYLOADS; do
     for peer in $PEERS; do
-      start_peer "$peer" nosync
-      bench "$peer" --row=preload --payload="$payload" --consumers="$consumers" \
-        --events="$events" --producers=4 >&2
-      make_sync "$peer"
-      sync
-      bench "$peer" --row=consume --payload="$payload" --consumers="$consumers" \
-        --events="$events"
+      start_peer "$peer"
+      bench "$peer" --row=latency --payload="$payload" --rate="$LATENCY_RATE" \
+        --seconds="$LATENCY_SECONDS"
       stop_peer
     done
   done
-done
+fi
 
-log "row 3: publish-to-delivery latency at $LATENCY_RATE events/s"
-for payload in $PAYLOADS; do
-  for peer in $PEERS; do
-    start_peer "$peer"
-    bench "$peer" --row=latency --payload="$payload" --rate="$LATENCY_RATE" \
-      --seconds="$LATENCY_SECONDS"
-    stop_peer
+if want backlog; then
+  log "backlog of $BACKLOG_EVENTS x 1 KiB undelivered: server RSS"
+  for stalled in false true; do
+    for peer in pettube jetstream; do
+      start_peer "$peer"
+      bench "$peer" --row=backlog --payload=1024 --events="$BACKLOG_EVENTS" \
+        --stalled_consumer="$stalled"
+      stop_peer
+    done
   done
-done
+fi
 
-log "backlog of $BACKLOG_EVENTS x 1 KiB undelivered: server RSS"
-for stalled in false true; do
+if want idle; then
+  log "idle with 4 attached subscribers: server CPU over ${IDLE_SECONDS}s"
   for peer in pettube jetstream; do
     start_peer "$peer"
-    bench "$peer" --row=backlog --payload=1024 --events="$BACKLOG_EVENTS" \
-      --stalled_consumer="$stalled"
+    bench "$peer" --row=idle --consumers=4 --idle_seconds="$IDLE_SECONDS"
     stop_peer
   done
-done
+fi
 
-log "idle with 4 attached subscribers: server CPU over ${IDLE_SECONDS}s"
-for peer in pettube jetstream; do
-  start_peer "$peer"
-  bench "$peer" --row=idle --consumers=4 --idle_seconds="$IDLE_SECONDS"
-  stop_peer
-done
-
-log "routing cost: //services/broker:filter_bench"
-bazel run --config=opt //services/broker:filter_bench 2>/dev/null | tee "$WORK/filter_bench.txt" >&2 || true
+if want routing; then
+  log "routing cost: //services/broker:filter_bench"
+  bazel run --config=opt //services/broker:filter_bench 2>/dev/null | tee "$WORK/filter_bench.txt" >&2 || true
+fi
 
 # ------------------------------------------------------------- the table
 {
@@ -254,7 +273,9 @@ bazel run --config=opt //services/broker:filter_bench 2>/dev/null | tee "$WORK/f
   echo
   "$BENCH" --row=table --results="$RESULTS"
   echo
-  echo "Routing cost (//services/broker:filter_bench):"
-  grep -E '^(Benchmark|BM_|-{5})' "$WORK/filter_bench.txt" || cat "$WORK/filter_bench.txt"
+  if want routing; then
+    echo "Routing cost (//services/broker:filter_bench):"
+    grep -E '^(Benchmark|BM_|-{5})' "$WORK/filter_bench.txt" || cat "$WORK/filter_bench.txt"
+  fi
 } | tee "$WORK/table.txt"
 log "results kept in $WORK (results.txt, table.txt, filter_bench.txt)"
