@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "libs/fs/read_file.h"
 #include "libs/log/log.h"
 #include "libs/metrics/http_handler.h"
@@ -91,6 +92,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& opts, Serve
   if (auto s = CheckBindable("listen", opts.listen); !s.ok()) return s;
 
   grpc::EnableDefaultHealthCheckService(true);
+  // The default health service is built on upb and puts no descriptors in
+  // protobuf's generated pool, so reflection would list grpc.health.v1.Health
+  // yet answer "Symbol not found" for it (ghz#419, grpcurl describe). Naming
+  // a generated health type links health.pb.cc, whose static initializer
+  // registers the file.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int selected_port = 0;
