@@ -640,6 +640,11 @@ Broker::ConsumerState* Broker::NextConsumerLocked(SubState& sub) {
 }
 
 void Broker::PumpLocked(SubState& sub) {
+  DispatchLocked(sub);
+  watchers_.Update(sub.id, sub.backlog, static_cast<int64_t>(sub.leases.size()));
+}
+
+void Broker::DispatchLocked(SubState& sub) {
   if (draining_) return;
   const absl::Time now = absl::Now();
   const bool ordered = sub.config.ordering() == v1::ORDERING_PARTITION_KEY;
@@ -1120,6 +1125,8 @@ void Broker::Drain() {
   for (auto& [id, sub] : subs_) {
     CloseConsumersLocked(*sub, absl::UnavailableError("broker is shutting down; reconnect"));
   }
+  // Watchers end cleanly: the stats they hold are final for this instance.
+  watchers_.CloseAll(absl::OkStatus());
   drained_.Notify();
 }
 
@@ -1350,8 +1357,10 @@ absl::Status Broker::DeleteSubscription(const std::string& name) {
       return;
     }
     batch.DeleteSubscription(name, sub->id);
-    CloseConsumersLocked(*sub,
-                         absl::NotFoundError(absl::StrCat("subscription ", name, " was deleted")));
+    const absl::Status deleted =
+        absl::NotFoundError(absl::StrCat("subscription ", name, " was deleted"));
+    CloseConsumersLocked(*sub, deleted);
+    watchers_.CloseSubscription(sub->id, deleted);
     UnregisterLocked(*sub);
   };
   if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
@@ -1538,6 +1547,30 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
     if (drained_.WaitForNotificationWithTimeout(absl::Seconds(1))) break;
   }
   return moved;
+}
+
+absl::StatusOr<WatchId> Broker::WatchStats(const std::string& name, StatsObserver* observer,
+                                           v1::SubscriptionStats* initial) {
+  if (auto s = ValidateName(name, "name"); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  if (draining_) return absl::UnavailableError("broker is shutting down; watch another instance");
+  SubState* sub = FindLocked(name);
+  if (sub == nullptr) {
+    return absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+  }
+  *initial = DescribeLocked(*sub).stats();
+  return watchers_.Add(sub->id, observer, sub->backlog, static_cast<int64_t>(sub->leases.size()));
+}
+
+void Broker::UnwatchStats(WatchId id) {
+  absl::MutexLock lock(&mu_);
+  watchers_.Remove(id);
+}
+
+absl::StatusOr<v1::SubscriptionStats> Broker::GetStats(const std::string& name) {
+  auto sub = GetSubscription(name);
+  if (!sub.ok()) return sub.status();
+  return sub->stats();
 }
 
 absl::StatusOr<v1::StreamInfo> Broker::GetStreamInfo() {

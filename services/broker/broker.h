@@ -27,6 +27,7 @@
 #include "services/broker/event_cache.h"
 #include "services/broker/filter_index.h"
 #include "services/broker/serial_worker.h"
+#include "services/broker/stats_watchers.h"
 #include "services/broker/timer_queue.h"
 
 namespace pettube::broker {
@@ -105,6 +106,19 @@ class Broker {
   absl::StatusOr<int64_t> Redrive(const std::string& name, int64_t max_events, int max_per_second);
   absl::StatusOr<v1::StreamInfo> GetStreamInfo();
 
+  // ----------------------------------------------------------- stats watch
+  // Starts watching a subscription's stats: `observer` hears of each change
+  // of its backlog or in-flight count (StatsChanged) until UnwatchStats or
+  // until the watch is closed (NOT_FOUND: deleted; OK: draining). `initial`
+  // gets the stats now. NOT_FOUND for an unknown subscription, UNAVAILABLE
+  // when draining, INVALID_ARGUMENT for a malformed name.
+  absl::StatusOr<WatchId> WatchStats(const std::string& name, StatsObserver* observer,
+                                     v1::SubscriptionStats* initial);
+  // After this returns the broker never calls the watch's observer again.
+  void UnwatchStats(WatchId id);
+  // The subscription's stats now (as GetSubscription has them).
+  absl::StatusOr<v1::SubscriptionStats> GetStats(const std::string& name);
+
   // -------------------------------------------------------------- dispatch
   // Attaches a consumer with initial credits. NOT_FOUND for an unknown
   // subscription, INVALID_ARGUMENT for credits out of range.
@@ -161,7 +175,9 @@ class Broker {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Dispatch internals.
+  // Dispatches what it can, then tells stats watchers of any change.
   void PumpLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DispatchLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True if an entry is ready; starts a refill when few are.
   bool RefillLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A refill's store reads, on reader_ (off the lock), then hands the
@@ -202,6 +218,7 @@ class Broker {
   // Events just published or read, shared by the subscriptions' refills.
   EventCache recent_ ABSL_GUARDED_BY(mu_){8192, 32 << 20};
   absl::flat_hash_map<ConsumerId, std::unique_ptr<ConsumerState>> consumers_ ABSL_GUARDED_BY(mu_);
+  StatsWatchers watchers_ ABSL_GUARDED_BY(mu_);
   ConsumerId next_consumer_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t lease_nonce_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);

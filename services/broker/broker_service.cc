@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "libs/server/unary.h"
 #include "libs/status/grpc_status.h"
+#include "services/broker/watch_stats_reactor.h"
 
 namespace pettube::broker {
 namespace {
@@ -419,6 +421,20 @@ absl::Status BrokerService::Authorize(const grpc::CallbackServerContext* context
   return authenticator_->Authorize(*context, scope).status();
 }
 
+absl::StatusOr<absl::Time> BrokerService::AuthorizeAny(
+    const grpc::CallbackServerContext* context,
+    std::initializer_list<absl::string_view> scopes) const {
+  if (authenticator_ == nullptr) return absl::InfiniteFuture();
+  auto caller = authenticator_->Authenticate(*context);
+  if (!caller.ok()) return caller.status();
+  for (absl::string_view scope : scopes) {
+    if (caller->HasScope(scope)) return caller->expire_time;
+  }
+  return absl::PermissionDeniedError(absl::StrCat("the access token lacks scope \"",
+                                                  absl::StrJoin(scopes, "\" or \""),
+                                                  "\" needed for this call"));
+}
+
 grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
                                                  const v1::PublishRequest* request,
                                                  v1::PublishResponse* response) {
@@ -538,6 +554,19 @@ grpc::ServerUnaryReactor* BrokerService::GetStreamInfo(grpc::CallbackServerConte
                                                        v1::StreamInfo* response) {
   if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
   return server::FinishUnary(context, broker_.GetStreamInfo(), response);
+}
+
+grpc::ServerWriteReactor<v1::SubscriptionStats>* BrokerService::WatchSubscriptionStats(
+    grpc::CallbackServerContext* context, const v1::WatchSubscriptionStatsRequest* request) {
+  auto expire = AuthorizeAny(context, {kSubscribeScope, kAdminScope});
+  if (!expire.ok()) {
+    struct Refused : grpc::ServerWriteReactor<v1::SubscriptionStats> {
+      explicit Refused(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(expire.status());
+  }
+  return WatchStatsReactor::Start(broker_, *request, *expire);
 }
 
 }  // namespace pettube::broker

@@ -21,7 +21,8 @@ using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
                                 v1::Broker::WithCallbackMethod_ListDeadLetters<
                                     v1::Broker::WithCallbackMethod_RedriveDeadLetters<
                                         v1::Broker::WithCallbackMethod_GetStreamInfo<
-                                            v1::Broker::Service>>>>>>>>>>>>;
+                                            v1::Broker::WithCallbackMethod_WatchSubscriptionStats<
+                                                v1::Broker::Service>>>>>>>>>>>>>;
 
 // The gRPC face of the Broker: proto in, core call, status out. Streams use
 // the callback API with one reactor per call; reactors never block.
@@ -29,6 +30,8 @@ using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
 // Every call needs a PetTube access token with the method's scope:
 //   events.publish    Publish, PublishStream
 //   events.subscribe  Subscribe, GetSubscription, ListDeadLetters
+//   events.subscribe or events.admin  WatchSubscriptionStats (autoscalers
+//                     watch queues they do not consume)
 //   events.admin      Create/Update/Delete/Seek/List subscriptions,
 //                     RedriveDeadLetters, GetStreamInfo
 // unless the broker runs without an authenticator (loopback development).
@@ -78,12 +81,20 @@ class BrokerService : public BrokerCallbackBase {
                                           const v1::GetStreamInfoRequest* request,
                                           v1::StreamInfo* response) override;
 
+  grpc::ServerWriteReactor<v1::SubscriptionStats>* WatchSubscriptionStats(
+      grpc::CallbackServerContext* context,
+      const v1::WatchSubscriptionStatsRequest* request) override;
+
   // Largest number of events in one Publish request.
   static constexpr int kMaxBatch = 1000;
 
  private:
   // OK, or why the caller may not call a method needing `scope`.
   absl::Status Authorize(const grpc::CallbackServerContext* context, absl::string_view scope) const;
+  // The caller's credentials' expiry (InfiniteFuture when none are
+  // checked), or why it may call none of the methods needing `scopes`.
+  absl::StatusOr<absl::Time> AuthorizeAny(const grpc::CallbackServerContext* context,
+                                          std::initializer_list<absl::string_view> scopes) const;
 
   Broker& broker_;
   const auth::Authenticator* const authenticator_;

@@ -390,6 +390,39 @@ TEST(BrokerBinaryTest, DroppedStreamsDeliveriesGoToAnotherConsumerAtOnce) {
   second_ctx.TryCancel();
 }
 
+TEST(BrokerBinaryTest, WatchSubscriptionStatsPushesChangesAndEndsCleanlyOnDrain) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "jobs");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(20));
+  v1::WatchSubscriptionStatsRequest req;
+  req.set_name("subscriptions/jobs");
+  req.mutable_min_interval()->set_nanos(20 * 1000 * 1000);
+  auto watch = broker.stub().WatchSubscriptionStats(&ctx, req);
+  v1::SubscriptionStats stats;
+  ASSERT_TRUE(watch->Read(&stats));
+  EXPECT_EQ(stats.backlog(), 0);
+  {
+    grpc::ClientContext pctx;
+    pctx.set_deadline(In(10));
+    v1::PublishRequest preq;
+    for (int i = 0; i < 3; ++i) *preq.add_events() = Event(absl::StrCat("w", i));
+    v1::PublishResponse presp;
+    ASSERT_TRUE(broker.stub().Publish(&pctx, preq, &presp).ok());
+  }
+  ASSERT_TRUE(watch->Read(&stats));
+  EXPECT_EQ(stats.backlog(), 3);
+  // SIGTERM drains: the watch ends OK, the process exits 0.
+  broker.process().Signal(SIGTERM);
+  while (watch->Read(&stats)) {
+  }
+  const grpc::Status s = watch->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  auto code = broker.process().WaitForExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
+}
+
 TEST(BrokerBinaryTest, NoAcknowledgedEventIsLostWhenKilledMidLoad) {
   const std::string data = NewTempDir("data");
   std::set<std::string> acked;
