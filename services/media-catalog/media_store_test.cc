@@ -1,0 +1,178 @@
+// Both MediaStore implementations against the same contract: versions,
+// applied markers, index membership and order. RocksDB also across a
+// reopen and through a checkpoint.
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "libs/testing/child_process.h"
+#include "libs/time/proto_time.h"
+#include "services/media-catalog/in_memory_media_store.h"
+#include "services/media-catalog/rocksdb_media_store.h"
+
+namespace pettube::catalog {
+namespace {
+
+StoredMedia Uploaded(const std::string& id, const std::string& owner, int minute,
+                     uint64_t version = 1) {
+  StoredMedia m;
+  m.set_media_id(id);
+  m.set_owner(owner);
+  m.set_uploaded(true);
+  m.set_version(version);
+  *m.mutable_create_time() = time::ToProto(absl::FromUnixSeconds(1700000000 + 60 * minute));
+  return m;
+}
+
+std::vector<std::string> Ids(const ScanResult& r) {
+  std::vector<std::string> ids;
+  for (const auto& m : r.media) ids.push_back(m.media_id());
+  return ids;
+}
+
+class MediaStoreTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    dir_ = testing::NewTempDir("store");
+    if (GetParam()) {
+      Reopen();
+    } else {
+      store_ = std::make_unique<InMemoryMediaStore>();
+    }
+  }
+  void Reopen() {
+    store_.reset();
+    auto opened = RocksDbMediaStore::Open(dir_ + "/db", {.sync = false});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+  }
+
+  std::string dir_;
+  std::unique_ptr<MediaStore> store_;
+};
+
+TEST_P(MediaStoreTest, WriteChecksTheVersionAndRecordsTheEventOnce) {
+  EXPECT_TRUE(absl::IsNotFound(store_->Get("m1").status()));
+  ASSERT_TRUE(store_->Write(Uploaded("m1", "alice", 1), 0, "src\ne1").ok());
+  EXPECT_TRUE(*store_->IsApplied("src\ne1"));
+  EXPECT_FALSE(*store_->IsApplied("src\ne2"));
+  // The same event again changes nothing.
+  EXPECT_TRUE(absl::IsAlreadyExists(store_->Write(Uploaded("m1", "alice", 1, 2), 1, "src\ne1")));
+  // A stale expected version is ABORTED.
+  EXPECT_TRUE(absl::IsAborted(store_->Write(Uploaded("m1", "alice", 1), 0, "src\ne2")));
+  EXPECT_TRUE(absl::IsAborted(store_->Write(Uploaded("m1", "alice", 1, 3), 2, "")));
+  // A version that is not expected + 1 is a caller bug: INVALID_ARGUMENT.
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->Write(Uploaded("m1", "alice", 1, 5), 1, "")));
+  ASSERT_TRUE(store_->Write(Uploaded("m1", "alice", 1, 2), 1, "src\ne2").ok());
+  EXPECT_EQ(store_->Get("m1")->version(), 2u);
+  EXPECT_TRUE(store_->MarkApplied("m1", "src\ne3").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(store_->MarkApplied("m1", "src\ne3")));
+}
+
+TEST_P(MediaStoreTest, OwnerIndexIsNewestFirstAndPagesResumeAfterTheCursor) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
+  }
+  ASSERT_TRUE(store_->Write(Uploaded("b0", "bob", 10), 0, "").ok());
+  auto first = store_->Scan({.index = MediaIndex::kOwner, .owner = "alice", .limit = 2});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(Ids(*first), (std::vector<std::string>{"m4", "m3"}));
+  EXPECT_FALSE(first->end);
+  // A newer item arriving between pages lands before the cursor.
+  ASSERT_TRUE(store_->Write(Uploaded("m9", "alice", 9), 0, "").ok());
+  auto second = store_->Scan(
+      {.index = MediaIndex::kOwner, .owner = "alice", .after = first->last_key, .limit = 10});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(Ids(*second), (std::vector<std::string>{"m2", "m1", "m0"}));
+  EXPECT_TRUE(second->end);
+  // A cursor from another owner's range is refused.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      store_->Scan({.index = MediaIndex::kOwner, .owner = "bob", .after = first->last_key})
+          .status()));
+}
+
+TEST_P(MediaStoreTest, PublicIndexFollowsVisibilityAndTombstonesLeaveEveryIndex) {
+  StoredMedia m = Uploaded("m1", "alice", 1);
+  m.set_visibility(v1::PUBLIC);
+  ASSERT_TRUE(store_->Write(m, 0, "").ok());
+  EXPECT_EQ(Ids(*store_->Scan({.index = MediaIndex::kPublic})), (std::vector<std::string>{"m1"}));
+  m.set_version(2);
+  m.set_visibility(v1::UNLISTED);
+  ASSERT_TRUE(store_->Write(m, 1, "").ok());
+  EXPECT_TRUE(store_->Scan({.index = MediaIndex::kPublic})->media.empty());
+  EXPECT_EQ(Ids(*store_->Scan({.index = MediaIndex::kAll})), (std::vector<std::string>{"m1"}));
+  StoredMedia tombstone;
+  tombstone.set_media_id("m1");
+  tombstone.set_owner("alice");
+  tombstone.set_deleted(true);
+  tombstone.set_version(3);
+  ASSERT_TRUE(store_->Write(tombstone, 2, "").ok());
+  EXPECT_TRUE(store_->Scan({.index = MediaIndex::kOwner, .owner = "alice"})->media.empty());
+  EXPECT_TRUE(store_->Scan({.index = MediaIndex::kAll})->media.empty());
+  EXPECT_TRUE(store_->Get("m1")->deleted());
+}
+
+TEST_P(MediaStoreTest, FilterAndScanBudgetBoundAPage) {
+  for (int i = 0; i < 6; ++i) {
+    StoredMedia m = Uploaded(absl::StrCat("m", i), "alice", i);
+    m.set_ready(i % 2 == 0);
+    ASSERT_TRUE(store_->Write(m, 0, "").ok());
+  }
+  ScanRequest req{.index = MediaIndex::kOwner, .owner = "alice", .limit = 10, .max_scan = 3};
+  req.filter = [](const StoredMedia& m) { return m.ready(); };
+  auto page = store_->Scan(req);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Ids(*page), (std::vector<std::string>{"m4"}));  // m5 m4 m3 looked at
+  EXPECT_FALSE(page->end);
+  req.after = page->last_key;
+  page = store_->Scan(req);
+  EXPECT_EQ(Ids(*page), (std::vector<std::string>{"m2", "m0"}));
+  EXPECT_TRUE(page->end);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "RocksDb" : "InMemory"; });
+
+TEST(RocksDbMediaStoreTest, RecordsSecretAndAppliedIdsSurviveReopenAndCheckpoint) {
+  const std::string dir = testing::NewTempDir("rocks");
+  std::string secret;
+  {
+    auto store = RocksDbMediaStore::Open(dir + "/db", {});
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_TRUE(*(*store)->IsEmpty());
+    ASSERT_TRUE((*store)->Write(Uploaded("m1", "alice", 1), 0, "src\ne1").ok());
+    secret = *(*store)->Secret();
+    EXPECT_EQ(secret.size(), 32u);
+    ASSERT_TRUE((*store)->Checkpoint(dir + "/backup").ok());
+    EXPECT_FALSE((*store)->Checkpoint(dir + "/backup").ok());  // exists
+    // A write after the checkpoint is not in it.
+    ASSERT_TRUE((*store)->Write(Uploaded("m2", "alice", 2), 0, "src\ne2").ok());
+  }
+  {
+    auto store = RocksDbMediaStore::Open(dir + "/db", {});
+    ASSERT_TRUE(store.ok());
+    EXPECT_EQ(*(*store)->Secret(), secret);
+    EXPECT_TRUE(*(*store)->IsApplied("src\ne2"));
+    EXPECT_FALSE(*(*store)->IsEmpty());
+  }
+  auto restored = RocksDbMediaStore::Open(dir + "/backup", {});
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_TRUE((*restored)->Get("m1").ok());
+  EXPECT_TRUE(absl::IsNotFound((*restored)->Get("m2").status()));
+  EXPECT_TRUE(*(*restored)->IsApplied("src\ne1"));
+  EXPECT_EQ(*(*restored)->Secret(), secret);
+}
+
+TEST(RocksDbMediaStoreTest, ASecondProcessOnTheSameDirectoryIsUnavailable) {
+  const std::string dir = testing::NewTempDir("locked");
+  auto first = RocksDbMediaStore::Open(dir, {});
+  ASSERT_TRUE(first.ok());
+  auto second = RocksDbMediaStore::Open(dir, {});
+  EXPECT_TRUE(absl::IsUnavailable(second.status())) << second.status();
+}
+
+}  // namespace
+}  // namespace pettube::catalog

@@ -1,0 +1,250 @@
+#include "services/media-catalog/rocksdb_media_store.h"
+
+#include <filesystem>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "libs/storage/rocksdb_status.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_batch.h"
+#include "openssl/rand.h"
+
+namespace pettube::catalog {
+namespace {
+
+constexpr char kSecretKey[] = "secret/page_token";
+
+using ::pettube::storage::FromRocksDb;
+
+rocksdb::Slice S(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RocksDbMediaStore>> RocksDbMediaStore::Open(const std::string& dir,
+                                                                           Options options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("media store ", dir, ": ", ec.message()));
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.keep_log_file_num = 2;
+  rocksdb::ColumnFamilyOptions cf_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, cf_options},
+      {"records", cf_options},
+      {"owner_index", cf_options},
+      {"public_index", cf_options},
+      {"applied", cf_options},
+  };
+  auto store = std::unique_ptr<RocksDbMediaStore>(new RocksDbMediaStore());
+  store->options_ = options;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &store->handles_, &db);
+  if (!s.ok()) return FromRocksDb(s, absl::StrCat("open media store ", dir));
+  store->db_.reset(db);
+  store->records_ = store->handles_[1];
+  store->owner_index_ = store->handles_[2];
+  store->public_index_ = store->handles_[3];
+  store->applied_ = store->handles_[4];
+  return store;
+}
+
+RocksDbMediaStore::~RocksDbMediaStore() {
+  if (db_ == nullptr) return;
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_->Close();
+}
+
+absl::Mutex& RocksDbMediaStore::StripeFor(absl::string_view media_id) {
+  return stripes_[absl::Hash<absl::string_view>()(media_id) % kStripes];
+}
+
+absl::Status RocksDbMediaStore::Commit(rocksdb::WriteBatch& batch, absl::string_view what) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync;
+  return FromRocksDb(db_->Write(write_options, &batch), what);
+}
+
+absl::StatusOr<StoredMedia> RocksDbMediaStore::Get(absl::string_view media_id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, S(media_id), &value);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
+  if (!s.ok()) return FromRocksDb(s, "read media record");
+  StoredMedia media;
+  if (!media.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
+  }
+  return media;
+}
+
+absl::StatusOr<bool> RocksDbMediaStore::IsApplied(absl::string_view event_key) {
+  return IsAppliedLocked(event_key);
+}
+
+absl::StatusOr<bool> RocksDbMediaStore::IsAppliedLocked(absl::string_view event_key) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), applied_, S(event_key), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return FromRocksDb(s, "read applied events");
+  return true;
+}
+
+absl::Status RocksDbMediaStore::Write(const StoredMedia& record, uint64_t expected_version,
+                                      absl::string_view event_key) {
+  if (record.media_id().empty()) return absl::InvalidArgumentError("record.media_id: empty");
+  if (record.version() != expected_version + 1) {
+    return absl::InvalidArgumentError(absl::StrCat("record.version: must be ",
+                                                   expected_version + 1, ", is ", record.version()));
+  }
+  absl::MutexLock lock(&StripeFor(record.media_id()));
+  if (!event_key.empty()) {
+    auto applied = IsAppliedLocked(event_key);
+    if (!applied.ok()) return applied.status();
+    if (*applied) return absl::AlreadyExistsError("event already applied");
+  }
+  StoredMedia old;
+  uint64_t current_version = 0;
+  if (auto got = Get(record.media_id()); got.ok()) {
+    old = std::move(*got);
+    current_version = old.version();
+  } else if (!absl::IsNotFound(got.status())) {
+    return got.status();
+  }
+  if (current_version != expected_version) {
+    return absl::AbortedError(absl::StrCat("media/", record.media_id(), ": version is ",
+                                           current_version, ", not ", expected_version));
+  }
+  rocksdb::WriteBatch batch;
+  if (IsListed(old)) batch.Delete(owner_index_, OwnerIndexKey(old));
+  if (IsPublicListed(old)) batch.Delete(public_index_, PublicIndexKey(old));
+  if (IsListed(record)) batch.Put(owner_index_, OwnerIndexKey(record), "");
+  if (IsPublicListed(record)) batch.Put(public_index_, PublicIndexKey(record), "");
+  batch.Put(records_, record.media_id(), record.SerializeAsString());
+  if (!event_key.empty()) batch.Put(applied_, S(event_key), "");
+  return Commit(batch, "write media record");
+}
+
+absl::Status RocksDbMediaStore::MarkApplied(absl::string_view media_id,
+                                            absl::string_view event_key) {
+  absl::MutexLock lock(&StripeFor(media_id));
+  auto applied = IsAppliedLocked(event_key);
+  if (!applied.ok()) return applied.status();
+  if (*applied) return absl::AlreadyExistsError("event already applied");
+  rocksdb::WriteBatch batch;
+  batch.Put(applied_, S(event_key), "");
+  return Commit(batch, "mark event applied");
+}
+
+absl::StatusOr<ScanResult> RocksDbMediaStore::Scan(const ScanRequest& request) {
+  if (request.limit < 1) return absl::InvalidArgumentError("scan.limit: must be at least 1");
+  rocksdb::ColumnFamilyHandle* cf = records_;
+  std::string prefix;
+  switch (request.index) {
+    case MediaIndex::kOwner:
+      if (request.owner.empty()) return absl::InvalidArgumentError("scan.owner: empty");
+      cf = owner_index_;
+      prefix = OwnerIndexPrefix(request.owner);
+      break;
+    case MediaIndex::kPublic:
+      cf = public_index_;
+      break;
+    case MediaIndex::kAll:
+      cf = records_;
+      break;
+  }
+  if (!request.after.empty() && !absl::StartsWith(request.after, prefix)) {
+    return absl::InvalidArgumentError("scan.after: not in the scanned index range");
+  }
+  ScanResult result;
+  result.last_key = request.after;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+  it->Seek(request.after.empty() ? prefix : request.after);
+  if (!request.after.empty() && it->Valid() && it->key() == request.after) it->Next();
+  int scanned = 0;
+  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (static_cast<int>(result.media.size()) >= request.limit || scanned >= request.max_scan) {
+      return result;  // more may follow
+    }
+    ++scanned;
+    result.last_key = it->key().ToString();
+    StoredMedia media;
+    if (request.index == MediaIndex::kAll) {
+      if (!media.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError(
+            absl::StrCat("media/", it->key().ToString(), ": stored record does not parse"));
+      }
+      if (!IsListed(media)) continue;
+    } else {
+      const size_t id_at = prefix.size() + 8;
+      if (it->key().size() <= id_at) return absl::DataLossError("index entry too short");
+      auto got = Get(absl::string_view(it->key().data() + id_at, it->key().size() - id_at));
+      if (absl::IsNotFound(got.status())) continue;  // raced a delete
+      if (!got.ok()) return got.status();
+      media = std::move(*got);
+    }
+    if (request.filter && !request.filter(media)) continue;
+    result.media.push_back(std::move(media));
+  }
+  if (!it->status().ok()) return FromRocksDb(it->status(), "scan media");
+  result.end = true;
+  return result;
+}
+
+absl::Status RocksDbMediaStore::Checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  if (!s.ok()) return FromRocksDb(s, "checkpoint");
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  return FromRocksDb(checkpoint->CreateCheckpoint(dir), absl::StrCat("checkpoint into ", dir));
+}
+
+absl::StatusOr<std::string> RocksDbMediaStore::Secret() {
+  absl::MutexLock lock(&secret_mu_);
+  if (!secret_.empty()) return secret_;
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kSecretKey, &value);
+  if (s.ok() && value.size() == 32) {
+    secret_ = value;
+    return secret_;
+  }
+  if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "read secret");
+  value.resize(32);
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(value.data()), 32) != 1) {
+    return absl::InternalError("RAND_bytes failed: no secret for page tokens");
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(kSecretKey, value);
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;
+  if (auto st = FromRocksDb(db_->Write(write_options, &batch), "write secret"); !st.ok()) return st;
+  secret_ = value;
+  return secret_;
+}
+
+absl::StatusOr<bool> RocksDbMediaStore::IsEmpty() {
+  for (auto* cf : {records_, applied_}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    it->SeekToFirst();
+    if (it->Valid()) return false;
+    if (!it->status().ok()) return FromRocksDb(it->status(), "scan store");
+  }
+  return true;
+}
+
+absl::StatusOr<uint64_t> RocksDbMediaStore::ApproximateBytes() {
+  uint64_t total = 0;
+  for (auto* cf : handles_) {
+    uint64_t size = 0;
+    if (!db_->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &size)) {
+      return absl::InternalError("rocksdb: no total-sst-files-size property");
+    }
+    total += size;
+  }
+  return total;
+}
+
+}  // namespace pettube::catalog
