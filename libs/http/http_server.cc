@@ -10,6 +10,7 @@
 #include "absl/memory/memory.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -21,7 +22,6 @@ namespace {
 
 // Few threads: these servers answer scrapes and probes, not user traffic.
 // With keep-alive off a thread is busy only for one request.
-constexpr char kNumThreads[] = "4";
 // A client that connects and sends nothing holds a thread this long.
 constexpr char kRequestTimeoutMs[] = "10000";
 
@@ -122,31 +122,52 @@ void Write(mg_connection* conn, const Response& response, bool head) {
       absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now(),
                        absl::UTCTimeZone()),
       "\r\n", "Content-Type: ", response.content_type, "\r\n",
-      "Content-Length: ", response.body.size(), "\r\n",
+      "Content-Length: ",
+      response.stream_body ? static_cast<uint64_t>(response.stream_length)
+                           : static_cast<uint64_t>(response.body.size()),
+      "\r\n",
       // Keep-alive is off (see Start): say so, so clients do not wait.
       "Connection: close\r\n");
   for (const auto& [name, value] : response.headers) {
     absl::StrAppend(&out, name, ": ", value, "\r\n");
   }
   out += "\r\n";
-  if (!head) out += response.body;
+  if (!head && !response.stream_body) out += response.body;
   // A failed write means the client went away; nothing left to tell it.
-  mg_write(conn, out.data(), out.size());
+  if (mg_write(conn, out.data(), out.size()) <= 0) return;
+  if (head || !response.stream_body) return;
+  response.stream_body([conn](absl::string_view data) {
+    return data.empty() || mg_write(conn, data.data(), data.size()) > 0;
+  });
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen,
-    std::vector<std::pair<std::string, Handler>> routes) {
+    std::vector<std::pair<std::string, Handler>> routes, ServerOptions server_options) {
   absl::StatusOr<HostPort> host_port = ParseListen(listen);
   if (!host_port.ok()) return host_port.status();
+  if (server_options.num_threads < 1 || server_options.num_threads > 1024) {
+    return absl::InvalidArgumentError("num_threads: must be 1 to 1024");
+  }
 
   absl::flat_hash_map<std::string, Handler> route_map;
+  std::vector<std::pair<std::string, Handler>> prefix_routes;
   for (auto& [path, handler] : routes) {
     if (path.empty() || path[0] != '/' || !handler) {
       return absl::InvalidArgumentError(absl::StrCat(
           "route \"", path, "\": path must start with / and have a handler"));
+    }
+    if (absl::EndsWith(path, "/*")) {
+      for (const auto& [p, h] : prefix_routes) {
+        if (p == path.substr(0, path.size() - 1)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("route \"", path, "\": registered twice"));
+        }
+      }
+      prefix_routes.emplace_back(path.substr(0, path.size() - 1), std::move(handler));
+      continue;
     }
     if (!route_map.emplace(path, std::move(handler)).second) {
       return absl::InvalidArgumentError(
@@ -158,14 +179,17 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   // Not thread-safe by civetweb's own account, hence the once.
   absl::call_once(init_once, [] { mg_init_library(0); });
 
-  std::unique_ptr<HttpServer> server =
-      absl::WrapUnique(new HttpServer(host_port->host, std::move(route_map)));
+  std::sort(prefix_routes.begin(), prefix_routes.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::unique_ptr<HttpServer> server = absl::WrapUnique(
+      new HttpServer(host_port->host, std::move(route_map), std::move(prefix_routes)));
+  const std::string num_threads = absl::StrCat(server_options.num_threads);
 
   const std::string ports = absl::StrCat(host_port->host, ":", host_port->port);
   // clang-format off
   const char* options[] = {
       "listening_ports",    ports.c_str(),
-      "num_threads",        kNumThreads,
+      "num_threads",        num_threads.c_str(),
       // civetweb holds a worker thread per open connection; keep-alive would
       // let a few idle clients starve the rest.
       "enable_keep_alive",  "no",
@@ -214,8 +238,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
 }
 
 HttpServer::HttpServer(std::string host,
-                       absl::flat_hash_map<std::string, Handler> routes)
-    : host_(std::move(host)), routes_(std::move(routes)) {}
+                       absl::flat_hash_map<std::string, Handler> routes,
+                       std::vector<std::pair<std::string, Handler>> prefix_routes)
+    : host_(std::move(host)),
+      routes_(std::move(routes)),
+      prefix_routes_(std::move(prefix_routes)) {}
 
 HttpServer::~HttpServer() {
   if (context_ != nullptr) mg_stop(context_);
@@ -242,11 +269,21 @@ int HttpServer::OnLogMessage(const mg_connection* /*conn*/,
 int HttpServer::Serve(mg_connection* conn) const {
   const Request request = ToRequest(*mg_get_request_info(conn));
   Response response;
-  const auto route = routes_.find(request.path);
-  if (route == routes_.end()) {
+  const Handler* handler = nullptr;
+  if (const auto route = routes_.find(request.path); route != routes_.end()) {
+    handler = &route->second;
+  } else {
+    for (const auto& [prefix, h] : prefix_routes_) {
+      if (absl::StartsWith(request.path, prefix)) {
+        handler = &h;
+        break;
+      }
+    }
+  }
+  if (handler == nullptr) {
     response = TextResponse(404, "not found\n");
   } else {
-    response = route->second(request);
+    response = (*handler)(request);
     if (!IsSendable(response)) {
       // The handler's bug, not the client's: say so without echoing it.
       response = TextResponse(500, "internal error: invalid response\n");

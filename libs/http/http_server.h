@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 struct mg_connection;
 struct mg_context;
@@ -40,6 +42,19 @@ struct Response {
   // response into a 500.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // A large body (a media object) streamed instead of `body`: when
+  // `stream_body` is set, Content-Length is `stream_length` and, unless the
+  // request is a HEAD, the server calls `stream_body` once after writing the
+  // headers, with a sink that sends bytes and returns false once the client
+  // has gone away. It must write exactly `stream_length` bytes.
+  int64_t stream_length = 0;
+  std::function<void(const std::function<bool(absl::string_view)>& sink)> stream_body;
+};
+
+// Settings of one server.
+struct ServerOptions {
+  // Worker threads: requests served at once (one per open connection).
+  int num_threads = 4;
 };
 
 // Called on a civetweb worker thread, possibly concurrently with itself:
@@ -74,9 +89,12 @@ class HttpServer {
   //                     absolute or repeated; a null handler.
   //   UNAVAILABLE       civetweb could not start (port in use, address not
   //                     local, name not resolvable), with civetweb's reason.
+  // A route whose path ends in "/*" serves every path under it
+  // ("/o/*" serves "/o/a/b"); the longest such prefix wins.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const std::string& listen,
-      std::vector<std::pair<std::string, Handler>> routes);
+      std::vector<std::pair<std::string, Handler>> routes,
+      ServerOptions options = {});
 
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -88,7 +106,8 @@ class HttpServer {
 
  private:
   HttpServer(std::string host,
-             absl::flat_hash_map<std::string, Handler> routes);
+             absl::flat_hash_map<std::string, Handler> routes,
+             std::vector<std::pair<std::string, Handler>> prefix_routes);
 
   static int OnBeginRequest(mg_connection* conn);
   static int OnLogMessage(const mg_connection* conn, const char* message);
@@ -100,6 +119,8 @@ class HttpServer {
   const std::string host_;
   // Fixed before civetweb starts, so request threads read it without a lock.
   const absl::flat_hash_map<std::string, Handler> routes_;
+  // "/o/" -> handler, longest first.
+  const std::vector<std::pair<std::string, Handler>> prefix_routes_;
   mg_context* context_ = nullptr;
   int port_ = 0;
 };

@@ -129,6 +129,33 @@ Response InjectedHeader(const http::Request&) {
   return response;
 }
 
+// Streams 1 MiB of a repeating pattern, in 64 KiB writes.
+Response Streamed(const http::Request& request) {
+  Response response;
+  response.content_type = "application/octet-stream";
+  response.stream_length = 1 << 20;
+  response.stream_body = [](const std::function<bool(absl::string_view)>& sink) {
+    std::string chunk(64 << 10, '\0');
+    for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>('a' + i % 26);
+    for (int i = 0; i < 16; ++i) {
+      if (!sink(chunk)) return;
+    }
+  };
+  return response;
+}
+
+Response Under(const http::Request& request) {
+  Response response;
+  response.body = "under " + request.path + "\n";
+  return response;
+}
+
+Response DeeperUnder(const http::Request& request) {
+  Response response;
+  response.body = "deeper " + request.path + "\n";
+  return response;
+}
+
 // One server for the whole suite: each stop costs ~2 s.
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -137,7 +164,10 @@ class HttpServerTest : public ::testing::Test {
         HttpServer::Start("127.0.0.1:0", {{"/hello", Hello},
                                           {"/echo", Echo},
                                           {"/unavailable", Unavailable},
-                                          {"/injected", InjectedHeader}});
+                                          {"/injected", InjectedHeader},
+                                          {"/stream", Streamed},
+                                          {"/o/*", Under},
+                                          {"/o/deep/*", DeeperUnder}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
   }
@@ -192,6 +222,24 @@ TEST_F(HttpServerTest, UnknownPathIs404) {
   ClientResponse response = Fetch(Request("GET", "/nope"));
   EXPECT_EQ(response.status, 404);
   EXPECT_EQ(response.body, "not found\n");
+}
+
+TEST_F(HttpServerTest, StreamedBodyArrivesWholeWithItsLength) {
+  ClientResponse response = Fetch(Request("GET", "/stream"));
+  ASSERT_EQ(response.status, 200);
+  EXPECT_EQ(response.headers["content-length"], "1048576");
+  ASSERT_EQ(response.body.size(), 1u << 20);
+  EXPECT_EQ(response.body.substr(0, 3), "abc");
+  EXPECT_EQ(response.body[(64 << 10) + 27], 'b');
+  ClientResponse head = Fetch(Request("HEAD", "/stream"));
+  EXPECT_EQ(head.headers["content-length"], "1048576");
+  EXPECT_TRUE(head.body.empty());
+}
+
+TEST_F(HttpServerTest, PrefixRoutesServeEveryPathUnderThemLongestFirst) {
+  EXPECT_EQ(Fetch(Request("GET", "/o/a/b")).body, "under /o/a/b\n");
+  EXPECT_EQ(Fetch(Request("GET", "/o/deep/x")).body, "deeper /o/deep/x\n");
+  EXPECT_EQ(Fetch(Request("GET", "/o")).status, 404);
 }
 
 TEST_F(HttpServerTest, RoutesMatchExactPathsNotPrefixes) {
