@@ -1,19 +1,24 @@
 // libs/broker_client against the real broker binary: a publisher and a
 // subscriber move events end to end, failed handlers are redelivered, and
-// both ride out a broker restart.
+// both ride out a broker restart; a stats watcher follows a queue across
+// its creation and a restart.
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "libs/broker_client/event_builder.h"
 #include "libs/broker_client/publisher.h"
+#include "libs/broker_client/stats_watcher.h"
 #include "libs/broker_client/subscriber.h"
 #include "libs/testing/child_process.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
@@ -136,6 +141,65 @@ TEST(BrokerClientTest, BothSidesReconnectAfterTheBrokerRestarts) {
   ASSERT_TRUE(publisher.Flush(absl::Seconds(30)).ok());
   EXPECT_TRUE(collector.WaitFor(200));
   subscriber.Shutdown(absl::Seconds(5));
+}
+
+// Records every stats message; tests wait for one matching a condition.
+class StatsLog {
+ public:
+  void Add(const v1::SubscriptionStats& s) {
+    absl::MutexLock lock(&mu_);
+    all_.push_back(s);
+  }
+  bool WaitFor(std::function<bool(const v1::SubscriptionStats&)> match) {
+    absl::MutexLock lock(&mu_);
+    size_t seen = 0;
+    auto found = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (; seen < all_.size(); ++seen) {
+        if (match(all_[seen])) return true;
+      }
+      return false;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&found), absl::Seconds(30));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::SubscriptionStats> all_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(BrokerClientTest, StatsWatcherFollowsAQueueFromBeforeItExistsAndAcrossARestart) {
+  const std::string data = NewTempDir("data");
+  Broker broker(data);
+  const std::string address = broker.address();
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  StatsLog log;
+  std::atomic<int> ends{0};
+  broker_client::StatsWatcher::Options options;
+  options.subscription = "subscriptions/jobs";
+  options.min_interval = absl::Milliseconds(20);
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(200);
+  options.on_stream_end = [&](const absl::Status&) { ++ends; };
+  broker_client::StatsWatcher watcher(channel, options);
+  // The queue does not exist yet: NOT_FOUND is retried, not fatal.
+  ASSERT_TRUE(watcher.Start([&](const v1::SubscriptionStats& s) { log.Add(s); }).ok());
+  EXPECT_FALSE(watcher.WaitFor(absl::Milliseconds(300)).has_value());
+  EXPECT_GT(ends.load(), 0);
+  CreateSubscription(address, "jobs");
+  ASSERT_TRUE(log.WaitFor([](const auto& s) { return s.backlog() == 0; }));
+  broker_client::Publisher publisher(channel);
+  for (int i = 0; i < 5; ++i) publisher.PublishAsync(MediaEvent(i), [](auto) {});
+  ASSERT_TRUE(publisher.Flush(absl::Seconds(30)).ok());
+  ASSERT_TRUE(log.WaitFor([](const auto& s) { return s.backlog() == 5; }));
+
+  broker.Kill();
+  broker.Start(address);
+  for (int i = 5; i < 8; ++i) publisher.PublishAsync(MediaEvent(i), [](auto) {});
+  ASSERT_TRUE(publisher.Flush(absl::Seconds(30)).ok());
+  EXPECT_TRUE(log.WaitFor([](const auto& s) { return s.backlog() == 8; }));
+  ASSERT_TRUE(watcher.Latest().has_value());
+  watcher.Shutdown();
+  EXPECT_TRUE(watcher.Wait().ok());
 }
 
 }  // namespace
