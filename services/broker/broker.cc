@@ -201,6 +201,9 @@ struct Broker::SubState {
     // A PendingRecord exists in the store (deleted with the event's queue
     // entry); most events are acked first time and never write one.
     bool persisted = false;
+    // A redriven dead letter: the PendingRecord holds the event, owed
+    // whatever retention does to the log's copy.
+    bool owed_copy = false;
   };
   absl::flat_hash_map<uint64_t, Attempt> attempts;
   // Waiting for their backoff to pass.
@@ -327,6 +330,7 @@ absl::Status Broker::Load() {
       a.attempts = p.attempts();
       a.last_error = p.last_error();
       a.persisted = true;
+      a.owed_copy = !p.event().empty();
       if (p.has_first_delivery_time()) a.first_delivery = FromProto(p.first_delivery_time());
     });
     if (!s.ok()) return s;
@@ -661,6 +665,11 @@ void Broker::DispatchLocked(SubState& sub) {
         sub.ready.push_front(std::move(entry));
         return;
       }
+      if (!loaded->has_value()) loaded = OwedCopyLocked(sub, entry.seq);
+      if (!loaded.ok()) {
+        sub.ready.push_front(std::move(entry));
+        return;
+      }
       if (!loaded->has_value()) {
         // Retention removed the event: nothing left to deliver.
         auto batch_seq = entry.seq;
@@ -727,6 +736,12 @@ void Broker::DispatchLocked(SubState& sub) {
   }
 }
 
+absl::StatusOr<std::optional<StoredEvent>> Broker::OwedCopyLocked(SubState& sub, uint64_t seq) {
+  auto a = sub.attempts.find(seq);
+  if (a == sub.attempts.end() || !a->second.owed_copy) return std::nullopt;
+  return store_->GetOwedCopy(sub.id, seq);
+}
+
 void Broker::FinishSeqLocked(SubState& sub, uint64_t seq) {
   --sub.backlog;
   sub.attempts.erase(seq);
@@ -769,6 +784,10 @@ void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
   record.set_attempts(attempt.attempts);
   record.set_last_error(attempt.last_error);
   *record.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
+  if (attempt.owed_copy && event != nullptr) {
+    record.set_event(event->wire);
+    *record.mutable_publish_time() = ToProto(event->publish_time);
+  }
   // Attempt counts survive a restart; losing the latest one in a crash only
   // grants one more attempt, so no fsync is needed.
   attempt.persisted = true;
@@ -832,6 +851,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
   if (keep) ++sub.dead_count;
   if (event == nullptr) {
     auto loaded = store_->GetEvent(seq);
+    if (loaded.ok() && !loaded->has_value()) loaded = OwedCopyLocked(sub, seq);
     if (loaded.ok() && loaded->has_value()) {
       event = std::make_shared<StoredEvent>(std::move(**loaded));
     }
@@ -1505,13 +1525,20 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
         event->publish_time = FromProto(d.publish_time());
         event->wire = d.event().SerializeAsString();
         batch.DeleteDeadLetter(sub->id, d.sequence());
-        // The event may have left the log by retention: put it back.
-        batch.PutEvent(*event);
+        // The event is owed again, whatever its age: its copy moves from
+        // the dead letter to the pending record (attempts start over),
+        // which retention of the log never touches.
+        storage::PendingRecord owed;
+        owed.set_event(event->wire);
+        *owed.mutable_publish_time() = d.publish_time();
+        batch.PutPending(sub->id, d.sequence(), owed);
         batch.Enqueue(sub->id, d.sequence());
-        batch.DeletePending(sub->id, d.sequence());
         --sub->dead_count;
         ++sub->backlog;
-        sub->attempts.erase(d.sequence());
+        SubState::Attempt& attempt = sub->attempts[d.sequence()];
+        attempt = SubState::Attempt();
+        attempt.persisted = true;
+        attempt.owed_copy = true;
         // Entries at or past the cursor are found by the next refill.
         if (d.sequence() < sub->load_cursor) {
           sub->ready.push_back({d.sequence(), event});

@@ -195,6 +195,9 @@ class Broker {
                         std::shared_ptr<const StoredEvent> event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSeqLocked(SubState& sub, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A redriven event's copy, for when retention removed the log's.
+  absl::StatusOr<std::optional<StoredEvent>> OwedCopyLocked(SubState& sub, uint64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Expires every lease whose deadline passed, then waits for the next.
   void OnLeasesDue(uint32_t sub_id, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
   void ScheduleExpiryLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

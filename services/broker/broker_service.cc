@@ -540,13 +540,10 @@ grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
   if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
   auto moved =
       broker_.Redrive(request->subscription(), request->max_events(), request->max_per_second());
-  absl::StatusOr<v1::RedriveDeadLettersResponse> out = moved.status();
-  if (moved.ok()) {
-    v1::RedriveDeadLettersResponse r;
-    r.set_redriven(*moved);
-    out = std::move(r);
-  }
-  return server::FinishUnary(context, std::move(out), response);
+  // Never a StatusOr built from an OK status (that aborts the process).
+  if (!moved.ok()) return server::FinishUnary(context, moved.status());
+  response->set_redriven(*moved);
+  return server::FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetStreamInfo(grpc::CallbackServerContext* context,

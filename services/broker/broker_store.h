@@ -41,7 +41,8 @@ struct StoredEvent {
 //   dedup    source + id -> seq + publish time (expired by window)
 //   queue    subscription + seq: events a subscription still owes (unacked),
 //            those below the subscription's ack floor excepted
-//   pending  subscription + seq -> PendingRecord (attempts, last error)
+//   pending  subscription + seq -> PendingRecord (attempts, last error; a
+//            redriven dead letter's event, owed whatever retention does)
 //   dead     subscription + seq -> DeadLetter
 //   meta     subscriptions, ack floors, last sequence, next subscription id
 //
@@ -114,6 +115,10 @@ class BrokerStore {
   virtual absl::StatusOr<int64_t> CountQueue(uint32_t subscription) = 0;
   // The subscription's ack floor (0 if none was written).
   virtual uint64_t AckFloor(uint32_t subscription) = 0;
+  // The event copy a redrive left in the subscription's pending record for
+  // `sequence` (see PendingRecord.event), if any.
+  virtual absl::StatusOr<std::optional<StoredEvent>> GetOwedCopy(uint32_t subscription,
+                                                                 uint64_t sequence) = 0;
   virtual absl::Status LoadPending(
       uint32_t subscription,
       const std::function<void(uint64_t, const storage::PendingRecord&)>& visit) = 0;

@@ -370,6 +370,26 @@ absl::StatusOr<int64_t> RocksDbBrokerStore::CountQueue(uint32_t sub) {
   return CountFrom(kQueue, sub, floors_.Get(sub), "count queue");
 }
 
+absl::StatusOr<std::optional<StoredEvent>> RocksDbBrokerStore::GetOwedCopy(uint32_t sub,
+                                                                           uint64_t sequence) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[kPending], SubKey(sub, sequence), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read pending");
+  storage::PendingRecord r;
+  if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError(absl::StrCat("pending record ", sequence, ": unreadable"));
+  }
+  if (r.event().empty()) return std::nullopt;
+  StoredEvent e;
+  e.sequence = sequence;
+  e.publish_time = absl::FromUnixSeconds(r.publish_time().seconds()) +
+                   absl::Nanoseconds(r.publish_time().nanos());
+  e.wire = std::move(*r.mutable_event());
+  return e;
+}
+
 absl::Status RocksDbBrokerStore::LoadPending(
     uint32_t sub, const std::function<void(uint64_t, const storage::PendingRecord&)>& visit) {
   rocksdb::ReadOptions ro;
@@ -426,7 +446,11 @@ absl::StatusOr<uint64_t> RocksDbBrokerStore::LastSequence() {
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kLastSequenceKey, &v);
   if (s.IsNotFound()) return 0;
-  if (!s.ok() || v.size() != 8) return pettube::storage::FromRocksDb(s, "read last sequence");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read last sequence");
+  if (v.size() != 8) {
+    return absl::DataLossError(
+        absl::StrCat("last sequence: unreadable record of ", v.size(), " bytes (want 8)"));
+  }
   return absl::big_endian::Load64(v.data());
 }
 
@@ -434,8 +458,11 @@ absl::StatusOr<uint32_t> RocksDbBrokerStore::NextSubscriptionId() {
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kNextSubscriptionIdKey, &v);
   if (s.IsNotFound()) return 1;
-  if (!s.ok() || v.size() != 4)
-    return pettube::storage::FromRocksDb(s, "read next subscription id");
+  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read next subscription id");
+  if (v.size() != 4) {
+    return absl::DataLossError(
+        absl::StrCat("next subscription id: unreadable record of ", v.size(), " bytes (want 4)"));
+  }
   return absl::big_endian::Load32(v.data());
 }
 

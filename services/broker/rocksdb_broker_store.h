@@ -51,6 +51,8 @@ class RocksDbBrokerStore : public BrokerStore {
   absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
                          std::vector<uint64_t>* out) override;
   absl::StatusOr<int64_t> CountQueue(uint32_t subscription) override;
+  absl::StatusOr<std::optional<StoredEvent>> GetOwedCopy(uint32_t subscription,
+                                                         uint64_t sequence) override;
   uint64_t AckFloor(uint32_t subscription) override;
   absl::Status LoadPending(
       uint32_t subscription,

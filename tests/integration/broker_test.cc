@@ -50,11 +50,11 @@ std::chrono::system_clock::time_point In(int seconds) {
 
 class BrokerProcess {
  public:
-  explicit BrokerProcess(const std::string& data_dir) {
-    auto p = ChildProcess::Start(
-        RunfilePath("services/broker/broker"),
-        {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--data_dir=" + data_dir},
-        NewTempDir("broker-log") + "/stderr.log");
+  explicit BrokerProcess(const std::string& data_dir, std::vector<std::string> flags = {}) {
+    flags.insert(flags.begin(), {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                                 "--data_dir=" + data_dir});
+    auto p = ChildProcess::Start(RunfilePath("services/broker/broker"), flags,
+                                 NewTempDir("broker-log") + "/stderr.log");
     EXPECT_TRUE(p.ok()) << p.status();
     process_ = std::move(*p);
     auto ready = process_->WaitForReady(absl::Seconds(20));
@@ -421,6 +421,105 @@ TEST(BrokerBinaryTest, WatchSubscriptionStatsPushesChangesAndEndsCleanlyOnDrain)
   auto code = broker.process().WaitForExit(absl::Seconds(20));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0);
+}
+
+// Issue 13, defect 3, as a user met it: dead letters, then retention
+// empties the log, then RedriveDeadLetters. The broker must answer (not
+// abort) and deliver every dead letter, also after another restart.
+TEST(BrokerBinaryTest, RedriveAfterRetentionAnswersAndDeliversTheDeadLetters) {
+  const std::string data = NewTempDir("data");
+  {
+    BrokerProcess broker(data);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    v1::CreateSubscriptionRequest req;
+    req.set_subscription_id("dlq");
+    req.mutable_subscription()->set_max_delivery_attempts(1);
+    req.mutable_subscription()->mutable_dead_letter_policy()->set_enabled(true);
+    v1::Subscription sub;
+    ASSERT_TRUE(broker.stub().CreateSubscription(&ctx, req, &sub).ok());
+    grpc::ClientContext pctx;
+    pctx.set_deadline(In(10));
+    v1::PublishRequest preq;
+    for (int i = 0; i < 10; ++i) *preq.add_events() = Event(absl::StrCat("d", i));
+    v1::PublishResponse presp;
+    ASSERT_TRUE(broker.stub().Publish(&pctx, preq, &presp).ok());
+    grpc::ClientContext sctx;
+    sctx.set_deadline(In(20));
+    auto stream = Attach(broker.stub(), &sctx, "dlq", 100, /*confirm=*/true);
+    ReadUntil(*stream, v1::SubscribeResponse::kAttached);
+    int nacked = 0;
+    while (nacked < 10) {
+      auto r = ReadUntil(*stream, v1::SubscribeResponse::kDeliveries);
+      v1::SubscribeRequest settle;
+      for (const auto& d : r.deliveries().deliveries()) {
+        settle.mutable_settle()->add_nacks()->set_lease_id(d.lease_id());
+        ++nacked;
+      }
+      ASSERT_TRUE(stream->Write(settle));
+    }
+    int confirmed = 0;
+    while (confirmed < 10) {
+      confirmed +=
+          ReadUntil(*stream, v1::SubscribeResponse::kSettleResults).settle_results().results_size();
+    }
+    sctx.TryCancel();
+    grpc::ClientContext lctx;
+    v1::ListDeadLettersRequest lreq;
+    lreq.set_subscription("subscriptions/dlq");
+    v1::ListDeadLettersResponse lresp;
+    ASSERT_TRUE(broker.stub().ListDeadLetters(&lctx, lreq, &lresp).ok());
+    ASSERT_EQ(lresp.dead_letters_size(), 10);
+    broker.process().Signal(SIGTERM);
+    ASSERT_TRUE(broker.process().WaitForExit(absl::Seconds(20)).ok());
+  }
+  for (int round = 0; round < 2; ++round) {
+    // Every event is older than a microsecond: retention at start empties
+    // the log.
+    BrokerProcess broker(data, {"--retention_max_age=1us"});
+    if (round == 0) {
+      grpc::ClientContext rctx;
+      rctx.set_deadline(In(20));
+      v1::RedriveDeadLettersRequest rreq;
+      rreq.set_subscription("subscriptions/dlq");
+      rreq.set_max_per_second(1000);
+      v1::RedriveDeadLettersResponse rresp;
+      const grpc::Status s = broker.stub().RedriveDeadLetters(&rctx, rreq, &rresp);
+      ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+      EXPECT_EQ(rresp.redriven(), 10);
+      grpc::ClientContext gctx;
+      v1::GetSubscriptionRequest get;
+      get.set_name("subscriptions/dlq");
+      v1::Subscription sub;
+      ASSERT_TRUE(broker.stub().GetSubscription(&gctx, get, &sub).ok());
+      EXPECT_EQ(sub.stats().backlog(), 10);
+      EXPECT_EQ(sub.stats().dead_letter_count(), 0);
+    } else {
+      // Restarted, retention ran again: the redriven events are delivered.
+      grpc::ClientContext sctx;
+      sctx.set_deadline(In(20));
+      auto stream = Attach(broker.stub(), &sctx, "dlq", 100, /*confirm=*/true);
+      ReadUntil(*stream, v1::SubscribeResponse::kAttached);
+      std::set<std::string> ids;
+      v1::SubscribeRequest settle;
+      while (ids.size() < 10) {
+        auto r = ReadUntil(*stream, v1::SubscribeResponse::kDeliveries);
+        if (!r.has_deliveries()) break;
+        for (const auto& d : r.deliveries().deliveries()) {
+          ids.insert(d.event().id());
+          settle.mutable_settle()->add_acks(d.lease_id());
+        }
+      }
+      EXPECT_EQ(ids.size(), 10u);
+      ASSERT_TRUE(stream->Write(settle));
+      ReadUntil(*stream, v1::SubscribeResponse::kSettleResults);
+      sctx.TryCancel();
+    }
+    broker.process().Signal(SIGTERM);
+    auto code = broker.process().WaitForExit(absl::Seconds(20));
+    ASSERT_TRUE(code.ok());
+    EXPECT_EQ(*code, 0);
+  }
 }
 
 TEST(BrokerBinaryTest, NoAcknowledgedEventIsLostWhenKilledMidLoad) {
