@@ -1,0 +1,338 @@
+#include "services/media-catalog/catalog.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "libs/broker_client/event_builder.h"
+#include "libs/log/log.h"
+#include "libs/time/proto_time.h"
+
+namespace pettube::catalog {
+namespace {
+
+// Optimistic write retries when a concurrent write to the same item won.
+constexpr int kMaxWriteAttempts = 16;
+
+bool IsAdmin(const auth::Caller& caller) { return caller.HasScope(kAdminScope); }
+
+bool IsOwnerId(absl::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string Etag(const StoredMedia& media) { return absl::StrCat("v", media.version()); }
+
+absl::Status CheckText(absl::string_view field, absl::string_view text, int max_chars) {
+  int chars = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    int len = 0;
+    uint32_t cp = 0;
+    if (*p < 0x80) {
+      len = 1;
+      cp = *p;
+    } else if ((*p & 0xE0) == 0xC0) {
+      len = 2;
+      cp = *p & 0x1F;
+    } else if ((*p & 0xF0) == 0xE0) {
+      len = 3;
+      cp = *p & 0x0F;
+    } else if ((*p & 0xF8) == 0xF0) {
+      len = 4;
+      cp = *p & 0x07;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": not valid UTF-8 (bad lead byte at offset ",
+                       p - reinterpret_cast<const unsigned char*>(text.data()), ")"));
+    }
+    if (end - p < len) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8 (truncated)"));
+    }
+    for (int i = 1; i < len; ++i) {
+      if ((p[i] & 0xC0) != 0x80) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8 (bad continuation)"));
+      }
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+                          (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": not valid UTF-8 (overlong, surrogate or out of range)"));
+    }
+    p += len;
+    if (++chars > max_chars) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": at most ", max_chars, " characters, got more"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Create(MediaStore* store, ChangeFeed* feed,
+                                                         PublishFn publish, Options options) {
+  auto secret = store->Secret();
+  if (!secret.ok()) return secret.status();
+  return std::unique_ptr<Catalog>(
+      new Catalog(store, feed, std::move(publish), std::move(options), std::move(*secret)));
+}
+
+Catalog::Catalog(MediaStore* store, ChangeFeed* feed, PublishFn publish, Options options,
+                 std::string secret)
+    : store_(store),
+      feed_(feed),
+      publish_(std::move(publish)),
+      options_(std::move(options)),
+      tokens_(std::move(secret)) {}
+
+bool Catalog::CanRead(const auth::Caller& caller, const StoredMedia& media) {
+  if (!IsListed(media)) return false;
+  if (media.owner() == caller.identity || IsAdmin(caller)) return true;
+  return media.visibility() == v1::PUBLIC || media.visibility() == v1::UNLISTED;
+}
+
+absl::Status Catalog::Apply(const io::cloudevents::v1::CloudEvent& event) {
+  auto decoded = DecodeEvent(event);
+  if (!decoded.ok()) return decoded.status();
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    auto applied = store_->IsApplied(decoded->key);
+    if (!applied.ok()) return applied.status();
+    if (*applied) return absl::OkStatus();  // a redelivery: already in the record
+    StoredMedia current;
+    if (auto got = store_->Get(decoded->media_id); got.ok()) {
+      current = std::move(*got);
+    } else if (absl::IsNotFound(got.status())) {
+      current.set_media_id(decoded->media_id);
+    } else {
+      return got.status();
+    }
+    StoredMedia next = current;
+    if (!MergeEvent(*decoded, &next)) {
+      absl::Status s = store_->MarkApplied(decoded->media_id, decoded->key);
+      return absl::IsAlreadyExists(s) ? absl::OkStatus() : s;
+    }
+    next.set_version(current.version() + 1);
+    *next.mutable_update_time() = time::ToProto(options_.now());
+    absl::Status s = store_->Write(next, current.version(), decoded->key);
+    if (s.ok()) {
+      feed_->Publish(next);
+      return absl::OkStatus();
+    }
+    if (absl::IsAlreadyExists(s)) return absl::OkStatus();
+    if (!absl::IsAborted(s)) return s;
+  }
+  return absl::AbortedError(absl::StrCat("media/", decoded->media_id, ": gave up after ",
+                                         kMaxWriteAttempts, " conflicting writes; retry"));
+}
+
+absl::StatusOr<StoredMedia> Catalog::Get(const auth::Caller& caller, absl::string_view name) {
+  auto id = ParseMediaName("name", name);
+  if (!id.ok()) return id.status();
+  auto media = store_->Get(*id);
+  if (media.ok() && CanRead(caller, *media)) return media;
+  if (!media.ok() && !absl::IsNotFound(media.status())) return media.status();
+  return absl::NotFoundError(absl::StrCat("name: no media \"", name, "\""));
+}
+
+absl::StatusOr<MediaPage> Catalog::List(const auth::Caller& caller,
+                                        const v1::ListMediaRequest& request) {
+  if (request.page_size() < 0 || request.page_size() > options_.max_page_size) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be 0 to ",
+                                                   options_.max_page_size, ", got ",
+                                                   request.page_size()));
+  }
+  const int page_size = request.page_size() == 0 ? options_.default_page_size : request.page_size();
+  const v1::MediaState state = request.state();
+  if (!v1::MediaState_IsValid(state) || state == v1::DELETED) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state: must be UPLOADED, PROCESSING, READY, FAILED or unset, got ",
+                     static_cast<int>(state)));
+  }
+  ScanRequest scan;
+  std::string listing;
+  const std::string& owner = request.owner();
+  if (owner.empty() || owner == "me") {
+    scan.index = MediaIndex::kOwner;
+    scan.owner = caller.identity;
+    listing = caller.identity;
+  } else if (owner == "public") {
+    scan.index = MediaIndex::kPublic;
+    listing = "public";
+  } else if (owner == "all") {
+    if (!IsAdmin(caller)) {
+      return absl::PermissionDeniedError("owner: listing \"all\" needs the media.admin scope");
+    }
+    scan.index = MediaIndex::kAll;
+    listing = "all";
+  } else {
+    if (!IsOwnerId(owner)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "owner: must be \"\", \"me\", \"public\", \"all\" or an identity id, got \"",
+          owner.substr(0, 200), "\""));
+    }
+    if (owner != caller.identity && !IsAdmin(caller)) {
+      return absl::PermissionDeniedError(
+          "owner: listing another person's media needs the media.admin scope");
+    }
+    scan.index = MediaIndex::kOwner;
+    scan.owner = owner;
+    listing = owner;
+  }
+  if (scan.index == MediaIndex::kOwner && scan.owner.empty()) {
+    return absl::UnauthenticatedError("caller has no identity");
+  }
+  if (!request.page_token().empty()) {
+    auto cursor = tokens_.Decode(request.page_token());
+    if (!cursor.ok()) return cursor.status();
+    if (cursor->caller() != caller.identity || cursor->listing() != listing ||
+        cursor->state() != state) {
+      return absl::InvalidArgumentError(
+          "page_token: was issued for another caller, owner or state filter");
+    }
+    scan.after = cursor->after();
+  }
+  scan.limit = page_size;
+  scan.max_scan = options_.max_scan;
+  if (state != v1::MEDIA_STATE_UNSPECIFIED) {
+    scan.filter = [state](const StoredMedia& m) { return DerivedState(m) == state; };
+  }
+  auto result = store_->Scan(scan);
+  if (!result.ok()) {
+    // A signed cursor outside the range can only come from a bug; say so.
+    if (absl::IsInvalidArgument(result.status())) {
+      return absl::InvalidArgumentError(absl::StrCat("page_token: ", result.status().message()));
+    }
+    return result.status();
+  }
+  MediaPage page;
+  page.media = std::move(result->media);
+  if (!result->end) {
+    storage::PageCursor next;
+    next.set_caller(caller.identity);
+    next.set_listing(listing);
+    next.set_state(state);
+    next.set_after(result->last_key);
+    page.next_page_token = tokens_.Encode(next);
+  }
+  return page;
+}
+
+absl::StatusOr<StoredMedia> Catalog::ReadForChange(const auth::Caller& caller,
+                                                   absl::string_view name,
+                                                   absl::string_view etag) {
+  auto media = Get(caller, name);
+  if (!media.ok()) return media.status();
+  if (media->owner() != caller.identity && !IsAdmin(caller)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("name: \"", name, "\" belongs to another person"));
+  }
+  if (!etag.empty() && etag != Etag(*media)) {
+    return absl::AbortedError(absl::StrCat("etag: \"", etag.substr(0, 64), "\" is stale; now \"",
+                                           Etag(*media), "\" (read again and retry)"));
+  }
+  return media;
+}
+
+absl::StatusOr<StoredMedia> Catalog::Update(const auth::Caller& caller,
+                                            const v1::UpdateMediaRequest& request) {
+  const v1::Media& in = request.media();
+  if (request.update_mask().paths_size() == 0) {
+    return absl::InvalidArgumentError(
+        "update_mask: required; paths among \"title\", \"description\", \"visibility\"");
+  }
+  bool title = false, description = false, visibility = false;
+  for (const std::string& path : request.update_mask().paths()) {
+    if (path == "title") {
+      title = true;
+    } else if (path == "description") {
+      description = true;
+    } else if (path == "visibility") {
+      visibility = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_mask.paths: \"", path.substr(0, 100),
+          "\" is not updatable; allowed: \"title\", \"description\", \"visibility\""));
+    }
+  }
+  if (title) {
+    if (auto s = CheckText("media.title", in.title(), options_.max_title_chars); !s.ok()) return s;
+  }
+  if (description) {
+    if (auto s = CheckText("media.description", in.description(),
+                           options_.max_description_chars);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (visibility && in.visibility() != v1::PRIVATE && in.visibility() != v1::PUBLIC &&
+      in.visibility() != v1::UNLISTED) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "media.visibility: must be PRIVATE, PUBLIC or UNLISTED, got ",
+        static_cast<int>(in.visibility())));
+  }
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    auto current = ReadForChange(caller, in.name(), in.etag());
+    if (!current.ok()) return current.status();
+    StoredMedia next = *current;
+    if (title) next.set_title(in.title());
+    if (description) next.set_description(in.description());
+    if (visibility) next.set_visibility(in.visibility());
+    next.set_version(current->version() + 1);
+    *next.mutable_update_time() = time::ToProto(options_.now());
+    absl::Status s = store_->Write(next, current->version(), "");
+    if (s.ok()) {
+      feed_->Publish(next);
+      return next;
+    }
+    // With an etag the caller asked to lose a race; without, we retry.
+    if (!absl::IsAborted(s) || !in.etag().empty()) {
+      if (absl::IsAborted(s)) {
+        return absl::AbortedError("etag: the media changed meanwhile (read again and retry)");
+      }
+      return s;
+    }
+  }
+  return absl::AbortedError("media changed too often meanwhile; retry");
+}
+
+absl::Status Catalog::Delete(const auth::Caller& caller, const v1::DeleteMediaRequest& request) {
+  auto current = ReadForChange(caller, request.name(), request.etag());
+  if (!current.ok()) return current.status();
+  events::v1::MediaDeleted deleted;
+  deleted.set_media(request.name());
+  deleted.set_owner(current->owner());
+  io::cloudevents::v1::CloudEvent event =
+      broker_client::NewEvent(kMediaDeleted, kCatalogSource, request.name(), deleted);
+  broker_client::SetPartitionKey(&event, current->media_id());
+  if (absl::Status s = publish_(event); !s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("the broker did not take the deletion event; nothing deleted: ", s.message()));
+  }
+  // The event is stored; applying it here makes the deletion visible at once.
+  // Should this fail, the broker's delivery applies it later.
+  if (absl::Status s = Apply(event); !s.ok()) {
+    log::Warning("media.delete_apply_deferred", {{"media", request.name()}, {"code", s}});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredMedia>> Catalog::Newest(absl::string_view owner, int limit) {
+  ScanRequest scan;
+  scan.index = MediaIndex::kOwner;
+  scan.owner = std::string(owner);
+  scan.limit = limit;
+  scan.max_scan = limit;
+  auto result = store_->Scan(scan);
+  if (!result.ok()) return result.status();
+  return std::move(result->media);
+}
+
+}  // namespace pettube::catalog

@@ -1,0 +1,159 @@
+// The projection's decoding and merge rules: precise refusals for events
+// that can never apply, and convergence of the same events in any order.
+
+#include "services/media-catalog/media_event.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "libs/broker_client/event_builder.h"
+#include "services/media-catalog/test_events.h"
+
+namespace pettube::catalog {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+namespace t = ::pettube::catalog::testing;
+
+StoredMedia Project(const std::vector<io::cloudevents::v1::CloudEvent>& events) {
+  StoredMedia media;
+  media.set_media_id("m1");
+  for (const auto& e : events) {
+    auto decoded = DecodeEvent(e);
+    EXPECT_TRUE(decoded.ok()) << decoded.status();
+    if (decoded.ok()) MergeEvent(*decoded, &media);
+  }
+  return media;
+}
+
+void ExpectInvalid(const io::cloudevents::v1::CloudEvent& e, absl::string_view words) {
+  auto decoded = DecodeEvent(e);
+  ASSERT_TRUE(absl::IsInvalidArgument(decoded.status())) << decoded.status();
+  EXPECT_NE(decoded.status().message().find(words), absl::string_view::npos)
+      << decoded.status().message();
+}
+
+TEST(DecodeEventTest, RefusesWhatCanNeverApplyNamingTheField) {
+  auto e = t::Uploaded("m1", "alice", "cat");
+  e.set_type("pettube.media.uploadedd");
+  ExpectInvalid(e, "event.type: unknown event type \"pettube.media.uploadedd\"");
+
+  e = t::Uploaded("m1", "alice", "cat");
+  e.set_source("//evil");
+  ExpectInvalid(e, "event.source: pettube.media.uploaded must come from \"//pettube/upload\"");
+
+  e = t::Uploaded("m1", "alice", "cat");
+  e.mutable_proto_data()->set_value("\xff\xff\xff garbage");
+  ExpectInvalid(e, "event.data");
+
+  e = t::Ready("m1", "alice");
+  e.set_type("pettube.media.uploaded");
+  e.set_source("//pettube/upload");
+  ExpectInvalid(e, "event.data");  // a MediaReady payload is not a MediaUploaded
+
+  e = t::Uploaded("../etc", "alice", "cat");
+  ExpectInvalid(e, "event.data.media: media id must be of [A-Za-z0-9._-]");
+
+  e = t::Uploaded("m1", "alice", "cat");
+  (*e.mutable_attributes())["subject"].set_ce_string("media/m2");
+  ExpectInvalid(e, "event.subject: \"media/m2\" names another media item");
+
+  e = t::Uploaded("m1", "alice", "cat");
+  e.clear_id();
+  ExpectInvalid(e, "event.id: must not be empty");
+
+  EXPECT_TRUE(DecodeEvent(t::Uploaded("m1", "alice", "cat")).ok());
+}
+
+TEST(ParseMediaNameTest, AcceptsOnlyWellFormedNames) {
+  EXPECT_EQ(*ParseMediaName("name", "media/abc-1.2_X"), "abc-1.2_X");
+  for (const char* bad : {"", "media/", "media/..", "media/.", "medias/x", "media/a/b",
+                          "media/a b", "x"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(ParseMediaName("name", bad).status())) << bad;
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(ParseMediaName("name", "media/" + std::string(129, 'a')).status()));
+}
+
+TEST(MergeEventTest, TheLifeCycleOfOneMedia) {
+  StoredMedia m = Project({t::Uploaded("m1", "alice", "cat")});
+  EXPECT_EQ(DerivedState(m), v1::UPLOADED);
+  EXPECT_EQ(m.title(), "cat");
+  m = Project({t::Uploaded("m1", "alice", "cat"), t::JobRequested("m1", "alice", "360p"),
+               t::JobRequested("m1", "alice", "poster"), t::JobProgressed("m1", "360p", 0.5)});
+  EXPECT_EQ(DerivedState(m), v1::PROCESSING);
+  EXPECT_DOUBLE_EQ(DerivedProgress(m), 0.25);
+  EXPECT_EQ(m.source_info().width(), 1280);
+  m = Project({t::Uploaded("m1", "alice", "cat"), t::JobRequested("m1", "alice", "360p"),
+               t::JobCompleted("m1", "alice", "360p"), t::Ready("m1", "alice")});
+  EXPECT_EQ(DerivedState(m), v1::READY);
+  EXPECT_DOUBLE_EQ(DerivedProgress(m), 1.0);
+  EXPECT_EQ(m.renditions().size(), 2u);  // 360p and the poster
+  EXPECT_EQ(m.hls_master_key(), "alice/m1/hls/master.m3u8");
+  m = Project({t::Uploaded("m1", "alice", "cat"), t::Failed("m1", "alice", "not a video")});
+  EXPECT_EQ(DerivedState(m), v1::FAILED);
+  EXPECT_EQ(m.error(), "not a video");
+}
+
+TEST(MergeEventTest, AnyOrderOfTheSameEventsGivesTheSameRecord) {
+  std::vector<io::cloudevents::v1::CloudEvent> events = {
+      t::Uploaded("m1", "alice", "cat"),       t::JobRequested("m1", "alice", "360p"),
+      t::JobProgressed("m1", "360p", 0.4),     t::JobCompleted("m1", "alice", "360p"),
+      t::JobCompleted("m1", "alice", "poster"), t::Ready("m1", "alice"),
+      t::JobProgressed("m1", "360p", 0.9),
+  };
+  const StoredMedia expected = Project(events);
+  EXPECT_EQ(DerivedState(expected), v1::READY);
+  std::vector<int> order(events.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  int permutations = 0;
+  do {
+    std::vector<io::cloudevents::v1::CloudEvent> shuffled;
+    for (int i : order) shuffled.push_back(events[i]);
+    const StoredMedia got = Project(shuffled);
+    ASSERT_TRUE(MessageDifferencer::Equals(got, expected))
+        << "order #" << permutations << ":\n" << got.DebugString() << "\nvs\n"
+        << expected.DebugString();
+    ++permutations;
+  } while (std::next_permutation(order.begin(), order.end()));
+  EXPECT_EQ(permutations, 5040);
+}
+
+TEST(MergeEventTest, TheNewestGenerationDecidesTheOutcomeInEitherOrder) {
+  const auto failed1 = t::Failed("m1", "alice", "ffmpeg crashed", 1);
+  const auto ready2 = t::Ready("m1", "alice", 2);
+  const auto up = t::Uploaded("m1", "alice", "cat");
+  EXPECT_EQ(DerivedState(Project({up, failed1, ready2})), v1::READY);
+  EXPECT_EQ(DerivedState(Project({up, ready2, failed1})), v1::READY);
+  const auto ready1 = t::Ready("m1", "alice", 1);
+  const auto failed2 = t::Failed("m1", "alice", "gone", 2);
+  EXPECT_EQ(DerivedState(Project({up, ready1, failed2})), v1::FAILED);
+  EXPECT_EQ(DerivedState(Project({up, failed2, ready1})), v1::FAILED);
+  // A job's older generation is ignored once a newer one reported.
+  StoredMedia m = Project({up, t::JobProgressed("m1", "360p", 0.2, 2),
+                           t::JobProgressed("m1", "360p", 0.9, 1)});
+  EXPECT_DOUBLE_EQ(m.jobs().at("media/m1/jobs/360p").progress(), 0.2);
+}
+
+TEST(MergeEventTest, ATombstoneIsFinalAndDuplicatesChangeNothing) {
+  StoredMedia m = Project({t::Uploaded("m1", "alice", "cat"), t::Deleted("m1", "alice")});
+  EXPECT_TRUE(m.deleted());
+  EXPECT_EQ(m.owner(), "alice");
+  EXPECT_EQ(m.title(), "");
+  auto late = DecodeEvent(t::Ready("m1", "alice"));
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE(MergeEvent(*late, &m));
+  EXPECT_EQ(DerivedState(m), v1::DELETED);
+  // The same fact twice is not a change.
+  StoredMedia r = Project({t::Uploaded("m1", "alice", "cat")});
+  auto again = DecodeEvent(t::Uploaded("m1", "alice", "cat"));
+  EXPECT_FALSE(MergeEvent(*again, &r));
+  auto progress = DecodeEvent(t::JobProgressed("m1", "360p", 0.5));
+  EXPECT_TRUE(MergeEvent(*progress, &r));
+  EXPECT_FALSE(MergeEvent(*progress, &r));
+}
+
+}  // namespace
+}  // namespace pettube::catalog

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "libs/signed_url/url_signer.h"
+#include "proto/pettube/catalog/v1/catalog.pb.h"
+#include "services/media-catalog/media_store.h"
+
+namespace pettube::catalog {
+
+// Turns a stored record into the API's Media, minting fresh signed URLs
+// for every rendition, the poster and the HLS master playlist on each call.
+// One token covers "renditions/{owner}/{media_id}/", so the relative
+// references inside the HLS playlists stay signed. Objects outside that
+// prefix get no URL (never sign what is not the item's own).
+//
+// Without a signer (no --url_signing_keys_file) URLs are left empty.
+// Immutable, so thread-safe.
+class MediaView {
+ public:
+  struct Options {
+    // Base of the object server, e.g. "http://127.0.0.1:8081".
+    std::string objects_url;
+    // Lifetime of each URL.
+    absl::Duration url_ttl = absl::Hours(1);
+    std::function<absl::Time()> now = [] { return absl::Now(); };
+  };
+
+  MediaView(std::shared_ptr<const signed_url::UrlSigner> signer, Options options);
+
+  v1::Media Render(const StoredMedia& media) const;
+
+ private:
+  std::string Url(absl::string_view bucket, absl::string_view key, absl::string_view prefix,
+                  absl::Time expire) const;
+
+  const std::shared_ptr<const signed_url::UrlSigner> signer_;
+  const Options options_;
+};
+
+}  // namespace pettube::catalog
