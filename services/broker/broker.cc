@@ -1469,16 +1469,28 @@ absl::StatusOr<v1::ListDeadLettersResponse> Broker::ListDeadLetters(const std::s
   // Dead-lettering is queued to the committer; wait for what is queued so
   // a listing sees every settlement made before it.
   if (auto s = committer_->SubmitAndWait({}); !s.ok()) return s;
-  std::vector<v1::DeadLetter> letters;
-  if (auto s = store_->ScanDeadLetters(id, from, page_size + 1, &letters); !s.ok()) return s;
   v1::ListDeadLettersResponse out;
-  for (size_t i = 0; i < letters.size() && i < static_cast<size_t>(page_size); ++i) {
-    *out.add_dead_letters() = std::move(letters[i]);
+  // Bounded by bytes too: a page of large events must still reach a client
+  // with the default receive limit (a letter bigger than the limit comes
+  // alone). Read in small chunks, so memory stays near one page.
+  constexpr size_t kChunk = 16;
+  size_t bytes = 64;  // the page token and framing
+  for (uint64_t cursor = from;;) {
+    std::vector<v1::DeadLetter> letters;
+    if (auto s = store_->ScanDeadLetters(id, cursor, kChunk, &letters); !s.ok()) return s;
+    for (v1::DeadLetter& letter : letters) {
+      const size_t size = letter.ByteSizeLong() + 8;
+      if (out.dead_letters_size() == page_size ||
+          (out.dead_letters_size() > 0 && bytes + size > options_.max_response_bytes)) {
+        out.set_next_page_token(absl::StrCat(letter.sequence()));
+        return out;
+      }
+      bytes += size;
+      *out.add_dead_letters() = std::move(letter);
+    }
+    if (letters.size() < kChunk) return out;
+    cursor = out.dead_letters(out.dead_letters_size() - 1).sequence() + 1;
   }
-  if (letters.size() > static_cast<size_t>(page_size)) {
-    out.set_next_page_token(absl::StrCat(letters[page_size].sequence()));
-  }
-  return out;
 }
 
 absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_events,

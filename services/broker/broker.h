@@ -75,6 +75,10 @@ class Broker {
     // Retention of the log (0 = unlimited).
     absl::Duration retention_max_age = absl::Hours(24 * 7);
     int64_t retention_max_bytes = 0;
+    // Largest message sent to a client (a Subscribe response, a
+    // ListDeadLetters page), bytes; an event bigger than this still goes,
+    // alone. The default fits a default gRPC client's 4 MiB receive limit.
+    size_t max_response_bytes = (4 << 20) - (64 << 10);
   };
 
   // Loads subscriptions and their backlogs from `store` (not owned).
@@ -146,6 +150,7 @@ class Broker {
 
   // Limits and defaults.
   static constexpr int kMaxCredits = 10000;
+  size_t max_response_bytes() const { return options_.max_response_bytes; }
 
  private:
   struct Lease;

@@ -1,6 +1,8 @@
 // Issue 13's delivery and replay defects, one deterministic test each:
 // every test here failed before its fix.
 
+#include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,6 +81,42 @@ TEST_F(DefectTest, RedriveAfterRetentionDeliversEveryDeadLetterAcrossRestarts) {
   ASSERT_EQ(dead->dead_letters_size(), 10);
   for (const auto& d : dead->dead_letters()) EXPECT_FALSE(d.event().id().empty());
   EXPECT_EQ(Backlog("q"), 0);
+  broker_->Detach(id);
+}
+
+// Defect 1 (dead-letter side): a ListDeadLetters page stays within the
+// response byte limit, and the pages together hold every dead letter.
+TEST_F(DefectTest, DeadLetterPagesAreBoundedByBytes) {
+  Broker::Options options = DefaultOptions();
+  options.max_response_bytes = 20000;
+  Reopen(options);
+  Create("q", Settings(absl::Seconds(30), /*max_attempts=*/1));
+  std::vector<CloudEvent> events;
+  for (int i = 0; i < 12; ++i) {
+    CloudEvent e = Event(absl::StrCat("big", i));
+    e.set_text_data(std::string(3000, 'x'));
+    events.push_back(std::move(e));
+  }
+  Publish(events);
+  FakeConsumer& c = NewConsumer();
+  const ConsumerId id = Attach("q", &c);
+  broker_->Settle(id, NackAll(c.WaitForDeliveries(12)), false);
+  std::vector<std::string> listed;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = broker_->ListDeadLetters("subscriptions/q", 1000, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_GT(page->dead_letters_size(), 0);
+    EXPECT_LE(page->ByteSizeLong(), options.max_response_bytes);
+    for (const auto& d : page->dead_letters()) listed.push_back(d.event().id());
+    token = page->next_page_token();
+    ASSERT_LT(++pages, 20);
+  } while (!token.empty());
+  EXPECT_GT(pages, 1);
+  EXPECT_EQ(listed.size(), 12u);
+  std::set<std::string> unique(listed.begin(), listed.end());
+  EXPECT_EQ(unique.size(), 12u);
   broker_->Detach(id);
 }
 

@@ -362,7 +362,9 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       settle_results_.clear();
       response_ = ToByteBuffer(response.SerializeAsString());
     } else if (!deliveries_.empty()) {
-      const size_t n = std::min(deliveries_.size(), kMaxDeliveriesPerMessage);
+      // Bounded by count and bytes: the client must be able to take it.
+      const size_t n =
+          DeliveriesWithin(deliveries_, broker_.max_response_bytes(), kMaxDeliveriesPerMessage);
       std::string bytes;
       EncodeDeliveries(absl::MakeConstSpan(deliveries_.data(), n), &bytes);
       deliveries_.erase(deliveries_.begin(), deliveries_.begin() + n);

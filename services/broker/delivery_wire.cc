@@ -55,6 +55,27 @@ void EncodeDeliveries(absl::Span<const OutboundDelivery> deliveries, std::string
   coded.Trim();
 }
 
+size_t DeliveriesWithin(absl::Span<const OutboundDelivery> deliveries, size_t max_bytes,
+                        size_t max_count) {
+  // The response's own framing (tag and length of `deliveries`), then per
+  // delivery its framing, header and event field. A header is at most a
+  // 60-byte lease id, two timestamps, a sequence and an attempt: under
+  // 160 bytes; 192 leaves room.
+  constexpr size_t kResponseOverhead = 16;
+  constexpr size_t kDeliveryOverhead = 192;
+  size_t total = kResponseOverhead;
+  size_t n = 0;
+  for (const OutboundDelivery& d : deliveries) {
+    if (n == max_count) break;
+    const size_t size = kDeliveryOverhead + (d.event != nullptr ? d.event->wire.size() : 0) +
+                        d.header.lease_id().size();
+    if (n > 0 && total + size > max_bytes) break;
+    total += size;
+    ++n;
+  }
+  return n;
+}
+
 v1::Delivery ToProto(const OutboundDelivery& delivery) {
   v1::Delivery out = delivery.header;
   if (delivery.event != nullptr) delivery.event->Parse(out.mutable_event());

@@ -22,6 +22,14 @@ struct OutboundDelivery {
 // and serialized again: that work dominated delivery.
 void EncodeDeliveries(absl::Span<const OutboundDelivery> deliveries, std::string* out);
 
+// How many of the first `deliveries` go in one SubscribeResponse of at
+// most `max_bytes` (and at most `max_count`): always at least one, so an
+// event larger than the limit travels alone, and no message is ever more
+// than one event over it. Sizes are upper bounds (headers counted at
+// their largest), so the encoded message is never bigger than promised.
+size_t DeliveriesWithin(absl::Span<const OutboundDelivery> deliveries, size_t max_bytes,
+                        size_t max_count);
+
 // The v1::Delivery a client receives (parses the event): for in-process
 // consumers and tests.
 v1::Delivery ToProto(const OutboundDelivery& delivery);

@@ -75,5 +75,43 @@ TEST(EncodeDeliveriesTest, DeliveryWithoutEventHasNoEventField) {
   EXPECT_EQ(parsed.deliveries().deliveries(0).sequence(), 5u);
 }
 
+TEST(DeliveriesWithinTest, PacksUnderTheByteLimitAndNeverMoreThanOneEventOver) {
+  constexpr size_t kLimit = 4 << 20;
+  const auto big = Stored(1, std::string(900 * 1000, 'x'));
+  std::vector<OutboundDelivery> deliveries;
+  for (uint64_t seq = 1; seq <= 40; ++seq) deliveries.push_back(Outbound(seq, big));
+  const size_t n = DeliveriesWithin(deliveries, kLimit, 256);
+  EXPECT_EQ(n, 4u);  // 4 x 900 KB fit in 4 MiB, 5 do not
+  std::string bytes;
+  EncodeDeliveries(absl::MakeConstSpan(deliveries.data(), n), &bytes);
+  EXPECT_LE(bytes.size(), kLimit);
+  // The count limit still applies to small events.
+  std::vector<OutboundDelivery> small;
+  const auto tiny = Stored(2, "t");
+  for (uint64_t seq = 1; seq <= 300; ++seq) small.push_back(Outbound(seq, tiny));
+  EXPECT_EQ(DeliveriesWithin(small, kLimit, 256), 256u);
+  // An event over the limit travels alone.
+  std::vector<OutboundDelivery> huge = {Outbound(1, Stored(3, std::string(kLimit + 10, 'y'))),
+                                        Outbound(2, tiny)};
+  EXPECT_EQ(DeliveriesWithin(huge, kLimit, 256), 1u);
+  // Whatever the mix, the encoded message stays within the limit.
+  std::vector<OutboundDelivery> mixed;
+  for (uint64_t seq = 1; seq <= 200; ++seq) {
+    mixed.push_back(Outbound(seq * 1000003, Stored(seq, std::string((seq * 7919) % 60000, 'z'))));
+  }
+  for (size_t limit : {size_t{1000}, size_t{65536}, size_t{300000}}) {
+    size_t at = 0;
+    while (at < mixed.size()) {
+      const auto rest = absl::MakeConstSpan(mixed.data() + at, mixed.size() - at);
+      const size_t take = DeliveriesWithin(rest, limit, 256);
+      ASSERT_GE(take, 1u);
+      std::string out;
+      EncodeDeliveries(rest.subspan(0, take), &out);
+      if (take > 1) EXPECT_LE(out.size(), limit);
+      at += take;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pettube::broker

@@ -11,6 +11,9 @@
 ABSL_FLAG(absl::Duration, dedup_window, absl::Hours(24),
           "a second publish of the same source+id within this window is a duplicate");
 ABSL_FLAG(int64_t, max_event_bytes, 1 << 20, "largest serialized event accepted");
+ABSL_FLAG(int64_t, max_response_bytes, (4 << 20) - (64 << 10),
+          "largest Subscribe response or ListDeadLetters page sent (an event bigger than this "
+          "goes alone); the default fits a default gRPC client's 4 MiB receive limit");
 ABSL_FLAG(bool, sync, true,
           "fsync before acknowledging (turn off only for tests that trade crash safety for speed)");
 ABSL_FLAG(absl::Duration, retention_max_age, absl::Hours(24 * 7),
@@ -35,6 +38,11 @@ int main(int argc, char** argv) {
   options.dedup_window = absl::GetFlag(FLAGS_dedup_window);
   options.max_event_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_event_bytes));
   options.sync = absl::GetFlag(FLAGS_sync);
+  if (absl::GetFlag(FLAGS_max_response_bytes) < 1024) {
+    return pettube::server::ExitWith(
+        absl::InvalidArgumentError("max_response_bytes: must be at least 1024"));
+  }
+  options.max_response_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_response_bytes));
   options.retention_max_age = absl::GetFlag(FLAGS_retention_max_age);
   options.retention_max_bytes = absl::GetFlag(FLAGS_retention_max_bytes);
   auto broker =

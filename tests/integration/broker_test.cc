@@ -522,6 +522,45 @@ TEST(BrokerBinaryTest, RedriveAfterRetentionAnswersAndDeliversTheDeadLetters) {
   }
 }
 
+// Issue 13, defect 1, as a user met it: 40 events of 900 KB, one consumer
+// with 64 credits and a default client (4 MiB receive limit). Every event
+// arrives on its first attempt: no response is too big to take.
+TEST(BrokerBinaryTest, LargeEventsReachADefaultClientOnTheirFirstAttempt) {
+  BrokerProcess broker(NewTempDir("data"));
+  CreateSubscription(broker.stub(), "big");
+  for (int i = 0; i < 40; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    v1::PublishRequest req;
+    CloudEvent e = Event(absl::StrCat("big", i));
+    e.set_text_data(std::string(900 * 1000, 'b'));
+    *req.add_events() = std::move(e);
+    v1::PublishResponse resp;
+    ASSERT_TRUE(broker.stub().Publish(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.results(0).status().code(), 0) << resp.results(0).status().message();
+  }
+  // A plain channel: the default 4 MiB receive limit.
+  auto channel = grpc::CreateChannel(broker.address(), grpc::InsecureChannelCredentials());
+  auto stub = Broker::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(30));
+  auto stream = Attach(*stub, &ctx, "big", 64, /*confirm=*/false);
+  ReadUntil(*stream, v1::SubscribeResponse::kAttached);
+  std::set<std::string> ids;
+  v1::SubscribeResponse r;
+  while (ids.size() < 40 && stream->Read(&r)) {
+    if (!r.has_deliveries()) continue;
+    EXPECT_LE(r.ByteSizeLong(), size_t{4} << 20);
+    for (const auto& d : r.deliveries().deliveries()) {
+      EXPECT_EQ(d.attempt(), 1) << d.event().id();
+      ids.insert(d.event().id());
+    }
+  }
+  EXPECT_EQ(ids.size(), 40u);
+  ctx.TryCancel();
+  stream->Finish();
+}
+
 TEST(BrokerBinaryTest, NoAcknowledgedEventIsLostWhenKilledMidLoad) {
   const std::string data = NewTempDir("data");
   std::set<std::string> acked;
