@@ -1,5 +1,7 @@
 #include "services/media-catalog/catalog.h"
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -303,25 +305,63 @@ absl::StatusOr<StoredMedia> Catalog::Update(const auth::Caller& caller,
   return absl::AbortedError("media changed too often meanwhile; retry");
 }
 
-absl::Status Catalog::Delete(const auth::Caller& caller, const v1::DeleteMediaRequest& request) {
+void Catalog::Delete(const auth::Caller& caller, const v1::DeleteMediaRequest& request,
+                     DoneFn done) {
   auto current = ReadForChange(caller, request.name(), request.etag());
-  if (!current.ok()) return current.status();
+  if (!current.ok()) return done(current.status());
   events::v1::MediaDeleted deleted;
   deleted.set_media(request.name());
   deleted.set_owner(current->owner());
   io::cloudevents::v1::CloudEvent event =
       broker_client::NewEvent(kMediaDeleted, kCatalogSource, request.name(), deleted);
   broker_client::SetPartitionKey(&event, current->media_id());
-  if (absl::Status s = publish_(event); !s.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("the broker did not take the deletion event; nothing deleted: ", s.message()));
+  const std::string name = request.name();
+  publish_(event, [this, event, name, done = std::move(done)](absl::Status published) {
+    if (!published.ok()) {
+      return done(absl::UnavailableError(absl::StrCat(
+          "the broker did not take the deletion event; nothing deleted: ", published.message())));
+    }
+    // The event is stored; applying it here makes the deletion visible at
+    // once. Should this fail, the broker's delivery applies it later.
+    if (absl::Status s = Apply(event); !s.ok()) {
+      log::Warning("media.delete_apply_deferred", {{"media", name}, {"code", s}});
+    }
+    done(absl::OkStatus());
+  });
+}
+
+absl::StatusOr<v1::Backup> Catalog::Backup(const auth::Caller& caller, const std::string& root) {
+  if (!IsAdmin(caller)) {
+    return absl::PermissionDeniedError("CreateBackup needs the media.admin scope");
   }
-  // The event is stored; applying it here makes the deletion visible at once.
-  // Should this fail, the broker's delivery applies it later.
-  if (absl::Status s = Apply(event); !s.ok()) {
-    log::Warning("media.delete_apply_deferred", {{"media", request.name()}, {"code", s}});
+  const absl::Time now = options_.now();
+  const std::string dir =
+      absl::StrCat(root, "/", absl::FormatTime("%Y%m%dT%H%M%E6SZ", now, absl::UTCTimeZone()));
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backup_dir ", root, ": cannot create: ", ec.message()));
   }
-  return absl::OkStatus();
+  if (absl::Status s = store_->Checkpoint(dir); !s.ok()) return s;
+  v1::Backup backup;
+  backup.set_path(dir);
+  *backup.mutable_create_time() = time::ToProto(now);
+  // Count what the backup holds (an operator's check; it reads the index).
+  ScanRequest scan;
+  scan.index = MediaIndex::kAll;
+  scan.limit = 10000;
+  scan.max_scan = 10000;
+  int64_t count = 0;
+  for (;;) {
+    auto page = store_->Scan(scan);
+    if (!page.ok()) return page.status();
+    count += static_cast<int64_t>(page->media.size());
+    if (page->end) break;
+    scan.after = page->last_key;
+  }
+  backup.set_media_count(count);
+  return backup;
 }
 
 absl::StatusOr<std::vector<StoredMedia>> Catalog::Newest(absl::string_view owner, int limit) {

@@ -39,9 +39,11 @@ struct MediaPage {
 // Thread-safe.
 class Catalog {
  public:
-  // Publishes one event and waits for the broker to store it (OK) or
-  // refuse it.
-  using PublishFn = std::function<absl::Status(io::cloudevents::v1::CloudEvent)>;
+  // Called once with the outcome of an operation that waits for the broker.
+  using DoneFn = std::function<void(absl::Status)>;
+  // Publishes one event; calls `done` once the broker stored it (OK) or
+  // refused it. Must not block.
+  using PublishFn = std::function<void(io::cloudevents::v1::CloudEvent, DoneFn done)>;
 
   struct Options {
     int default_page_size = 50;
@@ -80,9 +82,15 @@ class Catalog {
                                      const v1::UpdateMediaRequest& request);
 
   // Publishes pettube.media.deleted, then applies it here at once (its id
-  // is then already applied when the broker delivers it back). UNAVAILABLE
-  // when the broker did not take the event (nothing changed).
-  absl::Status Delete(const auth::Caller& caller, const v1::DeleteMediaRequest& request);
+  // is then already applied when the broker delivers it back), then calls
+  // `done`: OK; the access errors above or ABORTED for a stale etag (at
+  // once, nothing published); UNAVAILABLE when the broker did not take the
+  // event (nothing changed). `done` may run on the publisher's thread.
+  void Delete(const auth::Caller& caller, const v1::DeleteMediaRequest& request, DoneFn done);
+
+  // A consistent copy of the store under `root`/{UTC time} (media.admin
+  // only: PERMISSION_DENIED otherwise).
+  absl::StatusOr<v1::Backup> Backup(const auth::Caller& caller, const std::string& root);
 
   // The owner's newest listed media, at most `limit` (WatchMedia's first
   // messages).

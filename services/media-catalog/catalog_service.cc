@@ -1,0 +1,102 @@
+#include "services/media-catalog/catalog_service.h"
+
+#include <utility>
+
+#include "libs/server/unary.h"
+#include "libs/status/grpc_status.h"
+#include "services/media-catalog/watch_media_reactor.h"
+
+namespace pettube::catalog {
+namespace {
+
+constexpr char kReadScope[] = "media.read";
+constexpr char kWriteScope[] = "media.write";
+
+// A WatchMedia call refused before it starts.
+class RefusedWatch : public grpc::ServerWriteReactor<v1::Media> {
+ public:
+  explicit RefusedWatch(const absl::Status& status) { Finish(status::ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
+                               const auth::Authenticator* authenticator, Options options)
+    : catalog_(catalog), view_(view), authenticator_(authenticator), options_(std::move(options)) {}
+
+void CatalogService::Drain() { catalog_->feed().Close(); }
+
+grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* context,
+                                                   const v1::GetMediaRequest* request,
+                                                   v1::Media* response) {
+  auto caller = authenticator_->Authorize(*context, kReadScope);
+  if (!caller.ok()) return server::FinishUnary(context, caller.status());
+  auto media = catalog_->Get(*caller, request->name());
+  if (!media.ok()) return server::FinishUnary(context, media.status());
+  *response = view_->Render(*media);
+  return server::FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext* context,
+                                                    const v1::ListMediaRequest* request,
+                                                    v1::ListMediaResponse* response) {
+  auto caller = authenticator_->Authorize(*context, kReadScope);
+  if (!caller.ok()) return server::FinishUnary(context, caller.status());
+  auto page = catalog_->List(*caller, *request);
+  if (!page.ok()) return server::FinishUnary(context, page.status());
+  for (const StoredMedia& media : page->media) *response->add_media() = view_->Render(media);
+  response->set_next_page_token(std::move(page->next_page_token));
+  return server::FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CatalogService::UpdateMedia(grpc::CallbackServerContext* context,
+                                                      const v1::UpdateMediaRequest* request,
+                                                      v1::Media* response) {
+  auto caller = authenticator_->Authorize(*context, kWriteScope);
+  if (!caller.ok()) return server::FinishUnary(context, caller.status());
+  auto media = catalog_->Update(*caller, *request);
+  if (!media.ok()) return server::FinishUnary(context, media.status());
+  *response = view_->Render(*media);
+  return server::FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CatalogService::DeleteMedia(grpc::CallbackServerContext* context,
+                                                      const v1::DeleteMediaRequest* request,
+                                                      google::protobuf::Empty*) {
+  auto caller = authenticator_->Authorize(*context, kWriteScope);
+  if (!caller.ok()) return server::FinishUnary(context, caller.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  catalog_->Delete(*caller, *request, [reactor](absl::Status status) {
+    reactor->Finish(status::ToGrpcStatus(status));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::Media>* CatalogService::WatchMedia(
+    grpc::CallbackServerContext* context, const v1::WatchMediaRequest* request) {
+  auto caller = authenticator_->Authorize(*context, kReadScope);
+  if (!caller.ok()) return new RefusedWatch(caller.status());
+  std::string media_id;
+  if (!request->name().empty() && request->name() != "media/-") {
+    auto id = ParseMediaName("name", request->name());
+    if (!id.ok()) return new RefusedWatch(id.status());
+    media_id = std::move(*id);
+  }
+  return new WatchMediaReactor(catalog_, view_, std::move(*caller), std::move(media_id),
+                               options_.watch_initial_limit);
+}
+
+grpc::ServerUnaryReactor* CatalogService::CreateBackup(grpc::CallbackServerContext* context,
+                                                       const v1::CreateBackupRequest*,
+                                                       v1::Backup* response) {
+  auto caller = authenticator_->Authorize(*context, kAdminScope);
+  if (!caller.ok()) return server::FinishUnary(context, caller.status());
+  if (options_.backup_dir.empty()) {
+    return server::FinishUnary(
+        context, absl::FailedPreconditionError("CreateBackup: the server has no --backup_dir"));
+  }
+  return server::FinishUnary(context, catalog_->Backup(*caller, options_.backup_dir), response);
+}
+
+}  // namespace pettube::catalog

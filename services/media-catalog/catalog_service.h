@@ -1,0 +1,64 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "libs/auth/credentials/authenticator.h"
+#include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
+#include "services/media-catalog/catalog.h"
+#include "services/media-catalog/media_view.h"
+
+namespace pettube::catalog {
+
+// The MediaCatalog API on gRPC's callback API: authenticates each call
+// (media.read to read, media.write to change, media.admin for backups),
+// hands it to the Catalog and renders records with MediaView (fresh signed
+// URLs on every response). Unary calls finish on the calling thread but
+// DeleteMedia, which finishes when the broker has stored the deletion
+// event; each WatchMedia call is a WatchMediaReactor.
+//
+// Shares the catalog, the view and the authenticator (all must outlive the
+// server). Thread-safe.
+class CatalogService : public v1::MediaCatalog::CallbackService {
+ public:
+  struct Options {
+    // Where CreateBackup puts its checkpoints.
+    std::string backup_dir;
+    // WatchMedia for all of a caller's media first sends this many newest.
+    int watch_initial_limit = 1000;
+  };
+
+  CatalogService(Catalog* catalog, const MediaView* view, const auth::Authenticator* authenticator,
+                 Options options);
+
+  // Ends every WatchMedia stream with UNAVAILABLE (server drain); streams
+  // started later end at once.
+  void Drain();
+
+  grpc::ServerUnaryReactor* GetMedia(grpc::CallbackServerContext* context,
+                                     const v1::GetMediaRequest* request,
+                                     v1::Media* response) override;
+  grpc::ServerUnaryReactor* ListMedia(grpc::CallbackServerContext* context,
+                                      const v1::ListMediaRequest* request,
+                                      v1::ListMediaResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateMedia(grpc::CallbackServerContext* context,
+                                        const v1::UpdateMediaRequest* request,
+                                        v1::Media* response) override;
+  grpc::ServerUnaryReactor* DeleteMedia(grpc::CallbackServerContext* context,
+                                        const v1::DeleteMediaRequest* request,
+                                        google::protobuf::Empty* response) override;
+  grpc::ServerWriteReactor<v1::Media>* WatchMedia(grpc::CallbackServerContext* context,
+                                                  const v1::WatchMediaRequest* request) override;
+  grpc::ServerUnaryReactor* CreateBackup(grpc::CallbackServerContext* context,
+                                         const v1::CreateBackupRequest* request,
+                                         v1::Backup* response) override;
+
+ private:
+  Catalog* const catalog_;
+  const MediaView* const view_;
+  const auth::Authenticator* const authenticator_;
+  const Options options_;
+};
+
+}  // namespace pettube::catalog

@@ -1,0 +1,247 @@
+// CatalogService in process on 127.0.0.1:0 over real gRPC and a real
+// RocksDB store: authentication and scopes, signed URLs in responses,
+// WatchMedia's push (current state, every change, end on delete and on
+// drain), deletion through the publisher, backups.
+
+#include "services/media-catalog/catalog_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "libs/auth/jwk.h"
+#include "libs/auth/jwt.h"
+#include "libs/testing/child_process.h"
+#include "services/media-catalog/rocksdb_media_store.h"
+#include "services/media-catalog/test_events.h"
+
+namespace pettube::catalog {
+namespace {
+
+namespace t = ::pettube::catalog::testing;
+
+std::chrono::system_clock::time_point In(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+class CatalogServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = std::make_unique<auth::SigningKey>(*auth::SigningKey::Generate("k1"));
+    auth::JwkSet set;
+    ASSERT_TRUE(set.Add(*key_->ToPublicKey()).ok());
+    authenticator_ = std::make_unique<auth::Authenticator>(
+        auth::Authenticator::Options{}, [jwks = auth::ToJwksJson(set)]() { return jwks; });
+    dir_ = pettube::testing::NewTempDir("service");
+    auto store = RocksDbMediaStore::Open(dir_ + "/db", {.sync = false});
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    auto catalog = Catalog::Create(
+        store_.get(), &feed_,
+        [this](io::cloudevents::v1::CloudEvent e, Catalog::DoneFn done) {
+          published_ = e;
+          // Like the real publisher: the broker's answer comes on another thread.
+          std::thread([done = std::move(done)] { done(absl::OkStatus()); }).detach();
+        },
+        {});
+    ASSERT_TRUE(catalog.ok());
+    catalog_ = std::move(*catalog);
+    auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("u1"));
+    ASSERT_TRUE(ring.ok());
+    signer_ = std::make_shared<signed_url::UrlSigner>(*ring);
+    view_ = std::make_unique<MediaView>(signer_,
+                                        MediaView::Options{.objects_url = "http://objects:1"});
+    service_ = std::make_unique<CatalogService>(catalog_.get(), view_.get(), authenticator_.get(),
+                                                CatalogService::Options{dir_ + "/backups"});
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(port, 0);
+    stub_ = v1::MediaCatalog::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                          grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    service_->Drain();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+
+  std::string Token(const std::string& sub, const std::string& scope) {
+    const int64_t now = absl::ToUnixSeconds(absl::Now());
+    nlohmann::json claims = {{"iss", "pettube-auth"}, {"aud", "pettube"}, {"sub", sub},
+                             {"iat", now},            {"nbf", now},       {"exp", now + 600},
+                             {"jti", "j"},            {"scope", scope}};
+    return *auth::SignCompact(claims, *key_);
+  }
+
+  void As(grpc::ClientContext& ctx, const std::string& sub,
+          const std::string& scope = "media.read media.write") {
+    ctx.AddMetadata("authorization", "Bearer " + Token(sub, scope));
+    ctx.set_deadline(In(10));
+  }
+
+  void Apply(const io::cloudevents::v1::CloudEvent& e) { ASSERT_TRUE(catalog_->Apply(e).ok()); }
+
+  grpc::Status Get(const std::string& sub, const std::string& name, v1::Media* out) {
+    grpc::ClientContext ctx;
+    As(ctx, sub);
+    v1::GetMediaRequest req;
+    req.set_name(name);
+    return stub_->GetMedia(&ctx, req, out);
+  }
+
+  std::unique_ptr<auth::SigningKey> key_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  std::string dir_;
+  std::unique_ptr<RocksDbMediaStore> store_;
+  ChangeFeed feed_;
+  std::unique_ptr<Catalog> catalog_;
+  std::shared_ptr<signed_url::UrlSigner> signer_;
+  std::unique_ptr<MediaView> view_;
+  std::unique_ptr<CatalogService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::MediaCatalog::Stub> stub_;
+  io::cloudevents::v1::CloudEvent published_;
+};
+
+TEST_F(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  v1::Media m;
+  grpc::ClientContext anonymous;
+  v1::GetMediaRequest get;
+  get.set_name("media/m1");
+  EXPECT_EQ(stub_->GetMedia(&anonymous, get, &m).error_code(), grpc::UNAUTHENTICATED);
+  grpc::ClientContext read_only;
+  As(read_only, "alice", "media.read");
+  v1::UpdateMediaRequest up;
+  up.mutable_media()->set_name("media/m1");
+  up.mutable_update_mask()->add_paths("title");
+  grpc::Status s = stub_->UpdateMedia(&read_only, up, &m);
+  EXPECT_EQ(s.error_code(), grpc::PERMISSION_DENIED);
+  EXPECT_NE(s.error_message().find("media.write"), std::string::npos) << s.error_message();
+  EXPECT_EQ(Get("bob", "media/m1", &m).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(Get("alice", "nope", &m).error_code(), grpc::INVALID_ARGUMENT);
+  ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
+  EXPECT_EQ(m.title(), "cat");
+  EXPECT_EQ(m.state(), v1::UPLOADED);
+}
+
+TEST_F(CatalogServiceTest, ResponsesCarrySignedUrlsTheObjectServerAccepts) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  Apply(t::Ready("m1", "alice"));
+  v1::Media m;
+  ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
+  ASSERT_EQ(m.renditions_size(), 1);
+  const std::string url = m.renditions(0).url();
+  ASSERT_TRUE(absl::StartsWith(url, "http://objects:1/o/")) << url;
+  const std::string rest = url.substr(std::string("http://objects:1/o/").size());
+  const size_t slash = rest.find('/');
+  EXPECT_TRUE(signer_->Verify(rest.substr(0, slash), rest.substr(slash + 1), absl::Now()).ok());
+  EXPECT_EQ(rest.substr(slash + 1), "renditions/alice/m1/360p.mp4");
+  // List renders the same way.
+  grpc::ClientContext ctx;
+  As(ctx, "alice");
+  v1::ListMediaResponse list;
+  ASSERT_TRUE(stub_->ListMedia(&ctx, v1::ListMediaRequest(), &list).ok());
+  ASSERT_EQ(list.media_size(), 1);
+  EXPECT_FALSE(list.media(0).hls_master_url().empty());
+}
+
+TEST_F(CatalogServiceTest, WatchSendsTheCurrentStateThenEachChangeAndEndsOnDelete) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  grpc::ClientContext ctx;
+  As(ctx, "alice");
+  ctx.set_deadline(In(30));
+  v1::WatchMediaRequest req;
+  req.set_name("media/m1");
+  auto stream = stub_->WatchMedia(&ctx, req);
+  v1::Media m;
+  ASSERT_TRUE(stream->Read(&m));
+  EXPECT_EQ(m.state(), v1::UPLOADED);
+  Apply(t::JobRequested("m1", "alice", "360p"));
+  ASSERT_TRUE(stream->Read(&m));
+  EXPECT_EQ(m.state(), v1::PROCESSING);
+  Apply(t::Ready("m1", "alice"));
+  ASSERT_TRUE(stream->Read(&m));
+  EXPECT_EQ(m.state(), v1::READY);
+  EXPECT_FALSE(m.renditions(0).url().empty());
+  grpc::ClientContext del_ctx;
+  As(del_ctx, "alice");
+  v1::DeleteMediaRequest del;
+  del.set_name("media/m1");
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(stub_->DeleteMedia(&del_ctx, del, &empty).ok());
+  EXPECT_EQ(published_.type(), "pettube.media.deleted");
+  ASSERT_TRUE(stream->Read(&m));
+  EXPECT_EQ(m.state(), v1::DELETED);
+  EXPECT_FALSE(stream->Read(&m));
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(Get("alice", "media/m1", &m).error_code(), grpc::NOT_FOUND);
+}
+
+TEST_F(CatalogServiceTest, WatchingAllMyMediaSeesNewItemsButNotOthersAndEndsOnDrain) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  grpc::ClientContext ctx;
+  As(ctx, "alice");
+  ctx.set_deadline(In(30));
+  auto stream = stub_->WatchMedia(&ctx, v1::WatchMediaRequest());
+  v1::Media m;
+  ASSERT_TRUE(stream->Read(&m));
+  EXPECT_EQ(m.name(), "media/m1");
+  Apply(t::Uploaded("b1", "bob", "bird"));
+  Apply(t::Uploaded("m2", "alice", "dog"));
+  ASSERT_TRUE(stream->Read(&m));
+  EXPECT_EQ(m.name(), "media/m2");  // bob's never shows
+  service_->Drain();
+  EXPECT_FALSE(stream->Read(&m));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::UNAVAILABLE);
+  EXPECT_NE(s.error_message().find("reconnect"), std::string::npos);
+}
+
+TEST_F(CatalogServiceTest, WatchRefusesBadNamesAndOthersPrivateMedia) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  for (const char* name : {"media/m1", "media/../x", "media/none"}) {
+    grpc::ClientContext ctx;
+    As(ctx, "bob");
+    v1::WatchMediaRequest req;
+    req.set_name(name);
+    auto stream = stub_->WatchMedia(&ctx, req);
+    v1::Media m;
+    EXPECT_FALSE(stream->Read(&m));
+    const grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), std::string(name) == "media/../x" ? grpc::INVALID_ARGUMENT
+                                                               : grpc::NOT_FOUND)
+        << name << ": " << s.error_message();
+  }
+}
+
+TEST_F(CatalogServiceTest, AnOperatorBackupIsAStoreWithTheSameRecords) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  Apply(t::Uploaded("m2", "bob", "dog"));
+  v1::Backup backup;
+  grpc::ClientContext person;
+  As(person, "alice");
+  EXPECT_EQ(stub_->CreateBackup(&person, v1::CreateBackupRequest(), &backup).error_code(),
+            grpc::PERMISSION_DENIED);
+  grpc::ClientContext ops;
+  As(ops, "ops", "media.read media.admin");
+  const grpc::Status s = stub_->CreateBackup(&ops, v1::CreateBackupRequest(), &backup);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(backup.media_count(), 2);
+  auto restored = RocksDbMediaStore::Open(backup.path(), {});
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)->Get("m2")->title(), "dog");
+}
+
+}  // namespace
+}  // namespace pettube::catalog
