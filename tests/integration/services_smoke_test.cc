@@ -37,6 +37,9 @@ using ::pettube::testing::RunfilePath;
 struct ServiceCase {
   std::string binary;        // name under services/
   std::string grpc_service;  // its main gRPC service, as reflection lists it
+  // Flags the binary requires besides the common ones (peers it talks to;
+  // unreachable addresses are fine: it connects in the background).
+  std::vector<std::string> required_args = {};
 };
 
 const ServiceCase kServices[] = {
@@ -44,7 +47,9 @@ const ServiceCase kServices[] = {
     {"auth-token-exchange", "pettube.auth.v1.TokenExchange"},
     {"upload", "pettube.upload.v1.Upload"},
     {"media-catalog", "pettube.catalog.v1.MediaCatalog"},
-    {"transcode-coordinator", "pettube.transcode.v1.TranscodeCoordinator"},
+    {"transcode-coordinator", "pettube.transcode.v1.TranscodeCoordinator",
+     {"--objects_url=http://127.0.0.1:9", "--upload_server=127.0.0.1:9",
+      "--auth_server=127.0.0.1:9", "--broker_server=127.0.0.1:9"}},
 };
 
 std::string BinaryPath(const std::string& name) {
@@ -79,7 +84,7 @@ class ServiceSmokeTest : public ::testing::TestWithParam<ServiceCase> {};
 
 TEST_P(ServiceSmokeTest, ServesHealthReflectionMetricsAndExitsCleanlyOnSigterm) {
   const ServiceCase& svc = GetParam();
-  Running r = StartService(svc.binary);
+  Running r = StartService(svc.binary, svc.required_args);
   ASSERT_FALSE(r.grpc.empty());
   ASSERT_FALSE(r.metrics.empty());
   EXPECT_EQ(r.grpc.rfind("127.0.0.1:", 0), 0u) << r.grpc;
@@ -154,7 +159,7 @@ TEST_P(ServiceSmokeTest, ServesHealthReflectionMetricsAndExitsCleanlyOnSigterm) 
 TEST_P(ServiceSmokeTest, ReflectionResolvesEveryListedService) {
   using grpc::reflection::v1alpha::ServerReflectionRequest;
   using grpc::reflection::v1alpha::ServerReflectionResponse;
-  Running r = StartService(GetParam().binary);
+  Running r = StartService(GetParam().binary, GetParam().required_args);
   ASSERT_FALSE(r.grpc.empty());
   auto channel = grpc::CreateChannel(r.grpc, grpc::InsecureChannelCredentials());
   auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
@@ -242,8 +247,10 @@ TEST_P(ServiceSmokeTest, ReflectionResolvesEveryListedService) {
 }
 
 // One line on stderr, non-zero exit: what an operator needs.
-void ExpectStartupFailure(const std::string& binary, const std::vector<std::string>& args,
-                          const std::string& expected_text) {
+void ExpectStartupFailure(const std::string& binary, std::vector<std::string> args,
+                          const std::string& expected_text,
+                          const std::vector<std::string>& required_args = {}) {
+  args.insert(args.end(), required_args.begin(), required_args.end());
   const std::string dir = NewTempDir("bad-" + binary);
   auto process = ChildProcess::Start(BinaryPath(binary), args, dir + "/stderr.log");
   ASSERT_TRUE(process.ok());
@@ -276,23 +283,23 @@ TEST_P(ServiceSmokeTest, UnusableDataDirExitsNonZeroWithOneLine) {
 }
 
 TEST_P(ServiceSmokeTest, PortInUseExitsNonZeroWithOneLine) {
-  Running first = StartService(GetParam().binary);
+  Running first = StartService(GetParam().binary, GetParam().required_args);
   ASSERT_FALSE(first.grpc.empty());
   ExpectStartupFailure(GetParam().binary,
                        {absl::StrCat("--listen=", first.grpc), "--metrics_listen=127.0.0.1:0",
                         absl::StrCat("--data_dir=", NewTempDir("second"))},
-                       "Address already in use");
+                       "Address already in use", GetParam().required_args);
   ExpectStartupFailure(GetParam().binary,
                        {"--listen=127.0.0.1:0", absl::StrCat("--metrics_listen=", first.metrics),
                         absl::StrCat("--data_dir=", NewTempDir("third"))},
-                       first.metrics);
+                       first.metrics, GetParam().required_args);
 }
 
 TEST_P(ServiceSmokeTest, PlaintextOnAPublicAddressIsRefused) {
   ExpectStartupFailure(GetParam().binary,
                        {"--listen=0.0.0.0:0", "--metrics_listen=127.0.0.1:0",
                         absl::StrCat("--data_dir=", NewTempDir("public"))},
-                       "plaintext is served only on loopback");
+                       "plaintext is served only on loopback", GetParam().required_args);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllServices, ServiceSmokeTest, ::testing::ValuesIn(kServices),
