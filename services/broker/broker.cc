@@ -422,6 +422,9 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
     std::vector<std::shared_ptr<const StoredEvent>> stored;  // by index; null if not stored
     std::vector<std::vector<uint32_t>> routes;
     std::vector<std::string> dedup_keys;
+    // Duplicates of events prepared in the same (not yet written) group:
+    // they share that group's fate.
+    std::vector<bool> duplicate_of_unwritten;
   };
   auto state = std::make_shared<State>();
   state->results.resize(events.size());
@@ -458,6 +461,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
     const size_t n = state->events.size();
     state->stored.resize(n);
     state->routes.resize(n);
+    state->duplicate_of_unwritten.resize(n);
     for (size_t i = 0; i < n; ++i) {
       if (!state->valid[i] || state->results[i].has_status()) continue;
       CloudEvent& e = state->events[i];
@@ -465,6 +469,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
       std::optional<uint64_t> existing;
       if (auto it = unwritten_dedup_.find(key); it != unwritten_dedup_.end()) {
         existing = it->second;
+        state->duplicate_of_unwritten[i] = true;
       } else {
         auto found = store_->LookupDedup(e.source(), e.id(), now - options_.dedup_window);
         if (!found.ok()) {
@@ -504,7 +509,10 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
     for (size_t i = 0; i < state->results.size(); ++i) {
       v1::PublishResult& r = state->results[i];
       if (r.has_status()) continue;
-      if (!status.ok() && state->stored[i] != nullptr) {
+      if (!status.ok() && (state->stored[i] != nullptr || state->duplicate_of_unwritten[i])) {
+        // Everything in a failed group fails, duplicates of its events too:
+        // the sequence they would name was never written.
+        r.set_duplicate(false);
         *r.mutable_status() = ToProtoStatus(
             absl::UnavailableError(absl::StrCat("event not stored, retry: ", status.message())));
         r.set_sequence(0);
@@ -1229,8 +1237,9 @@ absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& i
   v1::Subscription created;
   Committer::Op op;
   // Backfill reads the store: it must see every earlier publish committed.
-  op.exclusive = position.position_case() != v1::StartPosition::kLatest &&
-                 position.position_case() != v1::StartPosition::POSITION_NOT_SET;
+  const bool backfills = position.position_case() != v1::StartPosition::kLatest &&
+                         position.position_case() != v1::StartPosition::POSITION_NOT_SET;
+  op.exclusive = backfills;
   op.prepare = [&](BrokerStore::Batch& batch) {
     absl::MutexLock lock(&mu_);
     if (draining_) {
@@ -1257,16 +1266,27 @@ absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& i
       return;
     }
     SubState* raw = sub.get();
+    // A consumer may attach before the backfill is written: its refills
+    // wait for the write (else one reads an empty queue, concludes it
+    // caught up, and publishes move the cursor past the backfill).
+    raw->refill_paused = backfills;
     RegisterLocked(std::move(sub));
     created = DescribeLocked(*raw);
   };
   op.done = [&](const absl::Status& status) {
     if (!result.ok()) return;
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(config.name());
+    if (sub == nullptr) return;
     if (!status.ok()) {
       result = status;
-      absl::MutexLock lock(&mu_);
-      if (SubState* sub = FindLocked(config.name())) UnregisterLocked(*sub);
+      CloseConsumersLocked(*sub, absl::NotFoundError(absl::StrCat("subscription ", config.name(),
+                                                                  " was not created")));
+      UnregisterLocked(*sub);
+      return;
     }
+    sub->refill_paused = false;
+    PumpLocked(*sub);
   };
   if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
   if (!result.ok()) return result;
@@ -1429,6 +1449,10 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     sub->caught_up = false;
     ++sub->refill_generation;
     sub->refill_in_flight = false;
+    // Until the rebuilt queue is written a refill would read the old one
+    // and could conclude it caught up, letting publishes move the cursor
+    // past the replay (as redrive, refills wait for the write).
+    sub->refill_paused = true;
     sub->backlog = 0;
     batch.ClearQueue(sub->id);
     if (auto s = Backfill(*sub, position, batch); !s.ok()) result = s;
@@ -1437,10 +1461,10 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     absl::MutexLock lock(&mu_);
     SubState* sub = FindLocked(name);
     if (sub == nullptr) return;
-    if (status.ok() && result.ok()) {
-      described = DescribeLocked(*sub);
-      PumpLocked(*sub);
-    }
+    sub->refill_paused = false;
+    if (status.ok() && result.ok()) described = DescribeLocked(*sub);
+    // Also after a failed write: refills read what the store holds.
+    PumpLocked(*sub);
   };
   if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
   if (!result.ok()) return result;

@@ -2,13 +2,17 @@
 // every test here failed before its fix.
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "services/broker/broker_test_util.h"
+#include "services/broker/hooked_store.h"
 
 namespace pettube::broker {
 namespace {
@@ -118,6 +122,141 @@ TEST_F(DefectTest, DeadLetterPagesAreBoundedByBytes) {
   std::set<std::string> unique(listed.begin(), listed.end());
   EXPECT_EQ(unique.size(), 12u);
   broker_->Detach(id);
+}
+
+// Holds one write of the committer until released: the test acts in the
+// window between a change's preparation (under the broker's lock) and its
+// write.
+struct WriteGate {
+  std::atomic<bool> armed{true};
+  absl::Notification reached;
+  absl::Notification release;
+};
+
+// A broker over a HookedStore, so tests can hold writes and see scans.
+class HookedTest : public BrokerTest {
+ protected:
+  void SetUp() override {
+    BrokerTest::SetUp();
+    broker_.reset();
+    hooked_ = std::make_unique<HookedStore>(store_.get());
+    registry_ = std::make_unique<metrics::Registry>();
+    auto broker = Broker::Open(hooked_.get(), DefaultOptions(), registry_.get());
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+  void TearDown() override { broker_.reset(); }  // before hooked_ goes
+
+  std::shared_ptr<WriteGate> HoldNextWrite() {
+    auto gate = std::make_shared<WriteGate>();
+    hooked_->SetWriteHook([gate](BrokerStore::Batch&) {
+      if (gate->armed.exchange(false)) {
+        gate->reached.Notify();
+        gate->release.WaitForNotification();
+      }
+      return absl::OkStatus();
+    });
+    return gate;
+  }
+
+  // Notified at the next queue scan (a refill reading the store).
+  std::shared_ptr<absl::Notification> NextScan() {
+    auto scanned = std::make_shared<absl::Notification>();
+    hooked_->SetScanQueueHook([scanned](uint32_t) {
+      if (!scanned->HasBeenNotified()) scanned->Notify();
+    });
+    return scanned;
+  }
+
+  std::unique_ptr<HookedStore> hooked_;
+};
+
+std::set<std::string> IdsFrom(const std::vector<v1::Delivery>& deliveries, size_t from) {
+  std::set<std::string> ids;
+  for (size_t i = from; i < deliveries.size(); ++i) ids.insert(deliveries[i].event().id());
+  return ids;
+}
+
+// Defect 2: a pump inside a seek's window (here: credits granted) must not
+// start a refill that reads the old queue, concludes it caught up, and
+// lets the next publish move the cursor past the replay.
+TEST_F(HookedTest, SeekToEarliestReplaysEverythingWhenARefillRacesItsWrite) {
+  Create("q");
+  Publish({Event("e0"), Event("e1"), Event("e2"), Event("e3"), Event("e4")});
+  FakeConsumer& c = NewConsumer();
+  const ConsumerId id = Attach("q", &c, /*credits=*/5);
+  std::vector<std::string> leases;
+  for (const auto& d : c.WaitForDeliveries(5)) leases.push_back(d.lease_id());
+  broker_->Settle(id, Acks(leases), /*confirm=*/true);  // durable: floor above e4
+  ASSERT_EQ(c.WaitForResults(5).size(), 5u);
+
+  auto gate = HoldNextWrite();
+  absl::StatusOr<v1::Subscription> seek;
+  std::thread seeker([&] {
+    v1::StartPosition earliest;
+    earliest.mutable_earliest();
+    seek = broker_->Seek("subscriptions/q", earliest);
+  });
+  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  auto scanned = NextScan();
+  ASSERT_TRUE(broker_->AddCredits(id, 20).ok());
+  // Before the fix a refill scanned the old queue here; now none starts
+  // until the write (so this wait runs out).
+  scanned->WaitForNotificationWithTimeout(absl::Milliseconds(300));
+  gate->release.Notify();
+  seeker.join();
+  ASSERT_TRUE(seek.ok()) << seek.status();
+  Publish({Event("e5")});
+  const std::vector<v1::Delivery> got = c.WaitForDeliveries(11, absl::Seconds(5));
+  EXPECT_EQ(IdsFrom(got, 5), (std::set<std::string>{"e0", "e1", "e2", "e3", "e4", "e5"}));
+  EXPECT_EQ(Backlog("q"), 6);
+  broker_->Detach(id);
+}
+
+// Defect 2, the create side: attaching while a create-at-earliest's
+// backfill is being written must not skip the backfill.
+TEST_F(HookedTest, AttachDuringCreateAtEarliestGetsTheWholeBackfill) {
+  Publish({Event("old0"), Event("old1"), Event("old2")});
+  auto gate = HoldNextWrite();
+  absl::StatusOr<v1::Subscription> created;
+  std::thread creator([&] {
+    v1::Subscription settings = Settings();
+    settings.mutable_start_position()->mutable_earliest();
+    created = broker_->CreateSubscription("e", settings);
+  });
+  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  auto scanned = NextScan();
+  FakeConsumer& c = NewConsumer();
+  v1::Subscription settings;
+  auto id = broker_->Attach("subscriptions/e", 100, "racer", &c, &settings);
+  ASSERT_TRUE(id.ok()) << id.status();
+  scanned->WaitForNotificationWithTimeout(absl::Milliseconds(300));
+  gate->release.Notify();
+  creator.join();
+  ASSERT_TRUE(created.ok()) << created.status();
+  Publish({Event("new")});
+  const std::vector<v1::Delivery> got = c.WaitForDeliveries(4, absl::Seconds(5));
+  EXPECT_EQ(IdsFrom(got, 0), (std::set<std::string>{"old0", "old1", "old2", "new"}));
+  broker_->Detach(*id);
+}
+
+// Defect 4: two copies of one source+id in a group whose write fails both
+// fail; neither is answered "OK, duplicate" with a sequence never written.
+TEST_F(HookedTest, AFailedCommitFailsTheDuplicatesInItsGroupToo) {
+  hooked_->SetWriteHook([](BrokerStore::Batch&) { return absl::UnavailableError("disk full"); });
+  auto results = Publish({Event("x"), Event("x")});
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status().code(), static_cast<int>(absl::StatusCode::kUnavailable))
+        << r.DebugString();
+    EXPECT_FALSE(r.duplicate());
+    EXPECT_EQ(r.sequence(), 0u);
+  }
+  hooked_->SetWriteHook(nullptr);
+  results = Publish({Event("x")});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status().code(), 0);
+  EXPECT_FALSE(results[0].duplicate());  // the failed copies left no trace
 }
 
 }  // namespace
