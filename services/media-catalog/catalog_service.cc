@@ -21,6 +21,15 @@ class RefusedWatch : public grpc::ServerWriteReactor<v1::Media> {
 
 }  // namespace
 
+absl::StatusOr<auth::Caller> CatalogService::Authorize(const grpc::ServerContextBase& context,
+                                                      absl::string_view scope) const {
+  if (authenticator_ == nullptr) {
+    return absl::UnauthenticatedError(
+        "media-catalog runs without --auth_server: no caller can be authenticated");
+  }
+  return authenticator_->Authorize(context, scope);
+}
+
 CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
                                const auth::Authenticator* authenticator, Options options)
     : catalog_(catalog), view_(view), authenticator_(authenticator), options_(std::move(options)) {}
@@ -30,7 +39,7 @@ void CatalogService::Drain() { catalog_->feed().Close(); }
 grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* context,
                                                    const v1::GetMediaRequest* request,
                                                    v1::Media* response) {
-  auto caller = authenticator_->Authorize(*context, kReadScope);
+  auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   auto media = catalog_->Get(*caller, request->name());
   if (!media.ok()) return server::FinishUnary(context, media.status());
@@ -41,7 +50,7 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext* context,
                                                     const v1::ListMediaRequest* request,
                                                     v1::ListMediaResponse* response) {
-  auto caller = authenticator_->Authorize(*context, kReadScope);
+  auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   auto page = catalog_->List(*caller, *request);
   if (!page.ok()) return server::FinishUnary(context, page.status());
@@ -53,7 +62,7 @@ grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* CatalogService::UpdateMedia(grpc::CallbackServerContext* context,
                                                       const v1::UpdateMediaRequest* request,
                                                       v1::Media* response) {
-  auto caller = authenticator_->Authorize(*context, kWriteScope);
+  auto caller = Authorize(*context, kWriteScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   auto media = catalog_->Update(*caller, *request);
   if (!media.ok()) return server::FinishUnary(context, media.status());
@@ -64,7 +73,7 @@ grpc::ServerUnaryReactor* CatalogService::UpdateMedia(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* CatalogService::DeleteMedia(grpc::CallbackServerContext* context,
                                                       const v1::DeleteMediaRequest* request,
                                                       google::protobuf::Empty*) {
-  auto caller = authenticator_->Authorize(*context, kWriteScope);
+  auto caller = Authorize(*context, kWriteScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   catalog_->Delete(*caller, *request, [reactor](absl::Status status) {
@@ -75,7 +84,7 @@ grpc::ServerUnaryReactor* CatalogService::DeleteMedia(grpc::CallbackServerContex
 
 grpc::ServerWriteReactor<v1::Media>* CatalogService::WatchMedia(
     grpc::CallbackServerContext* context, const v1::WatchMediaRequest* request) {
-  auto caller = authenticator_->Authorize(*context, kReadScope);
+  auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return new RefusedWatch(caller.status());
   std::string media_id;
   if (!request->name().empty() && request->name() != "media/-") {
@@ -90,7 +99,7 @@ grpc::ServerWriteReactor<v1::Media>* CatalogService::WatchMedia(
 grpc::ServerUnaryReactor* CatalogService::CreateBackup(grpc::CallbackServerContext* context,
                                                        const v1::CreateBackupRequest*,
                                                        v1::Backup* response) {
-  auto caller = authenticator_->Authorize(*context, kAdminScope);
+  auto caller = Authorize(*context, kAdminScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   if (options_.backup_dir.empty()) {
     return server::FinishUnary(

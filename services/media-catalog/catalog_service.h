@@ -19,7 +19,8 @@ namespace pettube::catalog {
 // event; each WatchMedia call is a WatchMediaReactor.
 //
 // Shares the catalog, the view and the authenticator (all must outlive the
-// server). Thread-safe.
+// server; a null authenticator refuses every call UNAUTHENTICATED).
+// Thread-safe.
 class CatalogService : public v1::MediaCatalog::CallbackService {
  public:
   struct Options {
@@ -55,6 +56,9 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
                                          v1::Backup* response) override;
 
  private:
+  absl::StatusOr<auth::Caller> Authorize(const grpc::ServerContextBase& context,
+                                         absl::string_view scope) const;
+
   Catalog* const catalog_;
   const MediaView* const view_;
   const auth::Authenticator* const authenticator_;

@@ -1,14 +1,167 @@
-// PetTube media-catalog: media records built from events, in RocksDB.
-// Business logic arrives in its own issue; until then its RPCs answer
-// UNIMPLEMENTED (the generated base class's behaviour), while the binary
-// already serves health, reflection and /metrics and drains on SIGTERM.
+// PetTube media-catalog: media records projected from the broker's events
+// into RocksDB, served with signed playback URLs and live watch. See
+// services/media-catalog/README.md for flags, backup, restore and rebuild.
+#include <unistd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "libs/broker_client/publisher.h"
+#include "libs/broker_client/subscriber.h"
+#include "libs/log/log.h"
 #include "libs/server/server.h"
-#include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
+#include "libs/signed_url/url_signer.h"
+#include "libs/workload/workload.h"
+#include "services/media-catalog/catalog.h"
+#include "services/media-catalog/catalog_service.h"
+#include "services/media-catalog/event_subscription.h"
+#include "services/media-catalog/media_view.h"
+#include "services/media-catalog/projection_probe.h"
+#include "services/media-catalog/rocksdb_media_store.h"
+
+ABSL_DECLARE_FLAG(std::string, auth_server);
+
+ABSL_FLAG(std::string, objects_url, "",
+          "base URL of the upload service's object listener for signed URLs, e.g. "
+          "http://127.0.0.1:8081");
+ABSL_FLAG(std::string, url_signing_keys_file, "",
+          "HMAC keys shared with the object server (\"<key_id> <base64 secret>\" lines; the "
+          "first signs); without it responses carry no URLs");
+ABSL_FLAG(absl::Duration, signed_url_ttl, absl::Hours(1), "lifetime of each signed URL");
+ABSL_FLAG(std::string, subscription, "subscriptions/media-catalog",
+          "the durable broker subscription the projection consumes (created at start)");
+ABSL_FLAG(int, max_delivery_attempts, 5,
+          "deliveries before an event is dead-lettered (used when creating the subscription)");
+ABSL_FLAG(int, handler_concurrency, 8, "events projected at once");
+ABSL_FLAG(bool, rebuild, false,
+          "rebuild into an empty --data_dir: seek the subscription to its earliest retained event "
+          "before consuming (refused when the store holds records)");
+ABSL_FLAG(std::string, backup_dir, "",
+          "where CreateBackup writes checkpoints (default: <data_dir>/backups)");
+ABSL_FLAG(bool, sync, true, "fsync each projected event before acking it");
+ABSL_FLAG(absl::Duration, broker_wait, absl::Seconds(30),
+          "how long start-up waits for the broker to create or seek the subscription");
 
 int main(int argc, char** argv) {
-  const pettube::server::Options opts =
-      pettube::server::ParseFlagsOrExit(argc, argv, "media-catalog");
-  pettube::catalog::v1::MediaCatalog::Service service;
-  return pettube::server::Serve(
-      opts, {.services = {pettube::server::Expose<pettube::catalog::v1::MediaCatalog>(&service)}});
+  using namespace pettube;  // NOLINT: main only wires the parts together.
+  const server::Options opts = server::ParseFlagsOrExit(argc, argv, "media-catalog");
+  auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db",
+                                                {.sync = absl::GetFlag(FLAGS_sync)});
+  if (!store.ok()) return server::ExitWith(store.status());
+
+  std::shared_ptr<signed_url::UrlSigner> signer;
+  if (const std::string path = absl::GetFlag(FLAGS_url_signing_keys_file); !path.empty()) {
+    auto keys = signed_url::KeyRing::FromFile("url_signing_keys_file", path);
+    if (!keys.ok()) return server::ExitWith(keys.status());
+    if (absl::GetFlag(FLAGS_objects_url).empty()) {
+      return server::ExitWith(
+          absl::InvalidArgumentError("objects_url: required with --url_signing_keys_file"));
+    }
+    signer = std::make_shared<signed_url::UrlSigner>(*std::move(keys));
+  }
+
+  // Workload credentials: without --auth_server the catalog serves health
+  // and metrics only (every API call is UNAUTHENTICATED, nothing projected).
+  std::optional<workload::Workload> work;
+  if (!absl::GetFlag(FLAGS_auth_server).empty()) {
+    auto w = workload::FromFlags({"events.subscribe", "events.publish", "events.admin"});
+    if (!w.ok()) return server::ExitWith(w.status());
+    work = *std::move(w);
+    if (auto s = work->authenticator->Prefetch(); !s.ok()) {
+      log::Warning("auth.keys_unavailable", {{"code", s}});
+    }
+  } else {
+    log::Warning("catalog.no_auth", {{"reason", "no --auth_server: API calls are refused"}});
+  }
+  const bool projecting = work.has_value() && work->broker_channel != nullptr;
+  if (work.has_value() && !projecting) {
+    log::Warning("catalog.no_broker", {{"reason", "no --broker_server: nothing is projected"}});
+  }
+
+  std::unique_ptr<broker_client::Publisher> publisher;
+  if (projecting) {
+    broker_client::Publisher::Options po;
+    po.configure_context = work->ConfigureContext();
+    po.max_backoff = absl::Seconds(2);
+    publisher = std::make_unique<broker_client::Publisher>(work->broker_channel, po);
+  }
+  catalog::ChangeFeed feed;
+  auto core = catalog::Catalog::Create(
+      store->get(), &feed,
+      [&publisher](io::cloudevents::v1::CloudEvent event, catalog::Catalog::DoneFn done) {
+        if (publisher == nullptr) {
+          return done(absl::UnavailableError("media-catalog runs without --broker_server"));
+        }
+        publisher->PublishAsync(std::move(event),
+                                [done = std::move(done)](
+                                    absl::StatusOr<broker_client::PublishResult> r) {
+                                  done(r.status());
+                                });
+      },
+      {});
+  if (!core.ok()) return server::ExitWith(core.status());
+
+  const std::string subscription = absl::GetFlag(FLAGS_subscription);
+  catalog::ProjectionProbe probe(server::ProcessRegistry());
+  std::unique_ptr<broker_client::Subscriber> subscriber;
+  if (projecting) {
+    const absl::Duration wait = absl::GetFlag(FLAGS_broker_wait);
+    if (auto s = catalog::EnsureSubscription(
+            work->broker_channel, work->ConfigureContext(), subscription,
+            catalog::CatalogSubscription(absl::GetFlag(FLAGS_max_delivery_attempts)), wait);
+        !s.ok()) {
+      return server::ExitWith(s);
+    }
+    if (absl::GetFlag(FLAGS_rebuild)) {
+      auto empty = (*store)->IsEmpty();
+      if (!empty.ok()) return server::ExitWith(empty.status());
+      if (!*empty) {
+        return server::ExitWith(absl::FailedPreconditionError(
+            "rebuild: --data_dir already holds records; rebuild needs an empty one"));
+      }
+      if (auto s = catalog::SeekToEarliest(work->broker_channel, work->ConfigureContext(),
+                                           subscription, wait);
+          !s.ok()) {
+        return server::ExitWith(s);
+      }
+      log::Info("catalog.rebuild", {{"subscription", subscription}});
+    }
+    broker_client::Subscriber::Options so;
+    so.subscription = subscription;
+    so.consumer = absl::StrCat("media-catalog-", getpid());
+    so.max_in_flight = 64;
+    so.handler_concurrency = absl::GetFlag(FLAGS_handler_concurrency);
+    so.configure_context = work->ConfigureContext();
+    so.on_stopped = [](const absl::Status& s) {
+      log::Error("catalog.subscriber_stopped", {{"code", s}});
+    };
+    subscriber = std::make_unique<broker_client::Subscriber>(work->broker_channel, so);
+    if (auto s = subscriber->Start([&](const broker_client::Delivery& d) {
+          return probe.Record((*core)->Apply(d.event()));
+        });
+        !s.ok()) {
+      return server::ExitWith(s);
+    }
+  }
+
+  catalog::MediaView view(signer, {.objects_url = absl::GetFlag(FLAGS_objects_url),
+                                   .url_ttl = absl::GetFlag(FLAGS_signed_url_ttl)});
+  std::string backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  if (backup_dir.empty()) backup_dir = opts.data_dir + "/backups";
+  catalog::CatalogService service(core->get(), &view,
+                                  work.has_value() ? work->authenticator.get() : nullptr,
+                                  {.backup_dir = backup_dir});
+  server::ServeSpec spec;
+  spec.services.push_back(server::Expose<catalog::v1::MediaCatalog>(&service));
+  spec.on_drain = [&] {
+    service.Drain();
+    if (subscriber != nullptr) subscriber->Shutdown(opts.drain_timeout);
+  };
+  const int code = server::Serve(opts, std::move(spec));
+  if (publisher != nullptr) publisher->Shutdown(absl::Seconds(2));
+  return code;
 }
