@@ -154,13 +154,15 @@ void Server::Shutdown() {
 }
 
 int Serve(const Options& opts, ServeSpec spec) {
+  std::string extra;
+  for (const auto& [name, value] : spec.ready_fields) absl::StrAppend(&extra, " ", name, "=", value);
   auto server = Server::Start(opts, std::move(spec));
   if (!server.ok()) return ExitWith(server.status());
   log::Info("server.ready", {{"grpc", (*server)->grpc_address()},
                              {"metrics", (*server)->metrics_address()},
                              {"data_dir", opts.data_dir}});
-  std::printf("ready grpc=%s metrics=%s\n", (*server)->grpc_address().c_str(),
-              (*server)->metrics_address().c_str());
+  std::printf("ready grpc=%s metrics=%s%s\n", (*server)->grpc_address().c_str(),
+              (*server)->metrics_address().c_str(), extra.c_str());
   std::fflush(stdout);
 
   // ParseFlagsOrExit blocked these in every thread; only this wait sees them.

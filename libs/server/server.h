@@ -48,6 +48,9 @@ struct ServeSpec {
   // Called once on shutdown, after health turns NOT_SERVING and before
   // gRPC drains: end long-lived streams gracefully here.
   std::function<void()> on_drain;
+  // More "name=value" fields for the ready line, e.g. {"objects",
+  // "127.0.0.1:41234"} for a service's second listener.
+  std::vector<std::pair<std::string, std::string>> ready_fields;
 };
 
 // The metrics registry of this process; services register their own
@@ -82,7 +85,8 @@ class Server {
   bool shut_down_ = false;
 };
 
-// Start()s, prints "ready grpc=HOST:PORT metrics=HOST:PORT" on stdout,
+// Start()s, prints "ready grpc=HOST:PORT metrics=HOST:PORT" (then any
+// ServeSpec::ready_fields) on stdout,
 // waits for SIGTERM or SIGINT (no polling: sigwait), shuts down and returns
 // the process exit code: 0 after a clean shutdown, 1 if start-up failed
 // (with one line on stderr).

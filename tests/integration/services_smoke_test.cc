@@ -45,7 +45,8 @@ struct ServiceCase {
 const ServiceCase kServices[] = {
     {"broker", "pettube.broker.v1.Broker"},
     {"auth-token-exchange", "pettube.auth.v1.TokenExchange"},
-    {"upload", "pettube.upload.v1.Upload"},
+    {"upload", "pettube.upload.v1.Upload",
+     {"--auth_server=127.0.0.1:9", "--broker_server=127.0.0.1:9"}},
     {"media-catalog", "pettube.catalog.v1.MediaCatalog"},
     {"transcode-coordinator", "pettube.transcode.v1.TranscodeCoordinator",
      {"--objects_url=http://127.0.0.1:9", "--upload_server=127.0.0.1:9",
