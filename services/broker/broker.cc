@@ -295,10 +295,10 @@ Broker::~Broker() {
     absl::MutexLock lock(&collect_hook_->mu);
     collect_hook_->broker = nullptr;
   }
-  Drain();
+  Drain();             // from here timers are neither armed nor acted on
   reader_.reset();     // a refill in progress finishes first
+  timers_.reset();     // before the committer: a firing timer may submit
   committer_.reset();  // commits what is queued
-  timers_.reset();
 }
 
 absl::Status Broker::Load() {
@@ -373,6 +373,16 @@ void Broker::UnregisterLocked(SubState& sub) {
         "pettube_broker_subscription_redelivered_total",
         "pettube_broker_subscription_dead_lettered_total"}) {
     auto& family = metrics::BuildCounter().Name(name).Register(*registry_);
+    family.Remove(&family.Add(labels));
+  }
+  // And the gauges CollectMetrics set: a deleted subscription leaves no
+  // stale series behind.
+  for (const char* name :
+       {"pettube_broker_subscription_backlog",
+        "pettube_broker_subscription_oldest_unacked_age_seconds",
+        "pettube_broker_subscription_in_flight", "pettube_broker_subscription_consumers",
+        "pettube_broker_subscription_dead_letters"}) {
+    auto& family = metrics::BuildGauge().Name(name).Register(*registry_);
     family.Remove(&family.Add(labels));
   }
   sub.expiry_timer.Cancel(*timers_);
@@ -808,7 +818,9 @@ void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
 }
 
 void Broker::ScheduleRetryWakeLocked(SubState& sub) {
-  if (sub.retry.empty()) return;
+  // Draining (and in ~Broker): no new timers; their work would reach a
+  // committer that is going away.
+  if (sub.retry.empty() || draining_) return;
   const uint32_t sub_id = sub.id;
   sub.retry_timer.Arm(*timers_, sub.retry.begin()->first.first,
                       [this, sub_id](uint64_t generation) { OnRetryDue(sub_id, generation); });
@@ -816,6 +828,7 @@ void Broker::ScheduleRetryWakeLocked(SubState& sub) {
 
 void Broker::OnRetryDue(uint32_t sub_id, uint64_t generation) {
   absl::MutexLock lock(&mu_);
+  if (draining_) return;
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
@@ -886,7 +899,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
 }
 
 void Broker::ScheduleExpiryLocked(SubState& sub) {
-  if (sub.deadlines.empty()) return;
+  if (sub.deadlines.empty() || draining_) return;
   const uint32_t sub_id = sub.id;
   sub.expiry_timer.Arm(*timers_, sub.deadlines.begin()->first,
                        [this, sub_id](uint64_t generation) { OnLeasesDue(sub_id, generation); });
@@ -894,6 +907,9 @@ void Broker::ScheduleExpiryLocked(SubState& sub) {
 
 void Broker::OnLeasesDue(uint32_t sub_id, uint64_t generation) {
   absl::MutexLock lock(&mu_);
+  // Draining: a lease expiring now would submit to a committer that may be
+  // gone (~Broker); the lease is released when the broker next starts.
+  if (draining_) return;
   auto it = subs_.find(sub_id);
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
@@ -1191,8 +1207,8 @@ v1::Subscription Broker::DescribeLocked(SubState& sub) {
   return out;
 }
 
-absl::Status Broker::Backfill(SubState& sub, const v1::StartPosition& position,
-                              BrokerStore::Batch& batch) {
+absl::Status Broker::Backfill(const SubState& sub, const v1::StartPosition& position,
+                              std::vector<uint64_t>* seqs) {
   uint64_t from = 0;
   std::optional<absl::Time> from_time;
   switch (position.position_case()) {
@@ -1216,8 +1232,7 @@ absl::Status Broker::Backfill(SubState& sub, const v1::StartPosition& position,
       CloudEvent event;
       if (!e.Parse(&event) || !Matches(sub.config.filter(), event)) return true;
     }
-    batch.Enqueue(sub.id, e.sequence);
-    ++sub.backlog;
+    seqs->push_back(e.sequence);
     return true;
   });
 }
@@ -1256,15 +1271,20 @@ absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& i
     sub->config = config;
     // Registered here, on the committer thread, so every publish prepared
     // after this point routes to it and none before does.
+    // The backfill is read before anything goes in the batch: a failed
+    // read leaves no trace of the subscription (the id is not reused).
+    std::vector<uint64_t> backfill;
+    if (auto s = Backfill(*sub, position, &backfill); !s.ok()) {
+      result = s;
+      return;
+    }
     storage::SubscriptionRecord record;
     record.set_internal_id(sub->id);
     *record.mutable_subscription() = config;
     batch.PutSubscription(record);
     batch.SetNextSubscriptionId(next_sub_id_);
-    if (auto s = Backfill(*sub, position, batch); !s.ok()) {
-      result = s;
-      return;
-    }
+    for (uint64_t seq : backfill) batch.Enqueue(sub->id, seq);
+    sub->backlog = static_cast<int64_t>(backfill.size());
     SubState* raw = sub.get();
     // A consumer may attach before the backfill is written: its refills
     // wait for the write (else one reads an empty queue, concludes it
@@ -1332,7 +1352,7 @@ absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscripti
   if (auto s = ValidateName(update.name(), "subscription.name"); !s.ok()) return s;
   if (paths.empty()) return absl::InvalidArgumentError("update_mask: must name at least one field");
   absl::Status result;
-  v1::Subscription updated;
+  v1::Subscription updated, pending;
   Committer::Op op;
   op.prepare = [&](BrokerStore::Batch& batch) {
     absl::MutexLock lock(&mu_);
@@ -1375,9 +1395,17 @@ absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscripti
     record.set_internal_id(sub->id);
     *record.mutable_subscription() = merged;
     batch.PutSubscription(record);
+    pending = std::move(merged);
+  };
+  // Memory changes only once the new settings are durable.
+  op.done = [&](const absl::Status& status) {
+    if (!status.ok() || !result.ok()) return;
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(update.name());
+    if (sub == nullptr) return;
     // Events already queued stay queued; the new filter routes new events.
-    sub->config = merged;
-    index_.Add(sub->id, merged.filter());
+    sub->config = pending;
+    index_.Add(sub->id, pending.filter());
     updated = DescribeLocked(*sub);
   };
   if (auto s = committer_->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
@@ -1424,6 +1452,12 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
       result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
       return;
     }
+    // The new queue is read first: a failed read changes nothing.
+    std::vector<uint64_t> backfill;
+    if (auto s = Backfill(*sub, position, &backfill); !s.ok()) {
+      result = s;
+      return;
+    }
     // Start over: in-flight leases are dropped (their late acks are
     // refused), the queue is rebuilt from the log.
     for (auto& [lease_id, lease] : sub->leases) {
@@ -1453,9 +1487,9 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     // and could conclude it caught up, letting publishes move the cursor
     // past the replay (as redrive, refills wait for the write).
     sub->refill_paused = true;
-    sub->backlog = 0;
     batch.ClearQueue(sub->id);
-    if (auto s = Backfill(*sub, position, batch); !s.ok()) result = s;
+    for (uint64_t seq : backfill) batch.Enqueue(sub->id, seq);
+    sub->backlog = static_cast<int64_t>(backfill.size());
   };
   op.done = [&](const absl::Status& status) {
     absl::MutexLock lock(&mu_);
@@ -1651,6 +1685,7 @@ absl::StatusOr<v1::StreamInfo> Broker::GetStreamInfo() {
 }
 
 void Broker::ScheduleRetentionLocked(absl::Time at) {
+  if (draining_) return;
   if (retention_timer_.has_value()) timers_->Cancel(*retention_timer_);
   retention_timer_ = timers_->Schedule(at, [this] { EnforceRetention(); });
 }

@@ -176,8 +176,10 @@ class Broker {
   void UnregisterLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SubState* FindLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Subscription DescribeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Backfill(SubState& sub, const v1::StartPosition& position, BrokerStore::Batch& batch)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The sequences a subscription starting at `position` owes (none for
+  // latest), read from the log.
+  absl::Status Backfill(const SubState& sub, const v1::StartPosition& position,
+                        std::vector<uint64_t>* seqs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Dispatch internals.
   // Dispatches what it can, then tells stats watchers of any change.

@@ -259,5 +259,59 @@ TEST_F(HookedTest, AFailedCommitFailsTheDuplicatesInItsGroupToo) {
   EXPECT_FALSE(results[0].duplicate());  // the failed copies left no trace
 }
 
+// Defect 5: an update whose write fails leaves the settings as they were.
+TEST_F(HookedTest, AFailedUpdateChangesNothing) {
+  Create("q");
+  hooked_->SetWriteHook([](BrokerStore::Batch&) { return absl::UnavailableError("disk full"); });
+  v1::Subscription update;
+  update.set_name("subscriptions/q");
+  update.set_max_delivery_attempts(7);
+  EXPECT_EQ(broker_->UpdateSubscription(update, {"max_delivery_attempts"}).status().code(),
+            absl::StatusCode::kUnavailable);
+  hooked_->SetWriteHook(nullptr);
+  auto sub = broker_->GetSubscription("subscriptions/q");
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->max_delivery_attempts(), 5);
+}
+
+// Defect 5: a create that fails (its write, or its backfill's read) leaves
+// no subscription behind, in memory or on disk.
+TEST_F(HookedTest, AFailedCreateLeavesNoSubscription) {
+  Publish({Event("a")});
+  hooked_->SetWriteHook([](BrokerStore::Batch&) { return absl::UnavailableError("disk full"); });
+  EXPECT_EQ(broker_->CreateSubscription("w", Settings()).status().code(),
+            absl::StatusCode::kUnavailable);
+  hooked_->SetWriteHook(nullptr);
+  hooked_->SetScanEventsHook([] { return absl::DataLossError("unreadable event"); });
+  v1::Subscription earliest = Settings();
+  earliest.mutable_start_position()->mutable_earliest();
+  EXPECT_EQ(broker_->CreateSubscription("b", earliest).status().code(),
+            absl::StatusCode::kDataLoss);
+  hooked_->SetScanEventsHook(nullptr);
+  for (const char* name : {"subscriptions/w", "subscriptions/b"}) {
+    EXPECT_EQ(broker_->GetSubscription(name).status().code(), absl::StatusCode::kNotFound);
+  }
+  broker_.reset();
+  Reopen();
+  for (const char* name : {"subscriptions/w", "subscriptions/b"}) {
+    EXPECT_EQ(broker_->GetSubscription(name).status().code(), absl::StatusCode::kNotFound) << name;
+  }
+  // The ids are free again.
+  Create("b", earliest);
+  EXPECT_EQ(Backlog("b"), 1);
+}
+
+// Defect 5: a deleted subscription's gauges leave /metrics.
+TEST_F(DefectTest, DeletedSubscriptionLeavesNoGauges) {
+  Create("gone");
+  Publish({Event("a")});
+  const std::string series =
+      "pettube_broker_subscription_backlog{subscription=\"subscriptions/gone\"}";
+  EXPECT_NE(registry_->Serialize().find(series), std::string::npos);
+  ASSERT_TRUE(broker_->DeleteSubscription("subscriptions/gone").ok());
+  const std::string after = registry_->Serialize();
+  EXPECT_EQ(after.find("subscriptions/gone"), std::string::npos) << after;
+}
+
 }  // namespace
 }  // namespace pettube::broker

@@ -26,6 +26,11 @@ class HookedStore : public BrokerStore {
     absl::MutexLock lock(&mu_);
     write_hook_ = std::move(hook);
   }
+  // Runs before each scan of the log; a non-OK status fails it.
+  void SetScanEventsHook(std::function<absl::Status()> hook) {
+    absl::MutexLock lock(&mu_);
+    scan_events_hook_ = std::move(hook);
+  }
   // Runs after each queue scan.
   void SetScanQueueHook(std::function<void(uint32_t)> hook) {
     absl::MutexLock lock(&mu_);
@@ -58,6 +63,14 @@ class HookedStore : public BrokerStore {
   }
   absl::Status ScanEvents(uint64_t from,
                           const std::function<bool(const StoredEvent&)>& visit) override {
+    std::function<absl::Status()> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = scan_events_hook_;
+    }
+    if (hook) {
+      if (absl::Status s = hook(); !s.ok()) return s;
+    }
     return inner_->ScanEvents(from, visit);
   }
   absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
@@ -106,6 +119,7 @@ class HookedStore : public BrokerStore {
   absl::Mutex mu_;
   std::function<absl::Status(Batch&)> write_hook_ ABSL_GUARDED_BY(mu_);
   std::function<void(uint32_t)> scan_hook_ ABSL_GUARDED_BY(mu_);
+  std::function<absl::Status()> scan_events_hook_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pettube::broker

@@ -206,13 +206,14 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
   base.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   auto store = std::unique_ptr<RocksDbBrokerStore>(new RocksDbBrokerStore());
-  static auto* dedup_filter = new DedupExpiryFilter(dedup_window);
+  // Per store, not process-wide: each store keeps its own window.
+  store->dedup_filter_ = std::make_unique<DedupExpiryFilter>(dedup_window);
   store->queue_filter_ = std::make_unique<QueueFloorFilter>(store->floors_);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (int i = 0; i < kCfCount; ++i) {
     rocksdb::ColumnFamilyOptions o = base;
     if (i == kDedup) {
-      o.compaction_filter = dedup_filter;
+      o.compaction_filter = store->dedup_filter_.get();
       o.periodic_compaction_seconds = 24 * 3600;
     }
     if (i == kQueue) o.compaction_filter = store->queue_filter_.get();

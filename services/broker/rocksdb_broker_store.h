@@ -82,6 +82,7 @@ class RocksDbBrokerStore : public BrokerStore {
   // Before db_: the compaction filter reads it until the database closes.
   AckFloors floors_;
   std::unique_ptr<rocksdb::CompactionFilter> queue_filter_;
+  std::unique_ptr<rocksdb::CompactionFilter> dedup_filter_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
 };
