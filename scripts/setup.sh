@@ -14,6 +14,9 @@ PACKAGES=(
   # Tests: promtool checks /metrics; grpc-proto has health/reflection protos;
   # openssl makes the TLS test's certificate.
   prometheus grpc-proto openssl
+  # The demo and end-to-end tests: ffmpeg makes and probes clips; the Python
+  # client test uses Debian's gRPC for Python.
+  ffmpeg python3-grpcio python3-grpc-tools
 )
 
 missing=()

@@ -6,7 +6,10 @@
 #include <iostream>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -79,6 +82,12 @@ const std::vector<CommandSpec>& Commands() {
        {{"rendition", "R", "which rendition (default: the largest)"},
         {"output", "FILE", "where to write (required)", 'o'}}},
       {"rm", "NAME", "delete a media item and its files", "", 1, 1, {}},
+      {"health", "HOST:PORT", "wait until a server reports SERVING (gRPC health, pushed)",
+       "Follows grpc.health.v1.Health/Watch: returns as soon as the server (or --service)\n"
+       "is SERVING; exit 1 if it is not within --timeout.",
+       1, 1,
+       {{"service", "NAME", "a service name, e.g. pettube.broker.v1.Broker (default: the server)"},
+        {"timeout", "DURATION", "how long to wait, e.g. 30s (default 30s)"}}},
       {"dev-id-token", "USER", "print a development identity provider ID token (for tools)", "",
        1, 1, {}},
       {"workload-token", "", "print a workload access token (client credentials, for tools)", "",
@@ -108,7 +117,12 @@ struct Context {
 };
 
 int Fail(Context& c, const absl::Status& status) {
-  c.err << "pettube: " << status.message() << "\n";
+  std::string message(status.message());
+  // A server error without a message still says what happened.
+  if (message.empty() || absl::EndsWith(message, ": ")) {
+    absl::StrAppend(&message, absl::StatusCodeToString(status.code()));
+  }
+  c.err << "pettube: " << message << "\n";
   return ExitCodeFor(status);
 }
 
@@ -444,6 +458,37 @@ int Rm(Context& c) {
   return kExitOk;
 }
 
+int Health(Context& c) {
+  absl::Duration timeout = absl::Seconds(30);
+  if (c.inv.Has("timeout") && !absl::ParseDuration(c.inv.Get("timeout"), &timeout)) {
+    return Usage(c, absl::StrCat("--timeout: not a duration (e.g. 30s), got \"",
+                                 c.inv.Get("timeout"), "\""));
+  }
+  const std::string address = c.inv.args[0];
+  auto channel = c.channels(address);
+  if (!channel.ok()) return Fail(c, channel.status());
+  auto stub = grpc::health::v1::Health::NewStub(*channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  ctx.set_wait_for_ready(true);  // A server still starting is waited for, not refused.
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(c.inv.Get("service"));
+  auto reader = stub->Watch(&ctx, req);
+  grpc::health::v1::HealthCheckResponse resp;
+  while (reader->Read(&resp)) {
+    if (resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      ctx.TryCancel();
+      reader->Finish();
+      c.out << address << " SERVING\n";
+      return kExitOk;
+    }
+  }
+  const grpc::Status s = reader->Finish();
+  return Fail(c, absl::UnavailableError(absl::StrCat(
+                     address, " not SERVING within ", absl::FormatDuration(timeout),
+                     s.ok() ? "" : absl::StrCat(" (", s.error_message(), ")"))));
+}
+
 int DevIdToken(Context& c) {
   auto minted = c.session->MintDevIdToken(c.inv.args[0]);
   if (!minted.ok()) return Fail(c, minted.status());
@@ -519,6 +564,7 @@ int RunCli(const std::vector<std::string>& argv, const EnvLookup& env, std::ostr
   if (cmd == "play-url") return PlayUrlCommand(c);
   if (cmd == "download") return Download(c);
   if (cmd == "rm") return Rm(c);
+  if (cmd == "health") return Health(c);
   if (cmd == "dev-id-token") return DevIdToken(c);
   if (cmd == "workload-token") return WorkloadToken(c);
   err << "pettube: command \"" << cmd << "\" is declared but not implemented\n";
