@@ -12,6 +12,12 @@
 namespace pettube::testing {
 
 absl::StatusOr<HttpResponse> HttpGet(const std::string& address, const std::string& path) {
+  return HttpFetch(address, "GET", path, {});
+}
+
+absl::StatusOr<HttpResponse> HttpFetch(const std::string& address, const std::string& method,
+                                       const std::string& path,
+                                       const std::vector<std::string>& headers) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return absl::InvalidArgumentError("address: HOST:PORT");
   int port;
@@ -32,8 +38,10 @@ absl::StatusOr<HttpResponse> HttpGet(const std::string& address, const std::stri
     ::close(fd);
     return absl::UnavailableError(absl::StrCat("connect ", address, " failed"));
   }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n\r\n");
+  std::string request =
+      absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n");
+  for (const std::string& h : headers) absl::StrAppend(&request, h, "\r\n");
+  request += "\r\n";
   ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string raw;
   char buf[8192];

@@ -48,7 +48,8 @@ void OutboxPublisher::Run() {
       return stopping_ || !acked_.empty();
     };
     mu_.Await(absl::Condition(&ready));
-    if (stopping_) break;
+    // Acks already received are recorded before stopping.
+    if (acked_.empty()) break;
     const std::string id = std::move(acked_.front());
     acked_.pop_front();
     mu_.Unlock();

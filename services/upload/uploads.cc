@@ -312,6 +312,10 @@ absl::StatusOr<std::unique_ptr<UploadWriter>> Uploads::BeginWrite(const auth::Ca
   const std::string id = record->session().name().substr(kUploadPrefix.size());
   {
     absl::MutexLock lock(&mu_);
+    auto released = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !writing_.contains(id);
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&released), options_.writer_handoff_wait);
     if (!writing_.insert(id).second) {
       return absl::AbortedError(
           absl::StrCat("upload ", name, " already has a Write stream open; one at a time"));

@@ -51,6 +51,10 @@ class Uploads {
     // A Write stream makes its bytes durable and records its offset at
     // least this often (and when it ends): what a crash can cost a client.
     int64_t checkpoint_bytes = int64_t{8} << 20;
+    // How long a new Write stream waits for the stream before it to let go
+    // of the upload (a client reconnecting after a drop usually races the
+    // server noticing the drop) before it is refused with ABORTED.
+    absl::Duration writer_handoff_wait = absl::Seconds(1);
     // Runs the timer that expires sessions (tests drive ExpireDue instead).
     bool run_expiry_timer = true;
     std::function<absl::Time()> now = [] { return absl::Now(); };
@@ -91,8 +95,8 @@ class Uploads {
   // Aborting an aborted upload is OK.
   absl::Status Abort(const auth::Caller& caller, absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Claims the upload for one Write stream. ABORTED if another stream holds
-  // it; FAILED_PRECONDITION if it is committed or aborted; NOT_FOUND as
+  // Claims the upload for one Write stream. ABORTED if another stream
+  // still holds it after Options::writer_handoff_wait; FAILED_PRECONDITION if it is committed or aborted; NOT_FOUND as
   // Query.
   absl::StatusOr<std::unique_ptr<UploadWriter>> BeginWrite(const auth::Caller& caller,
                                                            absl::string_view name)

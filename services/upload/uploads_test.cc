@@ -79,6 +79,7 @@ class UploadsTest : public ::testing::Test {
     options.run_expiry_timer = options.on_expired != nullptr;
     if (!options.on_expired) options.now = [this] { return now_; };
     options.checkpoint_bytes = 1000;
+    options.writer_handoff_wait = absl::Milliseconds(20);
     if (options.quota_bytes == Uploads::Options().quota_bytes) options.quota_bytes = 100000;
     uploads_ = std::make_unique<Uploads>(store_.get(), blobs_.get(), options,
                                          [this](const OutboxEntry& e) { events_.push_back(e); });
