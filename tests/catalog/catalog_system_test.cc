@@ -1,0 +1,406 @@
+// The media catalog as a real process between a real broker and
+// auth-token-exchange: events in, records out, exactly once across SIGKILLs,
+// a malformed event dead-lettered with its reason, signed URLs, WatchMedia
+// surviving a restart by reconnecting.
+
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "libs/auth/credentials/token_source.h"
+#include "libs/broker_client/event_builder.h"
+#include "libs/broker_client/publisher.h"
+#include "libs/signed_url/url_signer.h"
+#include "libs/testing/child_process.h"
+#include "libs/testing/http_get.h"
+#include "proto/pettube/auth/v1/auth.grpc.pb.h"
+#include "proto/pettube/broker/v1/broker.grpc.pb.h"
+#include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
+#include "services/media-catalog/test_events.h"
+
+namespace pettube {
+namespace {
+
+namespace t = ::pettube::catalog::testing;
+using ::pettube::catalog::v1::Media;
+using ::pettube::testing::ChildProcess;
+using ::pettube::testing::NewTempDir;
+using ::pettube::testing::ReadyField;
+using ::pettube::testing::RunfilePath;
+
+constexpr char kSubscription[] = "subscriptions/media-catalog";
+
+std::chrono::system_clock::time_point In(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+struct Running {
+  std::unique_ptr<ChildProcess> process;
+  std::string grpc;
+  std::string metrics;
+};
+
+Running Start(const std::string& binary, const std::string& dir, std::vector<std::string> args,
+              const std::string& listen = "127.0.0.1:0") {
+  args.push_back("--listen=" + listen);
+  args.push_back("--metrics_listen=127.0.0.1:0");
+  args.push_back("--data_dir=" + dir + "/data");
+  static int n = 0;
+  auto p = ChildProcess::Start(RunfilePath(absl::StrCat("services/", binary, "/", binary)), args,
+                               absl::StrCat(dir, "/stderr.", ++n, ".log"));
+  EXPECT_TRUE(p.ok()) << p.status();
+  Running r{std::move(*p), "", ""};
+  auto ready = r.process->WaitForReady(absl::Seconds(30));
+  EXPECT_TRUE(ready.ok()) << binary << ": " << ready.status();
+  if (ready.ok()) {
+    r.grpc = ReadyField(*ready, "grpc");
+    r.metrics = ReadyField(*ready, "metrics");
+  }
+  return r;
+}
+
+class CatalogSystemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = NewTempDir("config");
+    for (const char* client : {"media-catalog", "tester", "ops"}) {
+      std::ofstream(absl::StrCat(config_, "/", client, ".secret"))
+          << client << "-secret-0123456789abcdef\n";
+    }
+    std::ofstream(config_ + "/clients.json") << absl::StrCat(
+        R"([{"client_id": "media-catalog", "secret_file": ")", config_,
+        R"(/media-catalog.secret", "scopes": ["events.subscribe", "events.publish", "events.admin"]},
+            {"client_id": "tester", "secret_file": ")", config_,
+        R"(/tester.secret", "scopes": ["events.subscribe", "events.publish", "events.admin"]},
+            {"client_id": "ops", "secret_file": ")", config_,
+        R"(/ops.secret", "scopes": ["media.read", "media.admin"]}])");
+    std::ofstream(config_ + "/url_keys") << signed_url::KeyRing::GenerateText("k1");
+    auth_ = Start("auth-token-exchange", NewTempDir("auth"),
+                  {"--dev_idp", absl::StrCat("--workload_clients_file=", config_, "/clients.json")});
+    auth_channel_ = grpc::CreateChannel(auth_.grpc, grpc::InsecureChannelCredentials());
+    broker_ = Start("broker", NewTempDir("broker"), {"--auth_server=" + auth_.grpc, "--sync=false"});
+    broker_channel_ = grpc::CreateChannel(broker_.grpc, grpc::InsecureChannelCredentials());
+    broker_stub_ = broker::v1::Broker::NewStub(broker_channel_);
+    tester_ = std::make_shared<auth::WorkloadTokenSource>(
+        auth_channel_, "tester", "tester-secret-0123456789abcdef",
+        std::vector<std::string>{"events.publish", "events.subscribe", "events.admin"});
+    ops_ = std::make_shared<auth::WorkloadTokenSource>(
+        auth_channel_, "ops", "ops-secret-0123456789abcdef",
+        std::vector<std::string>{"media.read", "media.admin"});
+    broker_client::Publisher::Options po;
+    po.configure_context = [tokens = tester_](grpc::ClientContext& ctx) {
+      (void)tokens->Attach(ctx);
+    };
+    publisher_ = std::make_unique<broker_client::Publisher>(broker_channel_, po);
+    catalog_dir_ = NewTempDir("catalog");
+  }
+
+  void TearDown() override { publisher_->Shutdown(absl::Seconds(2)); }
+
+  void StartCatalog(const std::string& listen = "127.0.0.1:0",
+                    std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        "--auth_server=" + auth_.grpc,
+        "--broker_server=" + broker_.grpc,
+        "--client_id=media-catalog",
+        absl::StrCat("--client_secret_file=", config_, "/media-catalog.secret"),
+        absl::StrCat("--url_signing_keys_file=", config_, "/url_keys"),
+        "--objects_url=http://127.0.0.1:1",
+        "--max_delivery_attempts=1",
+    };
+    args.insert(args.end(), extra.begin(), extra.end());
+    catalog_ = Start("media-catalog", catalog_dir_, args, listen);
+    catalog_channel_ = grpc::CreateChannel(catalog_.grpc, grpc::InsecureChannelCredentials());
+    stub_ = catalog::v1::MediaCatalog::NewStub(catalog_channel_);
+  }
+
+  // A person's sign-in through the dev IdP; returns {identity id, token}.
+  std::pair<std::string, std::string> SignIn(const std::string& user) {
+    auto idp = auth::v1::DevIdentityProvider::NewStub(auth_channel_);
+    grpc::ClientContext mint_ctx;
+    mint_ctx.set_deadline(In(10));
+    auth::v1::MintIdTokenRequest mint;
+    mint.set_user(user);
+    auth::v1::MintIdTokenResponse id_token;
+    EXPECT_TRUE(idp->MintIdToken(&mint_ctx, mint, &id_token).ok());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    auth::v1::ExchangeTokenRequest req;
+    req.set_subject_token(id_token.id_token());
+    req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
+    auth::v1::ExchangeTokenResponse resp;
+    EXPECT_TRUE(auth::v1::TokenExchange::NewStub(auth_channel_)->ExchangeToken(&ctx, req, &resp).ok());
+    std::string id = resp.identity().name();
+    if (absl::StartsWith(id, "identities/")) id = id.substr(std::string("identities/").size());
+    return {id, resp.access_token()};
+  }
+
+  void Publish(io::cloudevents::v1::CloudEvent e) {
+    auto r = publisher_->PublishAndWait(std::move(e), absl::Seconds(10));
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  std::unique_ptr<grpc::ClientContext> As(const std::string& token, int seconds = 10) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(In(seconds));
+    return ctx;
+  }
+
+  // Stats of the catalog's subscription, pushed by the broker, until `done`
+  // holds (or the deadline). Returns the last stats seen.
+  broker::v1::SubscriptionStats WaitForStats(
+      const std::function<bool(const broker::v1::SubscriptionStats&)>& done, int seconds = 60) {
+    grpc::ClientContext ctx;
+    (void)tester_->Attach(ctx);
+    ctx.set_deadline(In(seconds));
+    broker::v1::WatchSubscriptionStatsRequest req;
+    req.set_name(kSubscription);
+    req.mutable_min_interval()->set_nanos(10'000'000);
+    auto stream = broker_stub_->WatchSubscriptionStats(&ctx, req);
+    broker::v1::SubscriptionStats stats;
+    while (stream->Read(&stats)) {
+      if (done(stats)) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    (void)stream->Finish();
+    return stats;
+  }
+
+  std::string config_;
+  Running auth_, broker_, catalog_;
+  std::shared_ptr<grpc::Channel> auth_channel_, broker_channel_, catalog_channel_;
+  std::unique_ptr<broker::v1::Broker::Stub> broker_stub_;
+  std::shared_ptr<auth::WorkloadTokenSource> tester_, ops_;
+  std::unique_ptr<broker_client::Publisher> publisher_;
+  std::string catalog_dir_;
+  std::unique_ptr<catalog::v1::MediaCatalog::Stub> stub_;
+};
+
+TEST_F(CatalogSystemTest, EventsBecomeRecordsWithSignedUrlsAndABadEventIsDeadLettered) {
+  StartCatalog();
+  const auto [alice, token] = SignIn("alice");
+  // Watch all of alice's media before anything exists.
+  auto watch_ctx = As(token, 60);
+  auto watch = stub_->WatchMedia(watch_ctx.get(), catalog::v1::WatchMediaRequest());
+
+  Publish(t::Uploaded("m1", alice, "my cat"));
+  Publish(t::JobRequested("m1", alice, "360p"));
+  Publish(t::JobCompleted("m1", alice, "360p"));
+  Publish(t::Ready("m1", alice));
+  Media m;
+  uint64_t last_version = 0;
+  do {
+    ASSERT_TRUE(watch->Read(&m)) << "watch ended early";
+    EXPECT_EQ(m.name(), "media/m1");
+    uint64_t version = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(m.etag().substr(1), &version)) << m.etag();
+    EXPECT_GT(version, last_version);  // every message is a newer state
+    last_version = version;
+  } while (m.state() != catalog::v1::READY);
+
+  // GetMedia: a signed URL the object server's signer accepts.
+  {
+    auto ctx = As(token);
+    catalog::v1::GetMediaRequest req;
+    req.set_name("media/m1");
+    ASSERT_TRUE(stub_->GetMedia(ctx.get(), req, &m).ok());
+    ASSERT_EQ(m.renditions_size(), 1);
+    const std::string url = m.renditions(0).url();
+    ASSERT_TRUE(absl::StartsWith(url, "http://127.0.0.1:1/o/")) << url;
+    std::ifstream keys_file(config_ + "/url_keys");
+    std::string keys((std::istreambuf_iterator<char>(keys_file)), std::istreambuf_iterator<char>());
+    signed_url::UrlSigner signer(*signed_url::KeyRing::Parse(keys));
+    const std::string rest = url.substr(std::string("http://127.0.0.1:1/o/").size());
+    const size_t slash = rest.find('/');
+    EXPECT_TRUE(signer.Verify(rest.substr(0, slash), rest.substr(slash + 1), absl::Now()).ok());
+    EXPECT_EQ(rest.substr(slash + 1), absl::StrCat("renditions/", alice, "/m1/360p.mp4"));
+  }
+
+  // A malformed payload is nacked with the reason and dead-lettered
+  // (--max_delivery_attempts=1); the media published after it is projected.
+  auto bad = t::Uploaded("bad1", alice, "x");
+  bad.mutable_proto_data()->set_value("\x0a\xff\xff");
+  Publish(bad);
+  Publish(t::Uploaded("m2", alice, "my dog"));
+  ASSERT_TRUE(watch->Read(&m));
+  EXPECT_EQ(m.name(), "media/m2");
+  WaitForStats([](const auto& s) { return s.dead_letter_count() >= 1; });
+  {
+    grpc::ClientContext ctx;
+    (void)tester_->Attach(ctx);
+    ctx.set_deadline(In(10));
+    broker::v1::ListDeadLettersRequest req;
+    req.set_subscription(kSubscription);
+    broker::v1::ListDeadLettersResponse resp;
+    ASSERT_TRUE(broker_stub_->ListDeadLetters(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.dead_letters_size(), 1);
+    EXPECT_EQ(resp.dead_letters(0).event().id(), bad.id());
+    EXPECT_NE(resp.dead_letters(0).last_error().find("event.data"), std::string::npos)
+        << resp.dead_letters(0).last_error();
+  }
+
+  // Another person sees nothing of alice's private media; an operator does.
+  const auto [bob, bob_token] = SignIn("bob");
+  {
+    auto ctx = As(bob_token);
+    catalog::v1::GetMediaRequest req;
+    req.set_name("media/m1");
+    EXPECT_EQ(stub_->GetMedia(ctx.get(), req, &m).error_code(), grpc::NOT_FOUND);
+    grpc::ClientContext ops;
+    ASSERT_TRUE(ops_->Attach(ops).ok());
+    catalog::v1::ListMediaRequest list;
+    list.set_owner("all");
+    catalog::v1::ListMediaResponse resp;
+    ASSERT_TRUE(stub_->ListMedia(&ops, list, &resp).ok());
+    EXPECT_EQ(resp.media_size(), 2);
+  }
+
+  // Delete: pettube.media.deleted goes through the broker, the watch sees it.
+  {
+    auto ctx = As(token);
+    catalog::v1::DeleteMediaRequest req;
+    req.set_name("media/m1");
+    google::protobuf::Empty empty;
+    const grpc::Status s = stub_->DeleteMedia(ctx.get(), req, &empty);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_TRUE(watch->Read(&m));
+    EXPECT_EQ(m.name(), "media/m1");
+    EXPECT_EQ(m.state(), catalog::v1::DELETED);
+    auto get = As(token);
+    catalog::v1::GetMediaRequest g;
+    g.set_name("media/m1");
+    EXPECT_EQ(stub_->GetMedia(get.get(), g, &m).error_code(), grpc::NOT_FOUND);
+  }
+  // Our own deletion event comes back through the subscription and is
+  // already applied: everything acked, nothing else dead-lettered.
+  // Acked: m1's four events, m2's upload and the deletion.
+  auto stats = WaitForStats(
+      [](const auto& s) { return s.backlog() == 0 && s.in_flight() == 0 && s.acked() >= 6; });
+  EXPECT_EQ(stats.backlog(), 0);
+  EXPECT_EQ(stats.dead_letter_count(), 1);
+
+  catalog_.process->Signal(SIGTERM);
+  EXPECT_FALSE(watch->Read(&m));
+  const grpc::Status end = watch->Finish();
+  EXPECT_EQ(end.error_code(), grpc::UNAVAILABLE) << end.error_message();
+  EXPECT_EQ(*catalog_.process->WaitForExit(absl::Seconds(20)), 0);
+}
+
+TEST_F(CatalogSystemTest, SigkillMidStreamThreeTimesStillAppliesEveryEventExactlyOnce) {
+  // A kill returns the in-flight deliveries to the broker, which counts
+  // them as attempts: allow more than the three kills.
+  const std::vector<std::string> flags = {"--handler_concurrency=4", "--max_delivery_attempts=10"};
+  StartCatalog("127.0.0.1:0", flags);
+  const auto [alice, token] = SignIn("alice");
+  // Every event of this stream adds a fact no other event adds (its own
+  // job), so in any order each one applied once raises the version by one:
+  // version == events for the item proves none was lost or applied twice.
+  constexpr int kMedia = 40;
+  constexpr int kJobsPerMedia = 9;
+  constexpr int kEvents = kMedia * (1 + kJobsPerMedia);
+  int accepted = 0;
+  absl::Mutex mu;
+  for (int i = 0; i < kMedia; ++i) {
+    const std::string id = absl::StrCat("k", i);
+    std::vector<io::cloudevents::v1::CloudEvent> events = {t::Uploaded(id, alice, "clip")};
+    for (int j = 0; j < kJobsPerMedia; ++j) {
+      events.push_back(t::JobProgressed(id, absl::StrCat("r", j), 0.1 * (j + 1)));
+    }
+    for (auto& e : events) {
+      publisher_->PublishAsync(std::move(e), [&](absl::StatusOr<broker_client::PublishResult> r) {
+        EXPECT_TRUE(r.ok()) << r.status();
+        absl::MutexLock lock(&mu);
+        ++accepted;
+      });
+    }
+  }
+  ASSERT_TRUE(publisher_->Flush(absl::Seconds(30)).ok());
+  EXPECT_EQ(accepted, kEvents);
+
+  int mid_stream_kills = 0;
+  for (int kill = 1; kill <= 3; ++kill) {
+    const int threshold = kill * kEvents / 4;
+    auto stats = WaitForStats([&](const auto& s) { return s.acked() >= threshold; });
+    if (stats.backlog() > 0) ++mid_stream_kills;
+    catalog_.process->Signal(SIGKILL);
+    EXPECT_EQ(*catalog_.process->WaitForExit(absl::Seconds(10)), 128 + SIGKILL);
+    StartCatalog("127.0.0.1:0", flags);
+  }
+  EXPECT_GE(mid_stream_kills, 1) << "the catalog finished before any kill";
+  auto stats = WaitForStats([](const auto& s) { return s.backlog() == 0 && s.in_flight() == 0; });
+  ASSERT_EQ(stats.backlog(), 0);
+  EXPECT_EQ(stats.dead_letter_count(), 0);
+
+  catalog::v1::ListMediaRequest req;
+  req.set_page_size(7);
+  std::map<std::string, Media> seen;
+  for (;;) {
+    auto ctx = As(token);
+    catalog::v1::ListMediaResponse resp;
+    ASSERT_TRUE(stub_->ListMedia(ctx.get(), req, &resp).ok());
+    for (const Media& m : resp.media()) {
+      EXPECT_TRUE(seen.emplace(m.name(), m).second) << "repeated " << m.name();
+    }
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kMedia));
+  for (const auto& [name, m] : seen) {
+    EXPECT_EQ(m.etag(), absl::StrCat("v", 1 + kJobsPerMedia)) << name;
+    EXPECT_EQ(m.state(), catalog::v1::PROCESSING) << name;
+    EXPECT_NEAR(m.progress(), 0.5, 1e-9) << name;  // mean of 0.1 .. 0.9
+    EXPECT_EQ(m.title(), "clip");
+  }
+}
+
+TEST_F(CatalogSystemTest, WatchMediaSurvivesARestartByReconnecting) {
+  StartCatalog();
+  const std::string address = catalog_.grpc;
+  const auto [alice, token] = SignIn("alice");
+  Publish(t::Uploaded("w1", alice, "watch me"));
+  WaitForStats([](const auto& s) { return s.acked() >= 1; });  // projected
+  auto ctx = As(token, 60);
+  catalog::v1::WatchMediaRequest req;
+  req.set_name("media/w1");
+  ctx->set_wait_for_ready(true);
+  auto watch = stub_->WatchMedia(ctx.get(), req);
+  Media m;
+  ASSERT_TRUE(watch->Read(&m));
+  EXPECT_EQ(m.state(), catalog::v1::UPLOADED);
+
+  // The catalog crashes; a change happens while it is down.
+  catalog_.process->Signal(SIGKILL);
+  EXPECT_FALSE(watch->Read(&m));
+  EXPECT_EQ(watch->Finish().error_code(), grpc::UNAVAILABLE);
+  Publish(t::JobRequested("w1", alice, "360p"));
+  StartCatalog(address);  // same address: the client's channel reconnects
+
+  // The client reconnects with the same channel and sees the current state.
+  auto again_ctx = As(token, 60);
+  again_ctx->set_wait_for_ready(true);
+  auto again = stub_->WatchMedia(again_ctx.get(), req);
+  do {
+    ASSERT_TRUE(again->Read(&m));
+  } while (m.state() == catalog::v1::UPLOADED);  // until the backlog is projected
+  EXPECT_EQ(m.state(), catalog::v1::PROCESSING);
+  Publish(t::Ready("w1", alice));
+  ASSERT_TRUE(again->Read(&m));
+  EXPECT_EQ(m.state(), catalog::v1::READY);
+  again_ctx->TryCancel();
+  (void)again->Finish();
+}
+
+}  // namespace
+}  // namespace pettube
