@@ -45,6 +45,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
   for (auto& e : options.env) envp.push_back(e.data());
   envp.push_back(nullptr);
   const pid_t parent = getpid();
+  const bool inherit_stderr = options.inherit_stderr;
+  const bool die_with_parent = options.die_with_parent;
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -55,8 +57,10 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
   if (pid == 0) {
     // Child. Die with the parent; signals back to defaults and unblocked
     // (the parent blocks SIGTERM for sigwait).
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
+    if (die_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -64,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
     dup2(out[1], 1);
-    dup2(err[1], 2);
+    if (!inherit_stderr) dup2(err[1], 2);
     execve(argv[0], argv.data(), envp.data());
     const char* msg = "exec failed: ";
     (void)!write(2, msg, strlen(msg));
@@ -75,6 +79,10 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
   }
   close(out[1]);
   close(err[1]);
+  if (inherit_stderr) {
+    close(err[0]);
+    err[0] = -1;
+  }
   auto p = std::unique_ptr<Subprocess>(new Subprocess());
   p->options_ = std::move(options);
   p->pid_ = pid;
@@ -87,7 +95,12 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
 }
 
 Subprocess::~Subprocess() {
-  if (!reaped_ && pid_ > 0) {
+  bool reaped;
+  {
+    absl::MutexLock lock(&mu_);
+    reaped = reaped_;
+  }
+  if (!reaped && pid_ > 0) {
     kill(pid_, SIGKILL);
     int status = 0;
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
@@ -104,6 +117,11 @@ void Subprocess::Cancel() {
   if (cancel_requested_) return;
   cancel_requested_ = true;
   if (wake_write_fd_ >= 0) (void)!write(wake_write_fd_, "x", 1);
+}
+
+void Subprocess::Signal(int signal_number) {
+  absl::MutexLock lock(&mu_);
+  if (!reaped_ && pid_ > 0) kill(pid_, signal_number);
 }
 
 Subprocess::Result Subprocess::Wait() {
@@ -178,10 +196,18 @@ Subprocess::Result Subprocess::Wait() {
     }
   }
   if (options_.on_stdout_line && !line_buffer.empty()) options_.on_stdout_line(line_buffer);
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  // Wait for the exit without reaping, then reap under the lock, so Signal
+  // never hits a recycled pid.
+  siginfo_t info;
+  while (waitid(P_PID, pid_, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
-  reaped_ = true;
+  int status = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+  }
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   {

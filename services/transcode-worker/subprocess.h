@@ -46,6 +46,11 @@ class Subprocess {
     size_t max_stdout_bytes = size_t{16} << 20;
     // Only the last this-many bytes of stderr are kept.
     size_t stderr_tail_bytes = 64 << 10;
+    // The child writes to our stderr instead (nothing is captured).
+    bool inherit_stderr = false;
+    // The child gets SIGKILL when the thread that started it exits (so a
+    // killed parent leaves no orphan). Start from a long-lived thread.
+    bool die_with_parent = true;
   };
 
   struct Result {
@@ -82,6 +87,10 @@ class Subprocess {
   // Thread-safe, idempotent.
   void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Sends `signal_number` to the child unless it was already reaped.
+  // Thread-safe.
+  void Signal(int signal_number) ABSL_LOCKS_EXCLUDED(mu_);
+
   pid_t pid() const { return pid_; }
 
  private:
@@ -95,10 +104,11 @@ class Subprocess {
   int wake_read_fd_ = -1;
   int wake_write_fd_ = -1;
   absl::Time start_;
-  bool reaped_ = false;
 
   absl::Mutex mu_;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // Once reaped the pid may belong to another process: never signal it.
+  bool reaped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace pettube::transcode
