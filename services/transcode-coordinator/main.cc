@@ -84,8 +84,10 @@ int main(int argc, char** argv) {
     return server::ExitWith(absl::InvalidArgumentError("max_attempts: must be 1 to 100"));
   }
 
-  auto workload = workload::FromFlags({"events.publish", "events.subscribe", "events.admin",
-                                       "objects.read", "objects.write"});
+  // Every scope this client is granted: it needs events.publish,
+  // events.subscribe, events.admin (to create its subscriptions),
+  // objects.read (probe) and objects.write (master playlists).
+  auto workload = workload::FromFlags({});
   if (!workload.ok()) return server::ExitWith(workload.status());
   if (workload->broker_channel == nullptr) {
     return server::ExitWith(absl::InvalidArgumentError("broker_server: required"));

@@ -12,7 +12,8 @@ namespace pettube::transcode {
 // parsed, caller authorized, the Coordinator called, its status mapped.
 // People (media.read / media.write) see only their own media: another
 // owner's item is NOT_FOUND. Workloads and operators need transcode.read
-// (reads, WatchJob) or transcode.admin (everything). Without an
+// (reads, WatchJob) or transcode.admin (everything); workloads holding
+// objects.write (the transcode workers) may read and watch jobs. Without an
 // authenticator (in-process tests only) every call is allowed.
 // Borrows both; thread-safe.
 class TranscodeService final : public pettube::transcode::v1::TranscodeCoordinator::CallbackService {

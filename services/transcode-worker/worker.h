@@ -44,7 +44,8 @@ class WorkerEvents {
 };
 
 // Holds a WatchJob stream; the destructor ends it. Calls `on_job` (on its
-// own thread) with each state.
+// own thread) with each state, then `on_end` once when the stream ends
+// (coordinator unreachable, refused, or the job final).
 class JobWatch {
  public:
   virtual ~JobWatch() = default;
@@ -53,7 +54,8 @@ class JobWatcher {
  public:
   virtual ~JobWatcher() = default;
   virtual std::unique_ptr<JobWatch> Watch(const std::string& job_name,
-                                          std::function<void(const v1::Job&)> on_job) = 0;
+                                          std::function<void(const v1::Job&)> on_job,
+                                          std::function<void()> on_end) = 0;
 };
 
 // JobWatcher over the coordinator's gRPC WatchJob.
@@ -61,7 +63,8 @@ class GrpcJobWatcher : public JobWatcher {
  public:
   GrpcJobWatcher(std::shared_ptr<grpc::Channel> channel, std::shared_ptr<auth::TokenSource> tokens);
   std::unique_ptr<JobWatch> Watch(const std::string& job_name,
-                                  std::function<void(const v1::Job&)> on_job) override;
+                                  std::function<void(const v1::Job&)> on_job,
+                                  std::function<void()> on_end) override;
 
  private:
   std::unique_ptr<v1::TranscodeCoordinator::Stub> stub_;

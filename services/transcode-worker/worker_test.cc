@@ -77,8 +77,8 @@ class FakeWatcher : public JobWatcher {
     }
     FakeWatcher* w_;
   };
-  std::unique_ptr<JobWatch> Watch(const std::string&,
-                                  std::function<void(const tv::Job&)> on_job) override {
+  std::unique_ptr<JobWatch> Watch(const std::string&, std::function<void(const tv::Job&)> on_job,
+                                  std::function<void()>) override {
     auto watch = std::make_unique<class Watch>(this, on_job);
     on_job(first_);
     return watch;
