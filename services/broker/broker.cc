@@ -160,6 +160,8 @@ struct Broker::ConsumerState {
 struct Broker::SubState {
   uint32_t id = 0;
   v1::Subscription config;
+  // The identity that created it ("" when created without credentials).
+  std::string owner;
   // Next queue sequence to read from the store; everything below it that is
   // still queued is tracked in memory (ready, leased, retrying, blocked).
   uint64_t load_cursor = 0;
@@ -315,6 +317,7 @@ absl::Status Broker::Load() {
     auto sub = std::make_unique<SubState>();
     sub->id = r.internal_id();
     sub->config = r.subscription();
+    sub->owner = r.owner();
     // Everything below the ack floor is settled: loading starts there.
     sub->load_cursor = store_->AckFloor(sub->id);
     sub->epochs->floor_written = sub->load_cursor;
@@ -424,7 +427,7 @@ absl::Status Broker::ValidateEvent(const CloudEvent& e) const {
   return absl::OkStatus();
 }
 
-void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
+void Broker::Publish(std::vector<CloudEvent> events, PublishDone done, const Access& access) {
   struct State {
     std::vector<CloudEvent> events;
     std::vector<v1::PublishResult> results;
@@ -441,7 +444,10 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done) {
   state->valid.resize(events.size());
   bool any_valid = false;
   for (size_t i = 0; i < events.size(); ++i) {
-    const absl::Status s = ValidateEvent(events[i]);
+    absl::Status s = ValidateEvent(events[i]);
+    if (s.ok() && options_.access_policy != nullptr) {
+      s = options_.access_policy->CheckPublish(access, events[i]);
+    }
     state->valid[i] = s.ok();
     any_valid |= s.ok();
     if (!s.ok()) {
@@ -928,7 +934,7 @@ void Broker::OnLeasesDue(uint32_t sub_id, uint64_t generation) {
 
 absl::StatusOr<ConsumerId> Broker::Attach(const std::string& subscription, int credits,
                                           const std::string& consumer_name, Consumer* consumer,
-                                          v1::Subscription* settings) {
+                                          v1::Subscription* settings, const Access& access) {
   if (auto s = ValidateName(subscription, "attach.subscription"); !s.ok()) return s;
   if (credits < 1 || credits > kMaxCredits) {
     return absl::InvalidArgumentError(
@@ -940,6 +946,7 @@ absl::StatusOr<ConsumerId> Broker::Attach(const std::string& subscription, int c
   if (sub == nullptr) {
     return absl::NotFoundError(absl::StrCat("subscription ", subscription, " does not exist"));
   }
+  if (auto s = MayUseLocked(*sub, access); !s.ok()) return s;
   const ConsumerId id = next_consumer_id_++;
   auto state = std::make_unique<ConsumerState>();
   state->id = id;
@@ -1182,6 +1189,22 @@ Broker::SubState* Broker::FindLocked(const std::string& name) {
   return subs_[it->second].get();
 }
 
+absl::Status Broker::MayUseLocked(const SubState& sub, const Access& access) {
+  // Unowned subscriptions (created without credentials, or before owners
+  // were kept) are open to every caller with the method's scope.
+  if (!access.checked || access.admin || sub.owner.empty() || sub.owner == access.identity) {
+    return absl::OkStatus();
+  }
+  if (options_.access_policy != nullptr &&
+      options_.access_policy->Grants(access, sub.config.name())) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "subscription ", sub.config.name(),
+      " belongs to another workload: only its owner, a workload the publish policy grants it "
+      "to, or events.admin may use it"));
+}
+
 v1::Subscription Broker::DescribeLocked(SubState& sub) {
   v1::Subscription out = sub.config;
   v1::SubscriptionStats* stats = out.mutable_stats();
@@ -1238,7 +1261,8 @@ absl::Status Broker::Backfill(const SubState& sub, const v1::StartPosition& posi
 }
 
 absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& id,
-                                                            const v1::Subscription& settings) {
+                                                            const v1::Subscription& settings,
+                                                            const Access& access) {
   if (auto s = ValidateSubscriptionId(id); !s.ok()) return s;
   v1::Subscription config = settings;
   config.clear_stats();
@@ -1269,6 +1293,7 @@ absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& i
     auto sub = std::make_unique<SubState>();
     sub->id = next_sub_id_++;
     sub->config = config;
+    sub->owner = access.identity;
     // Registered here, on the committer thread, so every publish prepared
     // after this point routes to it and none before does.
     // The backfill is read before anything goes in the batch: a failed
@@ -1281,6 +1306,7 @@ absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& i
     storage::SubscriptionRecord record;
     record.set_internal_id(sub->id);
     *record.mutable_subscription() = config;
+    record.set_owner(sub->owner);
     batch.PutSubscription(record);
     batch.SetNextSubscriptionId(next_sub_id_);
     for (uint64_t seq : backfill) batch.Enqueue(sub->id, seq);
@@ -1348,7 +1374,8 @@ absl::StatusOr<v1::ListSubscriptionsResponse> Broker::ListSubscriptions(
 }
 
 absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscription& update,
-                                                            const std::vector<std::string>& paths) {
+                                                            const std::vector<std::string>& paths,
+                                                            const Access& access) {
   if (auto s = ValidateName(update.name(), "subscription.name"); !s.ok()) return s;
   if (paths.empty()) return absl::InvalidArgumentError("update_mask: must name at least one field");
   absl::Status result;
@@ -1359,6 +1386,10 @@ absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscripti
     SubState* sub = FindLocked(update.name());
     if (sub == nullptr) {
       result = absl::NotFoundError(absl::StrCat("subscription ", update.name(), " does not exist"));
+      return;
+    }
+    if (auto s = MayUseLocked(*sub, access); !s.ok()) {
+      result = s;
       return;
     }
     v1::Subscription merged = sub->config;
@@ -1394,6 +1425,7 @@ absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscripti
     storage::SubscriptionRecord record;
     record.set_internal_id(sub->id);
     *record.mutable_subscription() = merged;
+    record.set_owner(sub->owner);
     batch.PutSubscription(record);
     pending = std::move(merged);
   };
@@ -1413,7 +1445,7 @@ absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscripti
   return updated;
 }
 
-absl::Status Broker::DeleteSubscription(const std::string& name) {
+absl::Status Broker::DeleteSubscription(const std::string& name, const Access& access) {
   if (auto s = ValidateName(name, "name"); !s.ok()) return s;
   absl::Status result;
   Committer::Op op;
@@ -1422,6 +1454,10 @@ absl::Status Broker::DeleteSubscription(const std::string& name) {
     SubState* sub = FindLocked(name);
     if (sub == nullptr) {
       result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+      return;
+    }
+    if (auto s = MayUseLocked(*sub, access); !s.ok()) {
+      result = s;
       return;
     }
     batch.DeleteSubscription(name, sub->id);
@@ -1436,7 +1472,8 @@ absl::Status Broker::DeleteSubscription(const std::string& name) {
 }
 
 absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
-                                              const v1::StartPosition& position) {
+                                              const v1::StartPosition& position,
+                                              const Access& access) {
   if (auto s = ValidateName(name, "name"); !s.ok()) return s;
   if (position.position_case() == v1::StartPosition::POSITION_NOT_SET) {
     return absl::InvalidArgumentError("position: must be set");
@@ -1450,6 +1487,10 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     SubState* sub = FindLocked(name);
     if (sub == nullptr) {
       result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+      return;
+    }
+    if (auto s = MayUseLocked(*sub, access); !s.ok()) {
+      result = s;
       return;
     }
     // The new queue is read first: a failed read changes nothing.
@@ -1507,7 +1548,8 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
 
 absl::StatusOr<v1::ListDeadLettersResponse> Broker::ListDeadLetters(const std::string& name,
                                                                     int page_size,
-                                                                    const std::string& page_token) {
+                                                                    const std::string& page_token,
+                                                                    const Access& access) {
   if (auto s = ValidateName(name, "subscription"); !s.ok()) return s;
   if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
   if (page_size == 0) page_size = 50;
@@ -1522,6 +1564,7 @@ absl::StatusOr<v1::ListDeadLettersResponse> Broker::ListDeadLetters(const std::s
     SubState* sub = FindLocked(name);
     if (sub == nullptr)
       return absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+    if (auto s = MayUseLocked(*sub, access); !s.ok()) return s;
     id = sub->id;
   }
   // Dead-lettering is queued to the committer; wait for what is queued so
@@ -1552,7 +1595,7 @@ absl::StatusOr<v1::ListDeadLettersResponse> Broker::ListDeadLetters(const std::s
 }
 
 absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_events,
-                                        int max_per_second) {
+                                        int max_per_second, const Access& access) {
   if (auto s = ValidateName(name, "subscription"); !s.ok()) return s;
   if (max_events < 0) return absl::InvalidArgumentError("max_events: must not be negative");
   if (max_per_second < 0) return absl::InvalidArgumentError("max_per_second: must not be negative");
@@ -1575,6 +1618,10 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
       SubState* sub = FindLocked(name);
       if (sub == nullptr) {
         result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
+        return;
+      }
+      if (auto s = MayUseLocked(*sub, access); !s.ok()) {
+        result = s;
         return;
       }
       std::vector<v1::DeadLetter> letters;

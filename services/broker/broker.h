@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "libs/metrics/registry.h"
 #include "proto/pettube/broker/v1/broker.pb.h"
+#include "services/broker/access_policy.h"
 #include "services/broker/broker_store.h"
 #include "services/broker/committer.h"
 #include "services/broker/delivery_wire.h"
@@ -79,6 +80,9 @@ class Broker {
     // ListDeadLetters page), bytes; an event bigger than this still goes,
     // alone. The default fits a default gRPC client's 4 MiB receive limit.
     size_t max_response_bytes = (4 << 20) - (64 << 10);
+    // Who may publish what and use which subscriptions besides their own;
+    // null: no rules beyond ownership (not owned; must outlive the broker).
+    const AccessPolicy* access_policy = nullptr;
   };
 
   // Loads subscriptions and their backlogs from `store` (not owned).
@@ -90,24 +94,35 @@ class Broker {
   // Validates and durably appends the events; `done` gets one result per
   // event, in order, once all are durable (from the committer thread).
   using PublishDone = std::function<void(std::vector<v1::PublishResult>)>;
-  void Publish(std::vector<CloudEvent> events, PublishDone done);
+  // Events `access` may not publish (AccessPolicy) get PERMISSION_DENIED.
+  void Publish(std::vector<CloudEvent> events, PublishDone done,
+               const Access& access = Access::Unchecked());
 
   // --------------------------------------------------------- subscriptions
+  // A subscription belongs to the identity that created it: only it, a
+  // workload the access policy grants it to, or an admin may attach,
+  // update, delete, seek, redrive or list its dead letters
+  // (PERMISSION_DENIED otherwise). Get and stats are open to all callers.
   absl::StatusOr<v1::Subscription> CreateSubscription(const std::string& id,
-                                                      const v1::Subscription& settings);
+                                                      const v1::Subscription& settings,
+                                                      const Access& access = Access::Unchecked());
   absl::StatusOr<v1::Subscription> GetSubscription(const std::string& name);
   absl::StatusOr<v1::ListSubscriptionsResponse> ListSubscriptions(int page_size,
                                                                   const std::string& page_token);
   absl::StatusOr<v1::Subscription> UpdateSubscription(const v1::Subscription& subscription,
-                                                      const std::vector<std::string>& paths);
-  absl::Status DeleteSubscription(const std::string& name);
-  absl::StatusOr<v1::Subscription> Seek(const std::string& name, const v1::StartPosition& position);
-  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(const std::string& name,
-                                                              int page_size,
-                                                              const std::string& page_token);
+                                                      const std::vector<std::string>& paths,
+                                                      const Access& access = Access::Unchecked());
+  absl::Status DeleteSubscription(const std::string& name,
+                                  const Access& access = Access::Unchecked());
+  absl::StatusOr<v1::Subscription> Seek(const std::string& name, const v1::StartPosition& position,
+                                        const Access& access = Access::Unchecked());
+  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(
+      const std::string& name, int page_size, const std::string& page_token,
+      const Access& access = Access::Unchecked());
   // Moves up to `max_events` (0: all) dead letters back, `max_per_second`
   // at a time (waits between chunks; returns early if the broker stops).
-  absl::StatusOr<int64_t> Redrive(const std::string& name, int64_t max_events, int max_per_second);
+  absl::StatusOr<int64_t> Redrive(const std::string& name, int64_t max_events, int max_per_second,
+                                  const Access& access = Access::Unchecked());
   absl::StatusOr<v1::StreamInfo> GetStreamInfo();
 
   // ----------------------------------------------------------- stats watch
@@ -128,7 +143,8 @@ class Broker {
   // subscription, INVALID_ARGUMENT for credits out of range.
   absl::StatusOr<ConsumerId> Attach(const std::string& subscription, int credits,
                                     const std::string& consumer_name, Consumer* consumer,
-                                    v1::Subscription* settings);
+                                    v1::Subscription* settings,
+                                    const Access& access = Access::Unchecked());
   // Releases the consumer's unsettled deliveries for redelivery at once.
   // After this returns the broker never calls `consumer` again.
   void Detach(ConsumerId id);
@@ -175,6 +191,9 @@ class Broker {
   void RegisterLocked(std::unique_ptr<SubState> sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnregisterLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SubState* FindLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK, or PERMISSION_DENIED unless `access` may use the subscription.
+  absl::Status MayUseLocked(const SubState& sub, const Access& access)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Subscription DescribeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The sequences a subscription starting at `position` owes (none for
   // latest), read from the log.
