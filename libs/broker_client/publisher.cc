@@ -1,11 +1,11 @@
 #include "libs/broker_client/publisher.h"
 
+#include <grpcpp/support/client_callback.h>
+
 #include <algorithm>
 #include <iterator>
 #include <optional>
 #include <utility>
-
-#include <grpcpp/support/client_callback.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -85,6 +85,8 @@ class Publisher::Stream final
   bool closed = false;
   // The hold taken before StartCall was released (see MaybeReleaseHoldLocked).
   bool hold_released = false;
+  // The broker answered on this stream: its credentials were accepted.
+  bool answered = false;
 
  private:
   Publisher* const owner_;
@@ -125,8 +127,7 @@ void Publisher::PublishAsync(CloudEvent event, PublishCallback done) {
   if (done) done(refused);
 }
 
-absl::StatusOr<PublishResult> Publisher::PublishAndWait(CloudEvent event,
-                                                        absl::Duration timeout) {
+absl::StatusOr<PublishResult> Publisher::PublishAndWait(CloudEvent event, absl::Duration timeout) {
   // Shared with the callback, which may run after a timed-out caller left.
   struct Waiter {
     absl::Mutex mu;
@@ -143,9 +144,9 @@ absl::StatusOr<PublishResult> Publisher::PublishAndWait(CloudEvent event,
     return waiter->result.has_value();
   };
   if (!waiter->mu.AwaitWithTimeout(absl::Condition(&settled), timeout)) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "publisher: event not settled within ", absl::FormatDuration(timeout),
-        "; it may still be published"));
+    return absl::DeadlineExceededError(absl::StrCat("publisher: event not settled within ",
+                                                    absl::FormatDuration(timeout),
+                                                    "; it may still be published"));
   }
   return *std::move(waiter->result);
 }
@@ -163,9 +164,8 @@ absl::Status Publisher::Flush(absl::Duration timeout) {
   const size_t left =
       static_cast<size_t>(std::distance(entries_.begin(), entries_.upper_bound(target)) +
                           std::distance(in_callback_.begin(), in_callback_.upper_bound(target)));
-  return absl::DeadlineExceededError(absl::StrCat("publisher: ", left,
-                                                  " events not settled within ",
-                                                  absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "publisher: ", left, " events not settled within ", absl::FormatDuration(timeout)));
 }
 
 void Publisher::Shutdown(absl::Duration timeout) {
@@ -318,6 +318,7 @@ void Publisher::OnRead(Stream* stream, bool ok) {
   SettledList settled;
   {
     absl::MutexLock lock(&mu_);
+    stream->answered = true;
     bool restart = false;
     bool stored = false;
     for (const pettube::broker::v1::PublishAck& ack : stream->response.acks()) {
@@ -336,8 +337,7 @@ void Publisher::OnRead(Stream* stream, bool ok) {
       --on_wire_;
       if (code == absl::StatusCode::kOk) {
         stored = true;
-        SettleLocked(it, PublishResult{ack.result().sequence(), ack.result().duplicate()},
-                     settled);
+        SettleLocked(it, PublishResult{ack.result().sequence(), ack.result().duplicate()}, settled);
       } else {
         SettleLocked(it, absl::Status(code, ack.result().status().message()), settled);
       }
@@ -366,7 +366,12 @@ void Publisher::OnStreamDone(Stream* stream, const grpc::Status& status) {
     if (!closed_) {
       ++consecutive_failures_;
       const absl::Status cause = status::FromGrpcStatus(status, "PublishStream");
-      if (IsPermanentStreamFailure(status.error_code())) {
+      // UNAUTHENTICATED on a stream the broker had accepted: the token
+      // expired during it. The next stream carries a fresh one
+      // (configure_context), so its events are resent, not failed.
+      const bool expired =
+          status.error_code() == grpc::StatusCode::UNAUTHENTICATED && stream->answered;
+      if (IsPermanentStreamFailure(status.error_code()) && !expired) {
         // Fail what this stream carried; what never left is tried again.
         while (!entries_.empty() && entries_.begin()->first < next_to_send_) {
           SettleLocked(entries_.begin(), cause, failed);

@@ -1,5 +1,7 @@
 #include "services/broker/broker_service.h"
 
+#include <grpcpp/alarm.h>
+
 #include <atomic>
 #include <deque>
 #include <utility>
@@ -7,6 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "libs/log/log.h"
 #include "libs/server/unary.h"
 #include "libs/status/grpc_status.h"
 #include "services/broker/watch_stats_reactor.h"
@@ -23,7 +27,34 @@ using status::ToGrpcStatus;
 class PublishStreamReactor
     : public grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse> {
  public:
-  explicit PublishStreamReactor(Broker& broker) : broker_(broker) { StartRead(&request_); }
+  // Reads nothing until Begin (or Refuse): the caller's access is looked
+  // up first.
+  explicit PublishStreamReactor(Broker& broker) : broker_(broker) {}
+
+  // Starts reading as `access`; the stream ends with UNAUTHENTICATED at
+  // `credentials_expire`, once every event read before is acked.
+  void Begin(const Access& access, absl::Time credentials_expire) {
+    access_ = access;
+    if (credentials_expire != absl::InfiniteFuture()) {
+      refs_.fetch_add(1);
+      absl::MutexLock lock(&mu_);
+      expiry_armed_ = true;
+      expiry_alarm_.Set(absl::ToChronoTime(credentials_expire), [this](bool fired) {
+        if (fired) {
+          absl::MutexLock lock(&mu_);
+          expired_ = true;
+          MaybeFinishLocked();
+        }
+        Unref();
+      });
+    }
+    StartRead(&request_);
+  }
+  void Refuse(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+    Finish(ToGrpcStatus(status));
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -31,6 +62,25 @@ class PublishStreamReactor
       reads_done_ = true;
       MaybeFinishLocked();
       return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (expired_) {
+        // Read after the credentials expired: not published; the client
+        // resends them on a new stream with a fresh token.
+        for (const v1::PublishStreamEvent& e : request_.events()) {
+          v1::PublishAck ack;
+          ack.set_client_sequence(e.client_sequence());
+          *ack.mutable_result()->mutable_status() = ToProtoStatus(absl::UnavailableError(
+              "credentials expired during the stream; resend on a new stream"));
+          acks_.push_back(std::move(ack));
+        }
+        request_.Clear();
+        reads_done_ = true;
+        MaybeWriteLocked();
+        MaybeFinishLocked();
+        return;
+      }
     }
     std::vector<CloudEvent> events;
     std::vector<uint64_t> sequences;
@@ -49,23 +99,25 @@ class PublishStreamReactor
     }
     if (!events.empty()) {
       refs_.fetch_add(1);
-      broker_.Publish(std::move(events), [this, sequences = std::move(sequences)](
-                                             std::vector<v1::PublishResult> results) {
-        {
-          absl::MutexLock lock(&mu_);
-          for (size_t i = 0; i < results.size(); ++i) {
-            v1::PublishAck ack;
-            ack.set_client_sequence(sequences[i]);
-            *ack.mutable_result() = std::move(results[i]);
-            acks_.push_back(std::move(ack));
-          }
-          outstanding_ -= static_cast<int64_t>(results.size());
-          ResumeReadLocked();
-          MaybeWriteLocked();
-          MaybeFinishLocked();
-        }
-        Unref();
-      });
+      broker_.Publish(
+          std::move(events),
+          [this, sequences = std::move(sequences)](std::vector<v1::PublishResult> results) {
+            {
+              absl::MutexLock lock(&mu_);
+              for (size_t i = 0; i < results.size(); ++i) {
+                v1::PublishAck ack;
+                ack.set_client_sequence(sequences[i]);
+                *ack.mutable_result() = std::move(results[i]);
+                acks_.push_back(std::move(ack));
+              }
+              outstanding_ -= static_cast<int64_t>(results.size());
+              ResumeReadLocked();
+              MaybeWriteLocked();
+              MaybeFinishLocked();
+            }
+            Unref();
+          },
+          access_);
     }
     if (read_more) StartRead(&request_);
   }
@@ -80,10 +132,14 @@ class PublishStreamReactor
   }
 
   void OnDone() override {
+    bool expiry_armed;
     {
       absl::MutexLock lock(&mu_);
       done_ = true;  // no more StartRead/StartWrite/Finish
+      expiry_armed = expiry_armed_;
     }
+    // A cancelled alarm calls back (fired=false) and drops its reference.
+    if (expiry_armed) expiry_alarm_.Cancel();
     Unref();
   }
 
@@ -92,7 +148,7 @@ class PublishStreamReactor
   static constexpr size_t kMaxAcksPerMessage = 1024;
 
   void ResumeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (read_paused_ && !finished_ && !done_ && outstanding_ < kMaxOutstanding / 2) {
+    if (read_paused_ && !finished_ && !done_ && !expired_ && outstanding_ < kMaxOutstanding / 2) {
       read_paused_ = false;
       StartRead(&request_);
     }
@@ -111,9 +167,16 @@ class PublishStreamReactor
 
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || writing_ || done_) return;
-    if (broken_ || (reads_done_ && outstanding_ == 0 && acks_.empty())) {
+    if (broken_ || ((reads_done_ || expired_) && outstanding_ == 0 && acks_.empty())) {
       finished_ = true;
-      Finish(broken_ ? grpc::Status(grpc::CANCELLED, "stream broken") : grpc::Status::OK);
+      if (broken_) {
+        Finish(grpc::Status(grpc::CANCELLED, "stream broken"));
+      } else if (expired_) {
+        Finish(ToGrpcStatus(absl::UnauthenticatedError(
+            "credentials expired during the stream; reconnect with a fresh token")));
+      } else {
+        Finish(grpc::Status::OK);
+      }
     }
   }
 
@@ -125,9 +188,13 @@ class PublishStreamReactor
   }
 
   Broker& broker_;
+  Access access_;  // set by Begin, before the first read
   v1::PublishStreamRequest request_;
   v1::PublishStreamResponse response_;
+  grpc::Alarm expiry_alarm_;
   absl::Mutex mu_;
+  bool expiry_armed_ ABSL_GUARDED_BY(mu_) = false;
+  bool expired_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<v1::PublishAck> acks_ ABSL_GUARDED_BY(mu_);
   int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -166,7 +233,39 @@ grpc::ByteBuffer ToByteBuffer(std::string bytes) {
 class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                          public Consumer {
  public:
-  explicit SubscribeReactor(Broker& broker) : broker_(broker) { StartRead(&request_bytes_); }
+  // Reads nothing until Begin (or Refuse): the caller's access is looked
+  // up first.
+  explicit SubscribeReactor(Broker& broker) : broker_(broker) {}
+
+  // Starts reading as `access`; the stream ends with UNAUTHENTICATED at
+  // `credentials_expire` (the client reconnects with a fresh token).
+  void Begin(const Access& access, absl::Time credentials_expire) {
+    access_ = access;
+    absl::MutexLock lock(&mu_);
+    if (credentials_expire != absl::InfiniteFuture()) {
+      refs_.fetch_add(1);
+      expiry_armed_ = true;
+      expiry_alarm_.Set(absl::ToChronoTime(credentials_expire), [this](bool fired) {
+        if (fired) {
+          absl::MutexLock lock(&mu_);
+          if (!closing_ && !closed_by_broker_) {
+            closing_ = true;
+            close_status_ = absl::UnauthenticatedError(
+                "credentials expired during the stream; reconnect with a fresh token");
+          }
+          MaybeWriteLocked();
+        }
+        Unref();
+      });
+    }
+    reading_ = true;
+    StartRead(&request_bytes_);
+  }
+  void Refuse(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+    Finish(ToGrpcStatus(status));
+  }
 
   // Consumer (called by the broker with its lock held).
   void Deliver(OutboundDelivery delivery) override {
@@ -243,7 +342,14 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   void OnDone() override {
     // After Detach returns the broker never calls this consumer again.
     Detach();
-    delete this;
+    bool expiry_armed;
+    {
+      absl::MutexLock lock(&mu_);
+      expiry_armed = expiry_armed_;
+    }
+    // A cancelled alarm calls back (fired=false) and drops its reference.
+    if (expiry_armed) expiry_alarm_.Cancel();
+    Unref();
   }
 
  private:
@@ -302,7 +408,8 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       attaching_ = true;  // hold deliveries until the Attached answer is queued
     }
     v1::Subscription settings;
-    auto id = broker_.Attach(a.subscription(), a.max_in_flight(), a.consumer(), this, &settings);
+    auto id =
+        broker_.Attach(a.subscription(), a.max_in_flight(), a.consumer(), this, &settings, access_);
     absl::MutexLock lock(&mu_);
     attaching_ = false;
     if (!id.ok()) {
@@ -395,7 +502,7 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   std::vector<v1::SettleResult> settle_results_ ABSL_GUARDED_BY(mu_);
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool attaching_ ABSL_GUARDED_BY(mu_) = false;
-  bool reading_ ABSL_GUARDED_BY(mu_) = true;       // a read is in flight (one from the start)
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;      // a read is in flight
   bool reads_ended_ ABSL_GUARDED_BY(mu_) = false;  // the client's side ended
   int handling_ ABSL_GUARDED_BY(mu_) = 0;          // requests being handled
   bool end_pending_ ABSL_GUARDED_BY(mu_) = false;  // ended while requests were being handled
@@ -405,46 +512,100 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool detached_ ABSL_GUARDED_BY(mu_) = false;
-};
+  Access access_;  // set by Begin, before the first read
+  grpc::Alarm expiry_alarm_;
+  bool expiry_armed_ ABSL_GUARDED_BY(mu_) = false;
+  // One for the call, one for a pending expiry alarm; the last one out
+  // deletes.
+  std::atomic<int> refs_{1};
 
-// A stream refused before it started (credentials): ends at once.
-template <typename Req, typename Resp>
-class RefusedStream : public grpc::ServerBidiReactor<Req, Resp> {
- public:
-  explicit RefusedStream(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
 };
 
 }  // namespace
 
-absl::Status BrokerService::Authorize(const grpc::CallbackServerContext* context,
-                                      absl::string_view scope) const {
-  if (authenticator_ == nullptr) return absl::OkStatus();
-  return authenticator_->Authorize(*context, scope).status();
+namespace {
+
+// Finishes a unary call with a core result.
+template <typename T>
+void Reply(grpc::ServerUnaryReactor* reactor, absl::StatusOr<T> result, T* response) {
+  if (result.ok()) *response = std::move(*result);
+  reactor->Finish(ToGrpcStatus(result.status()));
 }
 
-absl::StatusOr<absl::Time> BrokerService::AuthorizeAny(
+void Reply(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+// The bearer token of a call ("" if none).
+std::string BearerToken(const grpc::CallbackServerContext& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return "";
+  absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::ConsumePrefix(&value, "Bearer ")) return "";
+  return std::string(value);
+}
+
+}  // namespace
+
+absl::StatusOr<BrokerService::CallerAccess> BrokerService::Authenticate(
     const grpc::CallbackServerContext* context,
     std::initializer_list<absl::string_view> scopes) const {
-  if (authenticator_ == nullptr) return absl::InfiniteFuture();
+  if (authenticator_ == nullptr)
+    return CallerAccess{Access::Unchecked(), false, absl::InfiniteFuture()};
   auto caller = authenticator_->Authenticate(*context);
   if (!caller.ok()) return caller.status();
-  for (absl::string_view scope : scopes) {
-    if (caller->HasScope(scope)) return caller->expire_time;
+  bool allowed = false;
+  for (absl::string_view scope : scopes) allowed |= caller->HasScope(scope);
+  if (!allowed) {
+    return absl::PermissionDeniedError(absl::StrCat("the access token lacks scope \"",
+                                                    absl::StrJoin(scopes, "\" or \""),
+                                                    "\" needed for this call"));
   }
-  return absl::PermissionDeniedError(absl::StrCat("the access token lacks scope \"",
-                                                  absl::StrJoin(scopes, "\" or \""),
-                                                  "\" needed for this call"));
+  CallerAccess who;
+  who.access.identity = caller->identity;
+  who.access.admin = caller->HasScope(kAdminScope);
+  who.access.checked = true;
+  who.workload = caller->workload;
+  who.expire = caller->expire_time;
+  return who;
+}
+
+void BrokerService::WithAccess(const grpc::CallbackServerContext* context,
+                               std::initializer_list<absl::string_view> scopes,
+                               AccessDone then) const {
+  absl::StatusOr<CallerAccess> who = Authenticate(context, scopes);
+  if (!who.ok() || resolver_ == nullptr || !who->workload || who->access.admin) {
+    then(std::move(who));
+    return;
+  }
+  // The access policy names workloads by client id: look it up (once per
+  // identity). Without it the caller only loses what the policy grants by
+  // client id (fail closed), so a lookup failure is logged, not fatal.
+  // Copied first: the lambda below takes `who`, and argument order is
+  // unspecified.
+  const std::string identity = who->access.identity;
+  resolver_->Resolve(identity, BearerToken(*context),
+                     [who = *std::move(who),
+                      then = std::move(then)](absl::StatusOr<std::string> client_id) mutable {
+                       if (client_id.ok()) {
+                         who.access.client_id = *std::move(client_id);
+                       } else {
+                         log::Warning(
+                             "broker.client_id_unknown",
+                             {{"identity", who.access.identity}, {"code", client_id.status()}});
+                       }
+                       then(std::move(who));
+                     });
 }
 
 grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
                                                  const v1::PublishRequest* request,
                                                  v1::PublishResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (auto s = Authorize(context, kPublishScope); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
-  }
   if (request->events_size() == 0) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError("events: must not be empty")));
     return reactor;
@@ -454,118 +615,184 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
         "events: at most ", kMaxBatch, " per request, got ", request->events_size()))));
     return reactor;
   }
-  std::vector<CloudEvent> events(request->events().begin(), request->events().end());
-  broker_.Publish(std::move(events), [reactor, response](std::vector<v1::PublishResult> results) {
-    for (auto& r : results) *response->add_results() = std::move(r);
-    reactor->Finish(grpc::Status::OK);
-  });
+  WithAccess(context, {kPublishScope},
+             [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
+               if (!who.ok()) return Reply(reactor, who.status());
+               std::vector<CloudEvent> events(request->events().begin(), request->events().end());
+               broker_.Publish(
+                   std::move(events),
+                   [reactor, response](std::vector<v1::PublishResult> results) {
+                     for (auto& r : results) *response->add_results() = std::move(r);
+                     reactor->Finish(grpc::Status::OK);
+                   },
+                   who->access);
+             });
   return reactor;
 }
 
 grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
 BrokerService::PublishStream(grpc::CallbackServerContext* context) {
-  if (auto s = Authorize(context, kPublishScope); !s.ok()) {
-    return new RefusedStream<v1::PublishStreamRequest, v1::PublishStreamResponse>(s);
-  }
-  return new PublishStreamReactor(broker_);
+  auto* reactor = new PublishStreamReactor(broker_);
+  WithAccess(context, {kPublishScope}, [reactor](absl::StatusOr<CallerAccess> who) {
+    if (!who.ok()) return reactor->Refuse(who.status());
+    reactor->Begin(who->access, who->expire);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::CreateSubscription(
     grpc::CallbackServerContext* context, const v1::CreateSubscriptionRequest* request,
     v1::Subscription* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(
-      context, broker_.CreateSubscription(request->subscription_id(), request->subscription()),
-      response);
+  auto* reactor = context->DefaultReactor();
+  // events.subscribe suffices: a service creates the subscription it
+  // consumes, and owns it.
+  auto who = Authenticate(context, {kSubscribeScope, kAdminScope});
+  if (!who.ok()) {
+    Reply(reactor, who.status());
+  } else {
+    Reply(reactor,
+          broker_.CreateSubscription(request->subscription_id(), request->subscription(),
+                                     who->access),
+          response);
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetSubscription(grpc::CallbackServerContext* context,
                                                          const v1::GetSubscriptionRequest* request,
                                                          v1::Subscription* response) {
-  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(context, broker_.GetSubscription(request->name()), response);
+  auto* reactor = context->DefaultReactor();
+  auto who = Authenticate(context, {kSubscribeScope, kAdminScope});
+  if (!who.ok()) {
+    Reply(reactor, who.status());
+  } else {
+    Reply(reactor, broker_.GetSubscription(request->name()), response);
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListSubscriptions(
     grpc::CallbackServerContext* context, const v1::ListSubscriptionsRequest* request,
     v1::ListSubscriptionsResponse* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(
-      context, broker_.ListSubscriptions(request->page_size(), request->page_token()), response);
+  auto* reactor = context->DefaultReactor();
+  auto who = Authenticate(context, {kAdminScope});
+  if (!who.ok()) {
+    Reply(reactor, who.status());
+  } else {
+    Reply(reactor, broker_.ListSubscriptions(request->page_size(), request->page_token()),
+          response);
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::UpdateSubscription(
     grpc::CallbackServerContext* context, const v1::UpdateSubscriptionRequest* request,
     v1::Subscription* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  std::vector<std::string> paths(request->update_mask().paths().begin(),
-                                 request->update_mask().paths().end());
-  return server::FinishUnary(context, broker_.UpdateSubscription(request->subscription(), paths),
-                             response);
+  auto* reactor = context->DefaultReactor();
+  WithAccess(context, {kSubscribeScope, kAdminScope},
+             [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
+               if (!who.ok()) return Reply(reactor, who.status());
+               std::vector<std::string> paths(request->update_mask().paths().begin(),
+                                              request->update_mask().paths().end());
+               Reply(reactor,
+                     broker_.UpdateSubscription(request->subscription(), paths, who->access),
+                     response);
+             });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::DeleteSubscription(
     grpc::CallbackServerContext* context, const v1::DeleteSubscriptionRequest* request,
     google::protobuf::Empty*) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(context, broker_.DeleteSubscription(request->name()));
+  auto* reactor = context->DefaultReactor();
+  WithAccess(context, {kSubscribeScope, kAdminScope},
+             [this, reactor, request](absl::StatusOr<CallerAccess> who) {
+               if (!who.ok()) return Reply(reactor, who.status());
+               Reply(reactor, broker_.DeleteSubscription(request->name(), who->access));
+             });
+  return reactor;
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerService::Subscribe(
     grpc::CallbackServerContext* context) {
-  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) {
-    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(s);
-  }
-  return new SubscribeReactor(broker_);
+  auto* reactor = new SubscribeReactor(broker_);
+  WithAccess(context, {kSubscribeScope, kAdminScope}, [reactor](absl::StatusOr<CallerAccess> who) {
+    if (!who.ok()) return reactor->Refuse(who.status());
+    reactor->Begin(who->access, who->expire);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::SeekSubscription(
     grpc::CallbackServerContext* context, const v1::SeekSubscriptionRequest* request,
     v1::Subscription* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(context, broker_.Seek(request->name(), request->position()), response);
+  auto* reactor = context->DefaultReactor();
+  WithAccess(context, {kSubscribeScope, kAdminScope},
+             [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
+               if (!who.ok()) return Reply(reactor, who.status());
+               Reply(reactor, broker_.Seek(request->name(), request->position(), who->access),
+                     response);
+             });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListDeadLetters(grpc::CallbackServerContext* context,
                                                          const v1::ListDeadLettersRequest* request,
                                                          v1::ListDeadLettersResponse* response) {
-  if (auto s = Authorize(context, kSubscribeScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(
-      context,
-      broker_.ListDeadLetters(request->subscription(), request->page_size(), request->page_token()),
-      response);
+  auto* reactor = context->DefaultReactor();
+  WithAccess(context, {kSubscribeScope, kAdminScope},
+             [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
+               if (!who.ok()) return Reply(reactor, who.status());
+               Reply(reactor,
+                     broker_.ListDeadLetters(request->subscription(), request->page_size(),
+                                             request->page_token(), who->access),
+                     response);
+             });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
     grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
     v1::RedriveDeadLettersResponse* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  auto moved =
-      broker_.Redrive(request->subscription(), request->max_events(), request->max_per_second());
-  // Never a StatusOr built from an OK status (that aborts the process).
-  if (!moved.ok()) return server::FinishUnary(context, moved.status());
-  response->set_redriven(*moved);
-  return server::FinishUnary(context, absl::OkStatus());
+  auto* reactor = context->DefaultReactor();
+  WithAccess(context, {kSubscribeScope, kAdminScope},
+             [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
+               if (!who.ok()) return Reply(reactor, who.status());
+               auto moved = broker_.Redrive(request->subscription(), request->max_events(),
+                                            request->max_per_second(), who->access);
+               // Never a StatusOr built from an OK status (that aborts).
+               if (!moved.ok()) return Reply(reactor, moved.status());
+               response->set_redriven(*moved);
+               Reply(reactor, absl::OkStatus());
+             });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetStreamInfo(grpc::CallbackServerContext* context,
                                                        const v1::GetStreamInfoRequest*,
                                                        v1::StreamInfo* response) {
-  if (auto s = Authorize(context, kAdminScope); !s.ok()) return server::FinishUnary(context, s);
-  return server::FinishUnary(context, broker_.GetStreamInfo(), response);
+  auto* reactor = context->DefaultReactor();
+  auto who = Authenticate(context, {kAdminScope});
+  if (!who.ok()) {
+    Reply(reactor, who.status());
+  } else {
+    Reply(reactor, broker_.GetStreamInfo(), response);
+  }
+  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::SubscriptionStats>* BrokerService::WatchSubscriptionStats(
     grpc::CallbackServerContext* context, const v1::WatchSubscriptionStatsRequest* request) {
-  auto expire = AuthorizeAny(context, {kSubscribeScope, kAdminScope});
-  if (!expire.ok()) {
+  // Autoscalers watch queues they do not own: no owner check.
+  auto who = Authenticate(context, {kSubscribeScope, kAdminScope});
+  if (!who.ok()) {
     struct Refused : grpc::ServerWriteReactor<v1::SubscriptionStats> {
       explicit Refused(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
       void OnDone() override { delete this; }
     };
-    return new Refused(expire.status());
+    return new Refused(who.status());
   }
-  return WatchStatsReactor::Start(broker_, *request, *expire);
+  return WatchStatsReactor::Start(broker_, *request, who->expire);
 }
 
 }  // namespace pettube::broker

@@ -5,6 +5,7 @@
 #include "libs/auth/credentials/authenticator.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 #include "services/broker/broker.h"
+#include "services/broker/client_id_resolver.h"
 
 namespace pettube::broker {
 
@@ -28,23 +29,33 @@ using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
 // the callback API with one reactor per call; reactors never block.
 //
 // Every call needs a PetTube access token with the method's scope:
-//   events.publish    Publish, PublishStream
-//   events.subscribe  Subscribe, GetSubscription, ListDeadLetters
-//   events.subscribe or events.admin  WatchSubscriptionStats (autoscalers
-//                     watch queues they do not consume)
-//   events.admin      Create/Update/Delete/Seek/List subscriptions,
-//                     RedriveDeadLetters, GetStreamInfo
+//   events.publish    Publish, PublishStream (and the publish policy's
+//                     binding of the caller to event types and sources)
+//   events.subscribe or events.admin
+//                     CreateSubscription (the caller becomes its owner),
+//                     GetSubscription, WatchSubscriptionStats (autoscalers
+//                     watch queues they do not own); and, for the owner, a
+//                     workload the policy grants the subscription to, or an
+//                     admin: Subscribe, Update/Delete/SeekSubscription,
+//                     ListDeadLetters, RedriveDeadLetters
+//   events.admin      ListSubscriptions, GetStreamInfo
 // unless the broker runs without an authenticator (loopback development).
-// Thread-safe; `broker` and `authenticator` must outlive the service.
+// Long streams (Subscribe, PublishStream, WatchSubscriptionStats) end with
+// UNAUTHENTICATED when the caller's token expires; clients reconnect with
+// a fresh one.
+// Thread-safe; `broker`, `authenticator` and `resolver` must outlive the
+// service.
 class BrokerService : public BrokerCallbackBase {
  public:
   static constexpr char kPublishScope[] = "events.publish";
   static constexpr char kSubscribeScope[] = "events.subscribe";
   static constexpr char kAdminScope[] = "events.admin";
 
-  // `authenticator` null: no credentials are checked.
-  BrokerService(Broker& broker, const auth::Authenticator* authenticator)
-      : broker_(broker), authenticator_(authenticator) {}
+  // `authenticator` null: no credentials are checked. `resolver` (may be
+  // null) looks up callers' workload client ids for the access policy.
+  BrokerService(Broker& broker, const auth::Authenticator* authenticator,
+                ClientIdResolver* resolver = nullptr)
+      : broker_(broker), authenticator_(authenticator), resolver_(resolver) {}
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
@@ -89,15 +100,27 @@ class BrokerService : public BrokerCallbackBase {
   static constexpr int kMaxBatch = 1000;
 
  private:
-  // OK, or why the caller may not call a method needing `scope`.
-  absl::Status Authorize(const grpc::CallbackServerContext* context, absl::string_view scope) const;
-  // The caller's credentials' expiry (InfiniteFuture when none are
-  // checked), or why it may call none of the methods needing `scopes`.
-  absl::StatusOr<absl::Time> AuthorizeAny(const grpc::CallbackServerContext* context,
-                                          std::initializer_list<absl::string_view> scopes) const;
+  struct CallerAccess {
+    Access access;
+    bool workload = false;
+    // When the caller's token expires (InfiniteFuture unchecked).
+    absl::Time expire = absl::InfiniteFuture();
+  };
+  using AccessDone = std::function<void(absl::StatusOr<CallerAccess>)>;
+
+  // The caller, or why it may call none of the methods needing `scopes`
+  // (UNAUTHENTICATED, PERMISSION_DENIED). Without its client id.
+  absl::StatusOr<CallerAccess> Authenticate(const grpc::CallbackServerContext* context,
+                                            std::initializer_list<absl::string_view> scopes) const;
+  // As Authenticate, then looks up a workload's client id (when a resolver
+  // is set): `then` runs inline or, on the first call of a workload, later
+  // on a gRPC thread.
+  void WithAccess(const grpc::CallbackServerContext* context,
+                  std::initializer_list<absl::string_view> scopes, AccessDone then) const;
 
   Broker& broker_;
   const auth::Authenticator* const authenticator_;
+  ClientIdResolver* const resolver_;
 };
 
 }  // namespace pettube::broker

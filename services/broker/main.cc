@@ -1,11 +1,21 @@
 // PetTube broker: the durable central event router (see broker.h).
+//
+// Access (with --auth_server): subscriptions belong to the workload that
+// created them; --publish_policy_file binds workloads (by client id or
+// identity id) to the event types and source prefixes they may publish and
+// to subscriptions they may use besides their own. The file's format is in
+// services/broker/access_policy.h; without it any events.publish caller
+// publishes anything and transcode workers share the coordinator's
+// "subscriptions/transcode-jobs".
 #include "absl/flags/flag.h"
 #include "libs/auth/credentials/authenticator.h"
 #include "libs/client/channel.h"
 #include "libs/log/log.h"
 #include "libs/server/server.h"
+#include "services/broker/access_policy.h"
 #include "services/broker/broker.h"
 #include "services/broker/broker_service.h"
+#include "services/broker/client_id_resolver.h"
 #include "services/broker/rocksdb_broker_store.h"
 
 ABSL_FLAG(absl::Duration, dedup_window, absl::Hours(24),
@@ -26,6 +36,10 @@ ABSL_FLAG(std::string, auth_server, "",
           "events.* scopes");
 ABSL_FLAG(std::string, auth_issuer, "pettube-auth", "\"iss\" of accepted access tokens");
 ABSL_FLAG(std::string, auth_audience, "pettube", "\"aud\" of accepted access tokens");
+ABSL_FLAG(std::string, publish_policy_file, "",
+          "JSON binding workloads to the event types/sources they may publish and the "
+          "subscriptions they may use (see services/broker/access_policy.h); empty: PetTube's "
+          "defaults");
 ABSL_FLAG(bool, allow_unauthenticated, false,
           "serve without --auth_server on a non-loopback address (never in production)");
 
@@ -45,13 +59,24 @@ int main(int argc, char** argv) {
   options.max_response_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_response_bytes));
   options.retention_max_age = absl::GetFlag(FLAGS_retention_max_age);
   options.retention_max_bytes = absl::GetFlag(FLAGS_retention_max_bytes);
+  pettube::broker::AccessPolicy policy = pettube::broker::AccessPolicy::Defaults();
+  if (const std::string file = absl::GetFlag(FLAGS_publish_policy_file); !file.empty()) {
+    auto parsed = pettube::broker::AccessPolicy::FromFile(file);
+    if (!parsed.ok()) return pettube::server::ExitWith(parsed.status());
+    policy = *std::move(parsed);
+  }
+  options.access_policy = &policy;
   auto broker =
       pettube::broker::Broker::Open(store->get(), options, &pettube::server::ProcessRegistry());
   if (!broker.ok()) return pettube::server::ExitWith(broker.status());
   std::unique_ptr<pettube::auth::Authenticator> authenticator;
+  std::unique_ptr<pettube::broker::GrpcClientIdResolver> resolver;
   if (const std::string auth = absl::GetFlag(FLAGS_auth_server); !auth.empty()) {
     auto channel = pettube::client::MakeChannel(auth, pettube::client::ChannelOptionsFromFlags());
     if (!channel.ok()) return pettube::server::ExitWith(channel.status());
+    if (policy.NeedsClientIds()) {
+      resolver = std::make_unique<pettube::broker::GrpcClientIdResolver>(*channel);
+    }
     authenticator = std::make_unique<pettube::auth::Authenticator>(
         pettube::auth::Authenticator::Options{absl::GetFlag(FLAGS_auth_issuer),
                                               absl::GetFlag(FLAGS_auth_audience)},
@@ -70,7 +95,7 @@ int main(int argc, char** argv) {
     }
     pettube::log::Warning("auth.disabled", {{"reason", "no --auth_server; loopback only"}});
   }
-  pettube::broker::BrokerService service(**broker, authenticator.get());
+  pettube::broker::BrokerService service(**broker, authenticator.get(), resolver.get());
   return pettube::server::Serve(
       opts, {.services = {pettube::server::Expose<pettube::broker::v1::Broker>(&service)},
              .on_drain = [&] { (*broker)->Drain(); }});

@@ -161,13 +161,13 @@ TEST_F(AuthTest, BrokerRefusesCallsWithoutTheRightCredentials) {
   auto token = workload.Token();
   ASSERT_TRUE(token.ok()) << token.status();
   EXPECT_TRUE(publish(*token).ok());
-  // ...but not for what it was not granted in this token.
+  // ...but not for what it was not granted in this token (listing every
+  // subscription needs events.admin).
   grpc::ClientContext ctx;
   ASSERT_TRUE(workload.Attach(ctx).ok());
-  broker::v1::CreateSubscriptionRequest create;
-  create.set_subscription_id("x");
-  broker::v1::Subscription sub;
-  EXPECT_EQ(stub->CreateSubscription(&ctx, create, &sub).error_code(), grpc::PERMISSION_DENIED);
+  broker::v1::ListSubscriptionsRequest list;
+  broker::v1::ListSubscriptionsResponse subs;
+  EXPECT_EQ(stub->ListSubscriptions(&ctx, list, &subs).error_code(), grpc::PERMISSION_DENIED);
   // Streams are refused before they start.
   grpc::ClientContext sctx;
   sctx.set_deadline(In(10));

@@ -449,8 +449,12 @@ TEST(BrokerBinaryTest, RedriveAfterRetentionAnswersAndDeliversTheDeadLetters) {
     auto stream = Attach(broker.stub(), &sctx, "dlq", 100, /*confirm=*/true);
     ReadUntil(*stream, v1::SubscribeResponse::kAttached);
     int nacked = 0;
-    while (nacked < 10) {
-      auto r = ReadUntil(*stream, v1::SubscribeResponse::kDeliveries);
+    // Deliveries and confirmations interleave: count both from one reader.
+    int confirmed = 0;
+    v1::SubscribeResponse r;
+    while ((nacked < 10 || confirmed < 10) && stream->Read(&r)) {
+      if (r.has_settle_results()) confirmed += r.settle_results().results_size();
+      if (!r.has_deliveries()) continue;
       v1::SubscribeRequest settle;
       for (const auto& d : r.deliveries().deliveries()) {
         settle.mutable_settle()->add_nacks()->set_lease_id(d.lease_id());
@@ -458,11 +462,8 @@ TEST(BrokerBinaryTest, RedriveAfterRetentionAnswersAndDeliversTheDeadLetters) {
       }
       ASSERT_TRUE(stream->Write(settle));
     }
-    int confirmed = 0;
-    while (confirmed < 10) {
-      confirmed +=
-          ReadUntil(*stream, v1::SubscribeResponse::kSettleResults).settle_results().results_size();
-    }
+    ASSERT_EQ(nacked, 10);
+    ASSERT_EQ(confirmed, 10);
     sctx.TryCancel();
     grpc::ClientContext lctx;
     v1::ListDeadLettersRequest lreq;
