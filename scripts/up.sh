@@ -50,7 +50,8 @@ export PETTUBE_HOME="$home"
 # directory from an older checkout gets new clients and scopes.
 declare -A SCOPES=(
   [upload]='"events.publish", "events.subscribe"'
-  [media-catalog]='"events.publish", "events.subscribe"'
+  # events.admin: the catalog asks for it (--rebuild seeks its subscription).
+  [media-catalog]='"events.publish", "events.subscribe", "events.admin"'
   [transcode-coordinator]='"events.publish", "events.subscribe", "objects.read", "objects.write"'
   [transcode-worker]='"events.publish", "events.subscribe", "objects.read", "objects.write"'
   [transcode-supervisor]='"events.subscribe"'
@@ -182,10 +183,17 @@ for s in "${SERVICES[@]}"; do
       [ "$s" = upload ] && add_flag "$exe" objects_listen 127.0.0.1:0
       [ -n "$obj" ] && add_flag "$exe" objects_url "http://$obj"
       [ -n "${grpc[upload]:-}" ] && add_flag "$exe" upload_server "${grpc[upload]}"
+      [ -n "${grpc[transcode-coordinator]:-}" ] &&
+        add_flag "$exe" coordinator "${grpc[transcode-coordinator]}"
       if [ "$s" = transcode-supervisor ] && [ $has_worker -eq 1 ]; then
+        # Workers it starts (one per queued job, none when idle) dial the
+        # same peers with their own credentials.
         add_flag "$exe" worker_binary "$bin/services/transcode-worker/transcode-worker"
-        add_flag "$exe" worker_secret_file "$home/secrets/transcode-worker.secret"
-        add_flag "$exe" worker_log_dir "$home/logs"
+        wargs="--auth_server=$auth,--broker_server=$broker,--client_id=transcode-worker"
+        wargs+=",--client_secret_file=$home/secrets/transcode-worker.secret"
+        wargs+=",--objects_url=http://$obj,--upload_server=${grpc[upload]:-}"
+        wargs+=",--coordinator=${grpc[transcode-coordinator]:-}"
+        add_flag "$exe" worker_args "$wargs"
       fi
       ;;
   esac
@@ -253,7 +261,7 @@ demo() {
   echo "uploaded $media"
   echo "-- watching $media until READY"
   t0=$SECONDS
-  if ! "$pettube" watch "$media"; then
+  if ! "$pettube" watch "$media" --timeout=5m; then
     echo "demo: $media did not become READY (see above; pettube show $media)" >&2
     return 1
   fi

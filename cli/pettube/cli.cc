@@ -70,8 +70,11 @@ const std::vector<CommandSpec>& Commands() {
         {"public", "", "list everyone's PUBLIC media instead of mine"},
         {"state", "S", "only UPLOADED, PROCESSING, READY or FAILED"}}},
       {"watch", "NAME", "follow a media item until READY or FAILED (live progress)",
-       "Exit code 0 when READY, 1 when FAILED (the reason is printed), 4 if deleted.", 1, 1,
-       {{"json", "", "print each change as one JSON line"}}},
+       "Exit code 0 when READY, 1 when FAILED (the reason is printed) or when --timeout\n"
+       "passes first, 4 if deleted.",
+       1, 1,
+       {{"json", "", "print each change as one JSON line"},
+        {"timeout", "DURATION", "give up after this long, e.g. 5m (default: wait forever)"}}},
       {"show", "NAME", "a media item with its renditions, sizes and signed URLs", "", 1, 1,
        {kJson}},
       {"play-url", "NAME", "print a URL a player can open", "", 1, 1,
@@ -389,19 +392,31 @@ int Download(Context& c) {
 int Watch(Context& c) {
   auto name = MediaName(c.inv.args[0]);
   if (!name.ok()) return Usage(c, std::string(name.status().message()));
+  absl::Time deadline = absl::InfiniteFuture();
+  if (c.inv.Has("timeout")) {
+    absl::Duration timeout;
+    if (!absl::ParseDuration(c.inv.Get("timeout"), &timeout) || timeout <= absl::ZeroDuration()) {
+      return Usage(c, absl::StrCat("--timeout: not a positive duration (e.g. 5m), got \"",
+                                   c.inv.Get("timeout"), "\""));
+    }
+    deadline = absl::Now() + timeout;
+  }
   std::string last_line;
+  std::string last_state = "unknown";
   // The server ends the stream with UNAVAILABLE when it drains; the first
   // messages of a new stream are the current state again, so reconnecting
   // loses nothing.
   for (int reconnects = 0;; ++reconnects) {
     auto call = Catalog(c, /*streaming=*/true);
     if (!call.ok()) return Fail(c, call.status());
+    if (deadline != absl::InfiniteFuture()) (*call)->ctx.set_deadline(absl::ToChronoTime(deadline));
     catalog::v1::WatchMediaRequest req;
     req.set_name(*name);
     auto reader = (*call)->stub->WatchMedia(&(*call)->ctx, req);
     Media m;
     int outcome = -1;
     while (reader->Read(&m)) {
+      last_state = StateName(m.state());
       if (c.json()) {
         c.out << MediaJson(m) << "\n" << std::flush;
       } else {
@@ -435,6 +450,10 @@ int Watch(Context& c) {
       return outcome;
     }
     const grpc::Status s = reader->Finish();
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return Fail(c, absl::DeadlineExceededError(absl::StrCat(
+                         *name, " is still ", last_state, " after --timeout=", c.inv.Get("timeout"))));
+    }
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE && reconnects < 5) {
       last_line.clear();
       continue;
