@@ -10,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,7 +113,7 @@ class TranscodeStack {
 
   Running& coordinator() { return coordinator_; }
   Running& supervisor() { return supervisor_; }
-  std::vector<Running>& workers() { return workers_; }
+  std::deque<Running>& workers() { return workers_; }
   pettube::transcode::v1::TranscodeCoordinator::Stub& coordinator_stub() {
     return *coordinator_stub_;
   }
@@ -127,7 +128,7 @@ class TranscodeStack {
 
   std::string config_, objects_, coordinator_dir_, supervisor_dir_, clips_;
   Running auth_, broker_, upload_, coordinator_, supervisor_;
-  std::vector<Running> workers_;
+  std::deque<Running> workers_;  // deque: references stay valid
   std::shared_ptr<grpc::Channel> auth_channel_, broker_channel_;
   std::shared_ptr<auth::TokenSource> tester_;
   std::unique_ptr<Observer> observer_;

@@ -12,7 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/broker_client/event_builder.h"
+#include "libs/broker_client/stats_watcher.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 #include "proto/pettube/events/v1/events.pb.h"
 #include "services/transcode-worker/object_writer.h"
@@ -259,6 +261,104 @@ TEST_F(TranscodeSystemTest, MediaDeletedWhileTranscodingKillsFfmpegAndLeavesNoOu
   EXPECT_EQ(observer_->Count(media, "pettube.media.ready"), 0);
   ASSERT_TRUE(coordinator_stub_->GetTranscodePlan(AsTester().get(), plan_req, &plan).ok());
   EXPECT_EQ(plan.state(), tv::PLAN_CANCELLED);
+}
+
+// The work queue's stats as the broker pushes them.
+class QueueStats {
+ public:
+  explicit QueueStats(TranscodeStack& stack)
+      : watcher_(stack.broker_channel(),
+                 {.subscription = "subscriptions/transcode-jobs",
+                  .min_interval = absl::Milliseconds(10),
+                  .configure_context = [t = stack.tester()](grpc::ClientContext& c) {
+                    (void)t->Attach(c);
+                  }}) {
+    EXPECT_TRUE(watcher_
+                    .Start([this](const broker_client::SubscriptionStats& s) {
+                      absl::MutexLock lock(&mu_);
+                      history_.push_back(s);
+                    })
+                    .ok());
+  }
+  // Waits until a pushed stats message satisfies `done`.
+  bool WaitFor(const std::function<bool(const broker_client::SubscriptionStats&)>& done,
+               absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    struct Args {
+      QueueStats* q;
+      const std::function<bool(const broker_client::SubscriptionStats&)>* done;
+      size_t seen;
+    } args{this, &done, 0};
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              for (; a->seen < a->q->history_.size(); ++a->seen) {
+                if ((*a->done)(a->q->history_[a->seen])) return true;
+              }
+              return false;
+            },
+            &args),
+        timeout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<broker_client::SubscriptionStats> history_ ABSL_GUARDED_BY(mu_);
+  broker_client::StatsWatcher watcher_;
+};
+
+TEST_F(TranscodeSystemTest, SupervisorScalesWorkersFromZeroToZero) {
+  StartCoordinator();
+  stack_->StartSupervisor(/*max_workers=*/2, /*worker_idle_exit=*/absl::Seconds(1));
+  QueueStats stats(*stack_);
+  // An empty queue: no worker attached.
+  ASSERT_TRUE(stats.WaitFor([](const auto& s) { return s.backlog() == 0 && s.consumers() == 0; },
+                            absl::Seconds(30)));
+  const std::string media = Upload(MakeClip(clips_ + "/clip.mp4", 2));
+  // Workers start for the backlog (two jobs: 240p and the poster) ...
+  ASSERT_TRUE(stats.WaitFor([](const auto& s) { return s.consumers() >= 1; }, absl::Seconds(30)));
+  auto event = observer_->WaitFor(media, absl::Seconds(120));
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->type(), "pettube.media.ready");
+  // ... and exit once idle: zero workers again.
+  EXPECT_TRUE(stats.WaitFor([](const auto& s) { return s.backlog() == 0 && s.consumers() == 0; },
+                            absl::Seconds(30)));
+}
+
+TEST_F(TranscodeSystemTest, WorkerStoppedPastItsLeaseLosesTheJobToAnother) {
+  StartCoordinator({"--job_ack_deadline=2s"});
+  transcode::testing::Running& late = StartWorker("late");
+  const std::string media = Upload(LongerClip());
+  auto progressed = observer_->WaitForType(media, "pettube.transcode.job.progressed",
+                                           absl::Seconds(60));
+  ASSERT_TRUE(progressed.has_value());
+  const std::string job = JobOf(*progressed);
+  late.process->Signal(SIGSTOP);  // no more lease extensions
+  StartWorker("prompt");
+  auto event = observer_->WaitFor(media, absl::Seconds(120));
+  ASSERT_TRUE(event.has_value());
+  ASSERT_EQ(event->type(), "pettube.media.ready");
+  late.process->Signal(SIGCONT);
+  // The late worker learns the job was completed by another and discards
+  // its output; it drains and exits cleanly.
+  late.process->Signal(SIGTERM);
+  auto code = late.process->WaitForExit(absl::Seconds(60));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
+  for (const auto& e : observer_->All(media, "pettube.transcode.job.completed")) {
+    ev::TranscodeJobCompleted c;
+    ASSERT_TRUE(broker_client::UnpackPayload(e, &c).ok());
+    if (c.job() == job) {
+      EXPECT_EQ(c.worker(), "prompt");
+    }
+  }
+  tv::GetJobRequest req;
+  req.set_name(job);
+  tv::Job state;
+  ASSERT_TRUE(coordinator_stub_->GetJob(AsTester().get(), req, &state).ok());
+  EXPECT_EQ(state.state(), tv::SUCCEEDED);
+  EXPECT_EQ(state.worker(), "prompt");
+  EXPECT_EQ(observer_->Count(media, "pettube.media.ready"), 1);
 }
 
 }  // namespace
