@@ -27,12 +27,16 @@ absl::StatusOr<auth::Caller> CatalogService::Authorize(const grpc::ServerContext
     return absl::UnauthenticatedError(
         "media-catalog runs without --auth_server: no caller can be authenticated");
   }
-  return authenticator_->Authorize(context, scope);
+  return callers_->Authorize(context, scope);
 }
 
 CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
                                const auth::Authenticator* authenticator, Options options)
-    : catalog_(catalog), view_(view), authenticator_(authenticator), options_(std::move(options)) {}
+    : catalog_(catalog), view_(view), authenticator_(authenticator), options_(std::move(options)) {
+  if (authenticator_ != nullptr) {
+    callers_ = std::make_unique<CallerCache>(authenticator_, CallerCache::Options{});
+  }
+}
 
 void CatalogService::Drain() { catalog_->feed().Close(); }
 

@@ -2,10 +2,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
 #include <string>
 
 #include "libs/auth/credentials/authenticator.h"
 #include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
+#include "services/media-catalog/caller_cache.h"
 #include "services/media-catalog/catalog.h"
 #include "services/media-catalog/media_view.h"
 
@@ -63,6 +65,8 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
   const MediaView* const view_;
   const auth::Authenticator* const authenticator_;
   const Options options_;
+  // Null without an authenticator.
+  std::unique_ptr<CallerCache> callers_;
 };
 
 }  // namespace pettube::catalog

@@ -128,6 +128,22 @@ TEST_F(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
   grpc::Status s = stub_->UpdateMedia(&read_only, up, &m);
   EXPECT_EQ(s.error_code(), grpc::PERMISSION_DENIED);
   EXPECT_NE(s.error_message().find("media.write"), std::string::npos) << s.error_message();
+  // The same token again (now a cached caller) is still checked for scope.
+  const std::string token = Token("alice", "media.read");
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext again;
+    again.AddMetadata("authorization", "Bearer " + token);
+    EXPECT_EQ(stub_->UpdateMedia(&again, up, &m).error_code(), grpc::PERMISSION_DENIED);
+    grpc::ClientContext read;
+    read.AddMetadata("authorization", "Bearer " + token);
+    EXPECT_TRUE(stub_->GetMedia(&read, get, &m).ok());
+  }
+  // A token that does not verify is refused every time (never cached).
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext forged;
+    forged.AddMetadata("authorization", "Bearer " + token.substr(0, token.size() - 4) + "AAAA");
+    EXPECT_EQ(stub_->GetMedia(&forged, get, &m).error_code(), grpc::UNAUTHENTICATED);
+  }
   EXPECT_EQ(Get("bob", "media/m1", &m).error_code(), grpc::NOT_FOUND);
   EXPECT_EQ(Get("alice", "nope", &m).error_code(), grpc::INVALID_ARGUMENT);
   ASSERT_TRUE(Get("alice", "media/m1", &m).ok());

@@ -3,6 +3,7 @@
 // services/media-catalog/README.md for flags, backup, restore and rebuild.
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,7 @@ ABSL_FLAG(bool, rebuild, false,
 ABSL_FLAG(std::string, backup_dir, "",
           "where CreateBackup writes checkpoints (default: <data_dir>/backups)");
 ABSL_FLAG(bool, sync, true, "fsync each projected event before acking it");
+ABSL_FLAG(int, block_cache_mb, 128, "RocksDB block cache size");
 ABSL_FLAG(absl::Duration, broker_wait, absl::Seconds(30),
           "how long start-up waits for the broker to create or seek the subscription");
 
@@ -50,7 +52,9 @@ int main(int argc, char** argv) {
   using namespace pettube;  // NOLINT: main only wires the parts together.
   const server::Options opts = server::ParseFlagsOrExit(argc, argv, "media-catalog");
   auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db",
-                                                {.sync = absl::GetFlag(FLAGS_sync)});
+      {.sync = absl::GetFlag(FLAGS_sync),
+       .block_cache_bytes = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_block_cache_mb)))
+                            << 20});
   if (!store.ok()) return server::ExitWith(store.status());
 
   std::shared_ptr<signed_url::UrlSigner> signer;

@@ -40,18 +40,20 @@ MediaView::MediaView(std::shared_ptr<const signed_url::UrlSigner> signer, Option
     : signer_(std::move(signer)), options_(std::move(options)) {}
 
 std::string MediaView::Url(absl::string_view bucket, absl::string_view key,
-                           absl::string_view prefix, absl::Time expire) const {
-  if (signer_ == nullptr || key.empty() || !IsSafeKey(key)) return "";
+                           absl::string_view prefix, absl::string_view token) const {
+  if (token.empty() || key.empty() || !IsSafeKey(key)) return "";
   const std::string path = absl::StrCat(bucket.empty() ? kRenditionsBucket : bucket, "/", key);
   if (!absl::StartsWith(path, prefix)) return "";
-  return absl::StrCat(absl::StripSuffix(options_.objects_url, "/"),
-                      signer_->SignedPath(path, prefix, expire));
+  // Same form as UrlSigner::SignedPath: "/o/{token}/{path}".
+  return absl::StrCat(absl::StripSuffix(options_.objects_url, "/"), "/o/", token, "/", path);
 }
 
 v1::Media MediaView::Render(const StoredMedia& m) const {
   const absl::Time expire = options_.now() + options_.url_ttl;
   const std::string prefix = absl::StrCat(kRenditionsBucket, "/", m.owner(), "/", m.media_id(), "/");
   const bool signing = signer_ != nullptr && !m.owner().empty();
+  // One token covers every object of the item: one HMAC per render.
+  const std::string token = signing ? signer_->Sign(prefix, expire) : "";
   v1::Media out;
   out.set_name(absl::StrCat("media/", m.media_id()));
   out.set_owner(m.owner());
@@ -88,7 +90,7 @@ v1::Media MediaView::Render(const StoredMedia& m) const {
                                                                  : r.output().content_type());
       poster->set_sha256(r.output().sha256());
       poster->set_format(r.rendition().format());
-      poster->set_url(Url(r.output().store(), r.output().key(), prefix, expire));
+      poster->set_url(Url(r.output().store(), r.output().key(), prefix, token));
       if (signing) *poster->mutable_url_expire_time() = time::ToProto(expire);
     } else {
       videos.push_back(&r);
@@ -116,11 +118,11 @@ v1::Media MediaView::Render(const StoredMedia& m) const {
     v->set_content_type(r->output().content_type().empty() ? "video/mp4"
                                                            : r->output().content_type());
     if (r->has_duration()) *v->mutable_duration() = r->duration();
-    v->set_url(Url(r->output().store(), r->output().key(), prefix, expire));
-    v->set_hls_playlist_url(Url(r->hls_playlist().store(), r->hls_playlist().key(), prefix, expire));
+    v->set_url(Url(r->output().store(), r->output().key(), prefix, token));
+    v->set_hls_playlist_url(Url(r->hls_playlist().store(), r->hls_playlist().key(), prefix, token));
     if (signing) *v->mutable_url_expire_time() = time::ToProto(expire);
   }
-  out.set_hls_master_url(Url(kRenditionsBucket, m.hls_master_key(), prefix, expire));
+  out.set_hls_master_url(Url(kRenditionsBucket, m.hls_master_key(), prefix, token));
   if (signing) *out.mutable_url_expire_time() = time::ToProto(expire);
   return out;
 }

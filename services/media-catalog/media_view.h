@@ -34,8 +34,10 @@ class MediaView {
   v1::Media Render(const StoredMedia& media) const;
 
  private:
+  // The signed URL of bucket/key under `token` (for `prefix`); "" when the
+  // object is not the item's own or there is no token.
   std::string Url(absl::string_view bucket, absl::string_view key, absl::string_view prefix,
-                  absl::Time expire) const;
+                  absl::string_view token) const;
 
   const std::shared_ptr<const signed_url::UrlSigner> signer_;
   const Options options_;

@@ -32,6 +32,9 @@ class RocksDbMediaStore : public MediaStore {
     // fsync before a write returns: an acked event survives power loss, not
     // only a process crash.
     bool sync = true;
+    // Block cache shared by the column families (reads of hot records
+    // and index blocks stay in memory).
+    size_t block_cache_bytes = size_t{128} << 20;
   };
 
   // Opens (creating if missing) the store in `dir`. UNAVAILABLE when another

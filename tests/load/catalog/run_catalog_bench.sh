@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The catalog benchmark (issue 10): GetMedia throughput of the real catalog
+# against a trivial gRPC server answering a same-size Media from memory,
+# both driven by the same load generator at the same concurrency; ListMedia
+# first-page latency; projection throughput draining a broker backlog;
+# RocksDB bytes per record; catalog RSS. Prints one table.
+#
+#   tests/load/catalog/run_catalog_bench.sh                  # 1,000,000 records, 10,000 owners
+#   RECORDS=200000 OWNERS=2000 tests/load/catalog/run_catalog_bench.sh
+#   QUICK=1 tests/load/catalog/run_catalog_bench.sh          # small, a smoke test
+#   ROWS=reads tests/load/catalog/run_catalog_bench.sh       # skip the projection row
+#
+# Every server listens on 127.0.0.1 with a port chosen by the OS; a trap
+# stops them on any exit. Run with nothing else busy (2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+RECORDS="${RECORDS:-1000000}"
+OWNERS="${OWNERS:-10000}"
+CONCURRENCY="${CONCURRENCY:-32}"
+SECONDS_PER_ROW="${SECONDS_PER_ROW:-10}"
+EVENTS="${EVENTS:-20000}"
+if [[ "${QUICK:-0}" == 1 ]]; then
+  RECORDS=20000 OWNERS=200 SECONDS_PER_ROW=3 EVENTS=2000
+fi
+WORK="${BENCH_DIR:-/var/tmp/pettube-catalog-bench}"
+log() { echo "== $*" >&2; }
+
+ROWS="${ROWS:-reads projection}"
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+
+log "building (--config=opt)"
+targets=(//services/media-catalog //services/auth-token-exchange //tests/load/catalog:catalog_bench)
+if want projection; then targets+=(//services/broker); fi
+bazel build --config=opt "${targets[@]}" >&2
+BIN="$(bazel info --config=opt bazel-bin 2>/dev/null)"
+BENCH="$BIN/tests/load/catalog/catalog_bench"
+
+PIDS=()
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+# start NAME ARGS...: runs a server, waits for its `ready` line on a FIFO
+# (a blocking read, no polling); sets PID and GRPC.
+start() {
+  local name=$1
+  shift
+  mkdir -p "$WORK/$name"
+  mkfifo "$WORK/$name/stdout"
+  "$@" >"$WORK/$name/stdout" 2>"$WORK/$name/stderr" &
+  PID=$!
+  PIDS+=("$PID")
+  local fd line
+  exec {fd}<"$WORK/$name/stdout"
+  if ! read -r -t 120 -u "$fd" line; then
+    cat "$WORK/$name/stderr" >&2
+    log "$name did not become ready"
+    return 1
+  fi
+  GRPC="$(sed -n 's/^ready grpc=\([^ ]*\).*/\1/p' <<<"$line")"
+}
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+
+cfg="$WORK/config"
+mkdir -p "$cfg"
+for c in media-catalog bench; do echo "$c-secret-0123456789abcdef" >"$cfg/$c.secret"; done
+cat >"$cfg/clients.json" <<JSON
+[{"client_id": "media-catalog", "secret_file": "$cfg/media-catalog.secret",
+  "scopes": ["events.subscribe", "events.publish", "events.admin"]},
+ {"client_id": "bench", "secret_file": "$cfg/bench.secret",
+  "scopes": ["media.read", "media.admin", "events.subscribe", "events.publish", "events.admin"]}]
+JSON
+# Signed URLs as in production.
+python3 - "$cfg/url_keys" <<'PY'
+import base64, os, sys
+open(sys.argv[1], "w").write("k1 " + base64.b64encode(os.urandom(32)).decode() + "\n")
+PY
+
+start auth "$BIN/services/auth-token-exchange/auth-token-exchange" --listen=127.0.0.1:0 \
+  --metrics_listen=127.0.0.1:0 --data_dir="$WORK/auth/data" \
+  --workload_clients_file="$cfg/clients.json"
+AUTH="$GRPC"
+wl=(--auth="$AUTH" --client_id=bench --secret_file="$cfg/bench.secret")
+"$BENCH" token "${wl[@]}" --scopes=media.read,media.admin >"$cfg/token"
+
+log "seeding $RECORDS records of $OWNERS owners"
+seed_start=$(date +%s.%N)
+"$BENCH" seed --data_dir="$WORK/catalog/data/db" --records="$RECORDS" --owners="$OWNERS" >&2
+seed_s=$(echo "$(date +%s.%N) - $seed_start" | bc)
+
+common=(--auth_server="$AUTH" --client_id=media-catalog --client_secret_file="$cfg/media-catalog.secret"
+  --url_signing_keys_file="$cfg/url_keys" --objects_url=http://127.0.0.1:8081
+  --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --log_level=warning)
+start catalog "$BIN/services/media-catalog/media-catalog" "${common[@]}" --data_dir="$WORK/catalog/data"
+CATALOG="$GRPC"
+CATALOG_PID=$PID
+start trivial "$BENCH" trivial --listen=127.0.0.1:0
+TRIVIAL="$GRPC"
+TRIVIAL_PID=$PID
+
+load() {
+  "$BENCH" load --target="$1" --method="$2" --token_file="$cfg/token" --concurrency="$CONCURRENCY" \
+    --seconds="$SECONDS_PER_ROW" --records="$RECORDS" --owners="$OWNERS"
+}
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+log "GetMedia: trivial server (warm-up, then measured)"
+SECONDS_PER_ROW=2 load "$TRIVIAL" get >/dev/null
+trivial_row=$(load "$TRIVIAL" get)
+log "GetMedia: catalog"
+SECONDS_PER_ROW=2 load "$CATALOG" get >/dev/null
+catalog_row=$(load "$CATALOG" get)
+log "ListMedia first page: catalog"
+list_row=$(load "$CATALOG" list)
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$CATALOG_PID/status")
+stop "$TRIVIAL_PID"
+stop "$CATALOG_PID"
+db_bytes=$(du -sb "$WORK/catalog/data/db" | cut -f1)
+
+drain_row="events_per_s=- acked=- seconds=- dead=-"
+if want projection; then
+log "projection: $EVENTS events in a broker backlog, then a fresh catalog drains it"
+start broker "$BIN/services/broker/broker" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  --data_dir="$WORK/broker/data" --auth_server="$AUTH"
+BROKER="$GRPC"
+"$BENCH" backlog "${wl[@]}" --broker="$BROKER" --events="$EVENTS" >&2
+start projector "$BIN/services/media-catalog/media-catalog" "${common[@]}" \
+  --broker_server="$BROKER" --data_dir="$WORK/projector/data"
+drain_row=$("$BENCH" drain "${wl[@]}" --broker="$BROKER" --events="$EVENTS")
+fi
+
+q_t=$(field qps "$trivial_row")
+q_c=$(field qps "$catalog_row")
+cat <<TABLE
+
+PetTube media-catalog benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores
+records=$RECORDS owners=$OWNERS concurrency=$CONCURRENCY seconds/row=$SECONDS_PER_ROW (seeding took ${seed_s%.*} s)
+
+| measurement                         | value |
+|-------------------------------------|-------|
+| GetMedia trivial server, calls/s    | $q_t (p50 $(field p50_ms "$trivial_row") ms, p99 $(field p99_ms "$trivial_row") ms, $(field bytes "$trivial_row") B) |
+| GetMedia catalog, calls/s           | $q_c (p50 $(field p50_ms "$catalog_row") ms, p99 $(field p99_ms "$catalog_row") ms, $(field bytes "$catalog_row") B, errors $(field errors "$catalog_row")) |
+| GetMedia catalog / trivial          | $(echo "scale=2; $q_c / $q_t" | bc)x (target 0.7x, goal 0.9x) |
+| ListMedia first page (50), calls/s  | $(field qps "$list_row") (errors $(field errors "$list_row")) |
+| ListMedia first page p50 / p99      | $(field p50_ms "$list_row") ms / $(field p99_ms "$list_row") ms ($(field bytes "$list_row") B) |
+| projection from a backlog, events/s | $(field events_per_s "$drain_row") ($(field acked "$drain_row") acked in $(field seconds "$drain_row") s, dead $(field dead "$drain_row")) |
+| RocksDB bytes per record            | $((db_bytes / RECORDS)) ($db_bytes B in db/) |
+| catalog RSS after the reads         | $((rss_kb / 1024)) MiB |
+TABLE
