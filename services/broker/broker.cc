@@ -145,7 +145,7 @@ struct Broker::Lease {
   int attempt;
   ConsumerId consumer;
   absl::Time deadline;
-  std::shared_ptr<const StoredEvent> event;
+  HeldEvent event;
 };
 
 struct Broker::ConsumerState {
@@ -162,6 +162,9 @@ struct Broker::SubState {
   v1::Subscription config;
   // The identity that created it ("" when created without credentials).
   std::string owner;
+  // Bytes of the events held below (HeldEvent counts them); declared
+  // before the containers so it outlives them.
+  int64_t held_bytes = 0;
   // Next queue sequence to read from the store; everything below it that is
   // still queued is tracked in memory (ready, leased, retrying, blocked).
   uint64_t load_cursor = 0;
@@ -209,7 +212,7 @@ struct Broker::SubState {
   };
   absl::flat_hash_map<uint64_t, Attempt> attempts;
   // Waiting for their backoff to pass.
-  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<const StoredEvent>> retry;
+  std::map<std::pair<absl::Time, uint64_t>, HeldEvent> retry;
   EarliestTimer retry_timer;
   absl::flat_hash_map<LeaseKey, Lease> leases;
   // Lease deadlines in order, with one timer for the earliest: a delivery
@@ -470,8 +473,11 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done, const Acc
     done(std::move(state->results));
     return;
   }
+  size_t bytes = 0;
+  for (const CloudEvent& e : events) bytes += e.ByteSizeLong();
   state->events = std::move(events);
   Committer::Op op;
+  op.bytes = bytes;
   op.prepare = [this, state](BrokerStore::Batch& batch) {
     const absl::Time now = absl::Now();
     const size_t n = state->events.size();
@@ -565,8 +571,9 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
       // A refill that already read this entry from the store moved the
       // cursor past it: never queue it twice.
       if (seq < sub.load_cursor) continue;
-      if (sub.caught_up && !sub.consumers.empty() && sub.ready.size() < kMaxReadyInMemory) {
-        sub.ready.push_back({seq, stored[i]});
+      if (sub.caught_up && !sub.consumers.empty() && sub.ready.size() < kMaxReadyInMemory &&
+          sub.held_bytes < options_.max_subscription_bytes) {
+        sub.ready.push_back({seq, HeldEvent(stored[i], &sub.held_bytes)});
         sub.outstanding.insert(seq);
         sub.load_cursor = seq + 1;
       } else {
@@ -597,7 +604,8 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
 
 bool Broker::RefillLocked(SubState& sub) {
   if (!sub.caught_up && !sub.refill_in_flight && !sub.refill_paused &&
-      sub.ready.size() < kRefillLowWater && sub.blocked_count < kMaxBlocked) {
+      sub.ready.size() < kRefillLowWater && sub.blocked_count < kMaxBlocked &&
+      sub.held_bytes < options_.max_subscription_bytes) {
     sub.refill_in_flight = true;
     reader_->Post([this, id = sub.id, from = sub.load_cursor, generation = sub.refill_generation,
                    routed = sub.routed] { RefillFromStore(id, from, generation, routed); });
@@ -646,7 +654,10 @@ void Broker::RefillFromStore(uint32_t sub_id, uint64_t from, uint64_t generation
     return;
   }
   for (size_t i = 0; i < seqs.size(); ++i) {
-    sub.ready.push_back({seqs[i], std::move(found[i])});
+    // Past the budget only the sequence is kept: the event is read again
+    // when it is delivered.
+    if (sub.held_bytes >= options_.max_subscription_bytes) found[i].reset();
+    sub.ready.push_back({seqs[i], HeldEvent(std::move(found[i]), &sub.held_bytes)});
     sub.outstanding.insert(seqs[i]);
   }
   if (!seqs.empty()) sub.load_cursor = seqs.back() + 1;
@@ -680,9 +691,13 @@ void Broker::DispatchLocked(SubState& sub) {
     ConsumerState* c = NextConsumerLocked(sub);
     if (c == nullptr) return;
     if (!RefillLocked(sub)) return;
+    if (!sub.ready.front().event && sub.held_bytes >= options_.max_subscription_bytes) {
+      // Over the byte budget: wait for settlements to free room.
+      return;
+    }
     ReadyEntry entry = std::move(sub.ready.front());
     sub.ready.pop_front();
-    if (entry.event == nullptr) {
+    if (!entry.event) {
       auto loaded = store_->GetEvent(entry.seq);
       if (!loaded.ok()) {
         // Storage trouble: keep the entry and try again on the next pump.
@@ -705,13 +720,14 @@ void Broker::DispatchLocked(SubState& sub) {
         FinishSeqLocked(sub, entry.seq);
         continue;
       }
-      entry.event = std::make_shared<StoredEvent>(std::move(**loaded));
+      entry.event = HeldEvent(std::make_shared<StoredEvent>(std::move(**loaded)), &sub.held_bytes);
     }
     if (ordered) {
       std::string key = PartitionKey(*entry.event);
       if (!key.empty()) {
         auto owner = sub.key_owner.find(key);
         if (owner != sub.key_owner.end() && owner->second != entry.seq) {
+          if (sub.held_bytes >= options_.max_subscription_bytes / 2) entry.event.reset();
           sub.blocked[key].push_back(std::move(entry));
           ++sub.blocked_count;
           continue;
@@ -722,12 +738,12 @@ void Broker::DispatchLocked(SubState& sub) {
     }
     if (sub.config.has_max_age() &&
         now - entry.event->publish_time > FromProto(sub.config.max_age())) {
-      DeadLetterLocked(sub, entry.seq, "max age exceeded", entry.event);
+      DeadLetterLocked(sub, entry.seq, "max age exceeded", entry.event.get());
       continue;
     }
     SubState::Attempt& attempt = sub.attempts[entry.seq];
     if (attempt.attempts >= sub.config.max_delivery_attempts()) {
-      DeadLetterLocked(sub, entry.seq, attempt.last_error, entry.event);
+      DeadLetterLocked(sub, entry.seq, attempt.last_error, entry.event.get());
       continue;
     }
     ++attempt.attempts;
@@ -748,7 +764,7 @@ void Broker::DispatchLocked(SubState& sub) {
     delivery.header.set_attempt(attempt.attempts);
     *delivery.header.mutable_publish_time() = ToProto(entry.event->publish_time);
     *delivery.header.mutable_lease_deadline() = ToProto(deadline);
-    delivery.event = entry.event;
+    delivery.event = entry.event.get();
     sub.leases.emplace(key,
                        Lease{entry.seq, attempt.attempts, c->id, deadline, std::move(entry.event)});
     sub.deadlines.emplace(deadline, key);
@@ -797,18 +813,17 @@ absl::Duration Broker::BackoffLocked(const SubState& sub, int attempts) {
 }
 
 void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
-                                     std::optional<absl::Duration> delay,
-                                     std::shared_ptr<const StoredEvent> event) {
+                                     std::optional<absl::Duration> delay, HeldEvent event) {
   SubState::Attempt& attempt = sub.attempts[seq];
   if (attempt.attempts >= sub.config.max_delivery_attempts()) {
-    DeadLetterLocked(sub, seq, attempt.last_error, std::move(event));
+    DeadLetterLocked(sub, seq, attempt.last_error, event.get());
     return;
   }
   storage::PendingRecord record;
   record.set_attempts(attempt.attempts);
   record.set_last_error(attempt.last_error);
   *record.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
-  if (attempt.owed_copy && event != nullptr) {
+  if (attempt.owed_copy && event) {
     record.set_event(event->wire);
     *record.mutable_publish_time() = ToProto(event->publish_time);
   }
@@ -819,6 +834,9 @@ void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
       {[id = sub.id, seq, record](BrokerStore::Batch& b) { b.PutPending(id, seq, record); },
        nullptr, false, false});
   const absl::Duration wait = delay.has_value() ? *delay : BackoffLocked(sub, attempt.attempts);
+  // Within half the budget a waiting event stays in memory; past it, it is
+  // read again when due (a flood of long-delayed nacks holds no events).
+  if (sub.held_bytes >= options_.max_subscription_bytes / 2) event.reset();
   sub.retry.emplace(std::make_pair(absl::Now() + wait, seq), std::move(event));
   ScheduleRetryWakeLocked(sub);
 }
@@ -842,7 +860,7 @@ void Broker::OnRetryDue(uint32_t sub_id, uint64_t generation) {
   const absl::Time now = absl::Now();
   std::vector<ReadyEntry> due;
   while (!sub.retry.empty() && sub.retry.begin()->first.first <= now) {
-    due.push_back({sub.retry.begin()->first.second, sub.retry.begin()->second});
+    due.push_back({sub.retry.begin()->first.second, std::move(sub.retry.begin()->second)});
     sub.retry.erase(sub.retry.begin());
   }
   // Oldest first, ahead of new events.
@@ -859,7 +877,7 @@ void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::str
   if (it == sub.leases.end()) return;
   const uint64_t seq = it->second.seq;
   // The event travels with the retry: no second read from the store.
-  std::shared_ptr<const StoredEvent> event = std::move(it->second.event);
+  HeldEvent event = std::move(it->second.event);
   sub.deadlines.erase({it->second.deadline, lease_id});
   if (auto c = consumers_.find(it->second.consumer); c != consumers_.end()) {
     c->second->leases.erase(lease_id);
@@ -867,6 +885,23 @@ void Broker::ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::str
   sub.leases.erase(it);
   sub.attempts[seq].last_error = error;
   RetryOrDeadLetterLocked(sub, seq, delay, std::move(event));
+}
+
+void Broker::ReturnUnsentLocked(SubState& sub, LeaseKey lease_id) {
+  auto it = sub.leases.find(lease_id);
+  if (it == sub.leases.end()) return;
+  const uint64_t seq = it->second.seq;
+  ReadyEntry entry{seq, std::move(it->second.event)};
+  sub.deadlines.erase({it->second.deadline, lease_id});
+  if (auto c = consumers_.find(it->second.consumer); c != consumers_.end()) {
+    c->second->leases.erase(lease_id);
+  }
+  sub.leases.erase(it);
+  SubState::Attempt& attempt = sub.attempts[seq];
+  if (attempt.attempts > 0) --attempt.attempts;
+  if (attempt.attempts == 0) attempt.first_delivery = absl::InfinitePast();
+  // Ahead of newer events, as a redelivery would be.
+  sub.ready.push_front(std::move(entry));
 }
 
 void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
@@ -961,7 +996,7 @@ absl::StatusOr<ConsumerId> Broker::Attach(const std::string& subscription, int c
   return id;
 }
 
-void Broker::Detach(ConsumerId id) {
+void Broker::Detach(ConsumerId id, const std::vector<std::string>& unsent) {
   absl::MutexLock lock(&mu_);
   auto it = consumers_.find(id);
   if (it == consumers_.end()) return;
@@ -974,9 +1009,17 @@ void Broker::Detach(ConsumerId id) {
     // Unsettled deliveries are available again at once, not after their
     // deadline; a consumer that keeps crashing on an event still exhausts
     // its attempts.
+    absl::flat_hash_set<LeaseKey> never_sent;
+    for (const std::string& lease_id : unsent) {
+      if (auto parts = ParseLeaseId(lease_id); parts.has_value()) never_sent.insert(parts->key);
+    }
     std::vector<LeaseKey> leases(c.leases.begin(), c.leases.end());
     for (LeaseKey lease_id : leases) {
-      ReleaseLeaseLocked(sub, lease_id, "consumer disconnected", absl::ZeroDuration());
+      if (never_sent.contains(lease_id)) {
+        ReturnUnsentLocked(sub, lease_id);
+      } else {
+        ReleaseLeaseLocked(sub, lease_id, "consumer disconnected", absl::ZeroDuration());
+      }
     }
     consumers_.erase(it);
     PumpLocked(sub);
@@ -1658,7 +1701,7 @@ absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_eve
         attempt.owed_copy = true;
         // Entries at or past the cursor are found by the next refill.
         if (d.sequence() < sub->load_cursor) {
-          sub->ready.push_back({d.sequence(), event});
+          sub->ready.push_back({d.sequence(), HeldEvent(event, &sub->held_bytes)});
           sub->outstanding.insert(d.sequence());
         } else if (!paused_refills) {
           paused_refills = true;

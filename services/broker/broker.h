@@ -27,6 +27,7 @@
 #include "services/broker/delivery_wire.h"
 #include "services/broker/event_cache.h"
 #include "services/broker/filter_index.h"
+#include "services/broker/held_event.h"
 #include "services/broker/serial_worker.h"
 #include "services/broker/stats_watchers.h"
 #include "services/broker/timer_queue.h"
@@ -83,6 +84,12 @@ class Broker {
     // Who may publish what and use which subscriptions besides their own;
     // null: no rules beyond ownership (not owned; must outlive the broker).
     const AccessPolicy* access_policy = nullptr;
+    // Bytes of events one subscription holds in memory (ready, leased,
+    // retrying, waiting on a key) at most; past it loading and delivering
+    // pause until settlements free room (backpressure, never an OOM).
+    // Retrying and key-blocked events keep theirs only within half of it
+    // (the rest are read again when due).
+    int64_t max_subscription_bytes = 128 << 20;
   };
 
   // Loads subscriptions and their backlogs from `store` (not owned).
@@ -146,8 +153,10 @@ class Broker {
                                     v1::Subscription* settings,
                                     const Access& access = Access::Unchecked());
   // Releases the consumer's unsettled deliveries for redelivery at once.
-  // After this returns the broker never calls `consumer` again.
-  void Detach(ConsumerId id);
+  // Those in `unsent` (lease ids the stream never wrote to its client) go
+  // back without counting an attempt. After this returns the broker never
+  // calls `consumer` again.
+  void Detach(ConsumerId id, const std::vector<std::string>& unsent = {});
   absl::Status AddCredits(ConsumerId id, int credits);
   // Settles deliveries; results (one per lease) go to the consumer's
   // SettleResults when `confirm` (after acks are durable), and always for
@@ -174,7 +183,7 @@ class Broker {
   struct ConsumerState;
   struct ReadyEntry {
     uint64_t seq;
-    std::shared_ptr<const StoredEvent> event;  // null: read from the store
+    HeldEvent event;  // null: read from the store
   };
 
   Broker(BrokerStore* store, Options options, metrics::Registry* registry);
@@ -213,8 +222,11 @@ class Broker {
   ConsumerState* NextConsumerLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLeaseLocked(SubState& sub, LeaseKey lease_id, const std::string& error,
                           std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A lease whose delivery never reached the client: back to the front of
+  // the ready queue, its attempt not counted.
+  void ReturnUnsentLocked(SubState& sub, LeaseKey lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetryOrDeadLetterLocked(SubState& sub, uint64_t seq, std::optional<absl::Duration> delay,
-                               std::shared_ptr<const StoredEvent> event)
+                               HeldEvent event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `reason` by value: callers pass strings that live in the state this erases.
   void DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,

@@ -85,8 +85,10 @@ class PublishStreamReactor
     std::vector<CloudEvent> events;
     std::vector<uint64_t> sequences;
     events.reserve(request_.events_size());
+    int64_t bytes = 0;
     for (v1::PublishStreamEvent& e : *request_.mutable_events()) {
       sequences.push_back(e.client_sequence());
+      bytes += static_cast<int64_t>(e.event().ByteSizeLong());
       events.push_back(std::move(*e.mutable_event()));
     }
     request_.Clear();
@@ -94,14 +96,15 @@ class PublishStreamReactor
     {
       absl::MutexLock lock(&mu_);
       outstanding_ += static_cast<int64_t>(events.size());
-      read_more = outstanding_ < kMaxOutstanding;
+      outstanding_bytes_ += bytes;
+      read_more = !OverLimitLocked();
       read_paused_ = !read_more;
     }
     if (!events.empty()) {
       refs_.fetch_add(1);
       broker_.Publish(
           std::move(events),
-          [this, sequences = std::move(sequences)](std::vector<v1::PublishResult> results) {
+          [this, bytes, sequences = std::move(sequences)](std::vector<v1::PublishResult> results) {
             {
               absl::MutexLock lock(&mu_);
               for (size_t i = 0; i < results.size(); ++i) {
@@ -111,6 +114,7 @@ class PublishStreamReactor
                 acks_.push_back(std::move(ack));
               }
               outstanding_ -= static_cast<int64_t>(results.size());
+              outstanding_bytes_ -= bytes;
               ResumeReadLocked();
               MaybeWriteLocked();
               MaybeFinishLocked();
@@ -144,11 +148,22 @@ class PublishStreamReactor
   }
 
  private:
+  // What one stream may hold at once: events read and not yet acked, plus
+  // acks not yet written (a client that never reads its acks stops being
+  // read), and the bytes of those events. Past either, reading pauses.
   static constexpr int64_t kMaxOutstanding = 8192;
+  static constexpr int64_t kMaxOutstandingBytes = 64 << 20;
+
+  bool OverLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outstanding_ + static_cast<int64_t>(acks_.size()) >= kMaxOutstanding ||
+           outstanding_bytes_ >= kMaxOutstandingBytes;
+  }
   static constexpr size_t kMaxAcksPerMessage = 1024;
 
   void ResumeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (read_paused_ && !finished_ && !done_ && !expired_ && outstanding_ < kMaxOutstanding / 2) {
+    if (read_paused_ && !finished_ && !done_ && !expired_ &&
+        outstanding_ + static_cast<int64_t>(acks_.size()) < kMaxOutstanding / 2 &&
+        outstanding_bytes_ < kMaxOutstandingBytes / 2) {
       read_paused_ = false;
       StartRead(&request_);
     }
@@ -197,6 +212,7 @@ class PublishStreamReactor
   bool expired_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<v1::PublishAck> acks_ ABSL_GUARDED_BY(mu_);
   int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t outstanding_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
@@ -331,12 +347,19 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    // A failed write means the client is gone; OnReadDone(false) follows
-    // and detaches.
-    if (!ok) broken_ = true;
-    MaybeWriteLocked();
+    bool read_more;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      // A failed write means the client is gone; OnReadDone(false) follows
+      // and detaches.
+      if (!ok) broken_ = true;
+      MaybeWriteLocked();
+      // Reading may have paused on unwritten replies.
+      read_more = attached_ && ShouldReadLocked();
+      if (read_more) reading_ = true;
+    }
+    if (read_more) StartRead(&request_bytes_);
   }
 
   void OnDone() override {
@@ -357,10 +380,16 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
 
   // Requests handled at once on one stream, at most.
   static constexpr int kMaxConcurrentRequests = 4;
+  // Unwritten replies past which the stream's requests are not read.
+  static constexpr size_t kMaxPendingReplies = 20000;
 
   bool ShouldReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Replies the client has not read yet (settle results, request errors)
+    // are bounded: past the limit its requests wait (backpressure), so a
+    // client flooding refused settlements cannot grow the broker's memory.
     return !reading_ && !reads_ended_ && !closing_ && !finished_ &&
-           handling_ < kMaxConcurrentRequests;
+           handling_ < kMaxConcurrentRequests &&
+           settle_results_.size() + control_.size() < kMaxPendingReplies;
   }
 
   // The client closed its side or the stream broke, and every request it
@@ -439,12 +468,17 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
 
   void Detach() {
     bool attached;
+    std::vector<std::string> unsent;
     {
       absl::MutexLock lock(&mu_);
       attached = attached_ && !detached_;
       detached_ = true;
+      // Never written to the client: no handler can have started them, so
+      // they go back without counting an attempt.
+      for (const OutboundDelivery& d : deliveries_) unsent.push_back(d.header.lease_id());
+      deliveries_.clear();
     }
-    if (attached) broker_.Detach(consumer_id_);
+    if (attached) broker_.Detach(consumer_id_, unsent);
   }
 
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -455,7 +489,8 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       return;
     }
     // Deliveries released by Detach must not reach the client.
-    if (closing_) deliveries_.clear();
+    // Deliveries released by Detach must not reach the client (closing:
+    // they stay queued until Detach hands them back unsent).
     if (!control_.empty()) {
       response_ = ToByteBuffer(control_.front().SerializeAsString());
       control_.pop_front();
@@ -468,7 +503,7 @@ class SubscribeReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       }
       settle_results_.clear();
       response_ = ToByteBuffer(response.SerializeAsString());
-    } else if (!deliveries_.empty()) {
+    } else if (!deliveries_.empty() && !closing_) {
       // Bounded by count and bytes: the client must be able to take it.
       const size_t n =
           DeliveriesWithin(deliveries_, broker_.max_response_bytes(), kMaxDeliveriesPerMessage);

@@ -1,5 +1,6 @@
 #include "services/broker/committer.h"
 
+#include <iterator>
 #include <utility>
 
 #include "absl/synchronization/notification.h"
@@ -7,10 +8,12 @@
 
 namespace pettube::broker {
 
-Committer::Committer(BrokerStore& store, bool allow_sync, WriteObserver observer)
+Committer::Committer(BrokerStore& store, bool allow_sync, WriteObserver observer,
+                     size_t max_group_bytes)
     : store_(store),
       allow_sync_(allow_sync),
       observer_(std::move(observer)),
+      max_group_bytes_(max_group_bytes),
       thread_([this] { Run(); }) {}
 
 Committer::~Committer() {
@@ -49,7 +52,14 @@ void Committer::Run() {
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping, nothing left
-      taken.swap(queue_);
+      size_t n = 0, bytes = 0;
+      while (n < queue_.size() && (n == 0 || bytes + queue_[n].bytes <= max_group_bytes_)) {
+        bytes += queue_[n].bytes;
+        ++n;
+      }
+      taken.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + n));
+      queue_.erase(queue_.begin(), queue_.begin() + n);
     }
     // Exclusive ops split the group: everything before them is written
     // first, then they are written alone.

@@ -31,12 +31,20 @@ class Committer {
     // Must see every earlier op committed and be written alone (seek and
     // backfill scan the store).
     bool exclusive = false;
+    // About how many bytes the op adds to a batch (published events):
+    // bounds a group's size.
+    size_t bytes = 0;
   };
 
   // Called after each write with the number of ops and the write's latency.
   using WriteObserver = std::function<void(size_t ops, size_t mutations, absl::Duration latency)>;
 
-  Committer(BrokerStore& store, bool allow_sync, WriteObserver observer = nullptr);
+  // A group takes queued ops until their `bytes` reach `max_group_bytes`
+  // (at least one op): one write never holds an unbounded batch in memory.
+  static constexpr size_t kDefaultMaxGroupBytes = 64 << 20;
+
+  Committer(BrokerStore& store, bool allow_sync, WriteObserver observer = nullptr,
+            size_t max_group_bytes = kDefaultMaxGroupBytes);
   ~Committer();  // Commits what is queued, then stops.
 
   void Submit(Op op) ABSL_LOCKS_EXCLUDED(mu_);
@@ -51,6 +59,7 @@ class Committer {
   BrokerStore& store_;
   const bool allow_sync_;
   WriteObserver observer_;
+  const size_t max_group_bytes_;
   absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -26,6 +26,9 @@ ABSL_FLAG(int64_t, max_response_bytes, (4 << 20) - (64 << 10),
           "goes alone); the default fits a default gRPC client's 4 MiB receive limit");
 ABSL_FLAG(bool, sync, true,
           "fsync before acknowledging (turn off only for tests that trade crash safety for speed)");
+ABSL_FLAG(int64_t, max_subscription_bytes, 128 << 20,
+          "bytes of events one subscription holds in memory (ready, leased, retrying) at most; "
+          "past it delivery waits for settlements");
 ABSL_FLAG(absl::Duration, retention_max_age, absl::Hours(24 * 7),
           "events older than this may be removed");
 ABSL_FLAG(int64_t, retention_max_bytes, 0,
@@ -57,6 +60,11 @@ int main(int argc, char** argv) {
         absl::InvalidArgumentError("max_response_bytes: must be at least 1024"));
   }
   options.max_response_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_response_bytes));
+  if (absl::GetFlag(FLAGS_max_subscription_bytes) < (1 << 20)) {
+    return pettube::server::ExitWith(
+        absl::InvalidArgumentError("max_subscription_bytes: must be at least 1 MiB"));
+  }
+  options.max_subscription_bytes = absl::GetFlag(FLAGS_max_subscription_bytes);
   options.retention_max_age = absl::GetFlag(FLAGS_retention_max_age);
   options.retention_max_bytes = absl::GetFlag(FLAGS_retention_max_bytes);
   pettube::broker::AccessPolicy policy = pettube::broker::AccessPolicy::Defaults();
