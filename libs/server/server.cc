@@ -109,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& opts, Serve
   for (const ExposedService& exposed : server->spec_.services) {
     builder.RegisterService(exposed.service);
   }
+  if (server->spec_.configure_builder) server->spec_.configure_builder(builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(ProcessRegistry()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

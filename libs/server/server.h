@@ -48,6 +48,9 @@ struct ServeSpec {
   // Called once on shutdown, after health turns NOT_SERVING and before
   // gRPC drains: end long-lived streams gracefully here.
   std::function<void()> on_drain;
+  // Adjusts the gRPC server before it starts (channel arguments such as
+  // flow-control windows), e.g. for a service whose streams carry bulk data.
+  std::function<void(grpc::ServerBuilder&)> configure_builder;
   // More "name=value" fields for the ready line, e.g. {"objects",
   // "127.0.0.1:41234"} for a service's second listener.
   std::vector<std::pair<std::string, std::string>> ready_fields;

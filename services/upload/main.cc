@@ -3,6 +3,8 @@
 // pettube.media.uploaded event through an outbox, deletion of a media
 // item's objects on pettube.media.deleted, and signed, ranged HTTP
 // downloads (see uploads.h, object_server.h).
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 
 #include "absl/flags/flag.h"
@@ -30,6 +32,9 @@ ABSL_FLAG(std::string, url_signing_keys_file, "",
           "media-catalog); without it /o/ URLs are refused");
 ABSL_FLAG(int64_t, max_object_bytes, int64_t{64} << 30, "largest object accepted");
 ABSL_FLAG(int64_t, quota_bytes, int64_t{100} << 30, "bytes of originals each person may hold");
+ABSL_FLAG(int64_t, checkpoint_bytes, int64_t{8} << 20,
+          "a Write stream syncs and records its offset at least this often: what a crash can "
+          "cost a client in re-sent bytes");
 ABSL_FLAG(absl::Duration, upload_ttl, absl::Hours(24),
           "an unfinished upload not written to for this long is removed");
 
@@ -84,6 +89,7 @@ int main(int argc, char** argv) {
   options.max_object_bytes = absl::GetFlag(FLAGS_max_object_bytes);
   options.quota_bytes = absl::GetFlag(FLAGS_quota_bytes);
   options.upload_ttl = absl::GetFlag(FLAGS_upload_ttl);
+  options.checkpoint_bytes = absl::GetFlag(FLAGS_checkpoint_bytes);
   upload::Uploads uploads(store->get(), blobs->get(), options,
                           [&outbox](const upload::OutboxEntry& e) { outbox.Publish(e); });
   if (auto s = uploads.Recover(); !s.ok()) return server::ExitWith(s);
@@ -118,6 +124,14 @@ int main(int argc, char** argv) {
   server::ServeSpec spec;
   spec.services.push_back(server::Expose<upload::v1::Upload>(&service));
   spec.ready_fields.emplace_back("objects", (*objects_http)->address());
+  spec.configure_builder = [](grpc::ServerBuilder& builder) {
+    // A Write stream's bytes wait in gRPC's receive window until the disk
+    // takes them. BDP probing grows that window on a fast link to tens of
+    // MiB per stream; a fixed window of two chunks keeps memory per stream
+    // bounded and still keeps the disk busy.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  };
   spec.on_drain = [&] {
     if (deletions != nullptr) deletions->Shutdown(opts.drain_timeout);
   };
