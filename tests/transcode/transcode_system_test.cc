@@ -361,5 +361,35 @@ TEST_F(TranscodeSystemTest, WorkerStoppedPastItsLeaseLosesTheJobToAnother) {
   EXPECT_EQ(observer_->Count(media, "pettube.media.ready"), 1);
 }
 
+TEST_F(TranscodeSystemTest, JobFailingEveryAttemptIsDeadLetteredAndFailsTheMedia) {
+  StartCoordinator();  // --max_attempts=2
+  // A worker whose ffmpeg refuses every encode (no such x264 preset).
+  stack_->StartWorker("broken", {"--x264_preset=no-such-preset"});
+  const std::string media = Upload(MakeClip(clips_ + "/clip.mp4", 2));
+  auto event = observer_->WaitFor(media, absl::Seconds(120));
+  ASSERT_TRUE(event.has_value());
+  ASSERT_EQ(event->type(), "pettube.media.failed");
+  ev::MediaFailed failed;
+  ASSERT_TRUE(broker_client::UnpackPayload(*event, &failed).ok());
+  EXPECT_EQ(failed.reason(), ev::ATTEMPTS_EXHAUSTED);
+  EXPECT_EQ(failed.job(), media + "/jobs/240p");
+  // ffmpeg's own words reach the person.
+  EXPECT_NE(failed.error().find("failed 2 times"), std::string::npos) << failed.error();
+  EXPECT_NE(failed.error().find("ffmpeg 240p: "), std::string::npos) << failed.error();
+  // The broker holds the request in the work queue's dead letters.
+  auto stub = broker::v1::Broker::NewStub(stack_->broker_channel());
+  QueueStats stats(*stack_);
+  EXPECT_TRUE(stats.WaitFor([](const auto& s) { return s.dead_letter_count() >= 1; },
+                            absl::Seconds(30)));
+  broker::v1::ListDeadLettersRequest req;
+  req.set_subscription("subscriptions/transcode-jobs");
+  broker::v1::ListDeadLettersResponse resp;
+  ASSERT_TRUE(stub->ListDeadLetters(AsTester().get(), req, &resp).ok());
+  ASSERT_GE(resp.dead_letters_size(), 1);
+  EXPECT_EQ(resp.dead_letters(0).attempts(), 2);
+  EXPECT_NE(resp.dead_letters(0).last_error().find("ffmpeg 240p"), std::string::npos)
+      << resp.dead_letters(0).last_error();
+}
+
 }  // namespace
 }  // namespace pettube
