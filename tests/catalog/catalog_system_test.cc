@@ -367,7 +367,10 @@ TEST_F(CatalogSystemTest, SigkillMidStreamThreeTimesStillAppliesEveryEventExactl
 }
 
 TEST_F(CatalogSystemTest, WatchMediaSurvivesARestartByReconnecting) {
-  StartCatalog();
+  // An event published just as the catalog dies may be delivered to the
+  // dying stream; that counts as an attempt, so allow more than one.
+  const std::vector<std::string> flags = {"--max_delivery_attempts=10"};
+  StartCatalog("127.0.0.1:0", flags);
   const std::string address = catalog_.grpc;
   const auto [alice, token] = SignIn("alice");
   Publish(t::Uploaded("w1", alice, "watch me"));
@@ -386,14 +389,17 @@ TEST_F(CatalogSystemTest, WatchMediaSurvivesARestartByReconnecting) {
   EXPECT_FALSE(watch->Read(&m));
   EXPECT_EQ(watch->Finish().error_code(), grpc::UNAVAILABLE);
   Publish(t::JobRequested("w1", alice, "360p"));
-  StartCatalog(address);  // same address: the client's channel reconnects
+  StartCatalog(address, flags);  // same address: the client's channel reconnects
 
   // The client reconnects with the same channel and sees the current state.
   auto again_ctx = As(token, 60);
   again_ctx->set_wait_for_ready(true);
   auto again = stub_->WatchMedia(again_ctx.get(), req);
   do {
-    ASSERT_TRUE(again->Read(&m));
+    ASSERT_TRUE(again->Read(&m))
+        << again->Finish().error_message() << "\nlast: " << m.ShortDebugString() << "\nstats: "
+        << WaitForStats([](const auto&) { return true; }).ShortDebugString() << "\n"
+        << catalog_.process->Stderr();
   } while (m.state() == catalog::v1::UPLOADED);  // until the backlog is projected
   EXPECT_EQ(m.state(), catalog::v1::PROCESSING);
   Publish(t::Ready("w1", alice));
