@@ -21,6 +21,7 @@
 #include "services/upload/object_server.h"
 #include "services/upload/outbox_publisher.h"
 #include "services/upload/rocksdb_upload_store.h"
+#include "services/upload/upload_probe.h"
 #include "services/upload/upload_service.h"
 #include "services/upload/uploads.h"
 
@@ -83,18 +84,20 @@ int main(int argc, char** argv) {
   } else {
     log::Warning("upload.no_broker", {{"reason", "no --broker_server: events wait in the outbox"}});
   }
-  upload::OutboxPublisher outbox(store->get(), publisher.get());
+  upload::UploadProbe probe(server::ProcessRegistry());
+  upload::OutboxPublisher outbox(store->get(), publisher.get(), &probe);
 
   upload::Uploads::Options options;
   options.max_object_bytes = absl::GetFlag(FLAGS_max_object_bytes);
   options.quota_bytes = absl::GetFlag(FLAGS_quota_bytes);
   options.upload_ttl = absl::GetFlag(FLAGS_upload_ttl);
   options.checkpoint_bytes = absl::GetFlag(FLAGS_checkpoint_bytes);
+  options.probe = &probe;
   upload::Uploads uploads(store->get(), blobs->get(), options,
                           [&outbox](const upload::OutboxEntry& e) { outbox.Publish(e); });
   if (auto s = uploads.Recover(); !s.ok()) return server::ExitWith(s);
 
-  upload::ObjectServer objects(&uploads, signer.get(), workload->authenticator.get());
+  upload::ObjectServer objects(&uploads, signer.get(), workload->authenticator.get(), &probe);
   http::ServerOptions http_options;
   http_options.num_threads = absl::GetFlag(FLAGS_objects_threads);
   auto objects_http =

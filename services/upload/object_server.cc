@@ -65,9 +65,16 @@ absl::StatusOr<std::optional<ByteRange>> ParseRange(absl::string_view header, in
 
 std::vector<std::pair<std::string, http::Handler>> ObjectServer::Routes() {
   return {
-      {"/o/*", [this](const http::Request& r) { return ServeSigned(r); }},
-      {"/objects/*", [this](const http::Request& r) { return ServeBearer(r); }},
+      {"/o/*", [this](const http::Request& r) { return Counted(ServeSigned(r)); }},
+      {"/objects/*", [this](const http::Request& r) { return Counted(ServeBearer(r)); }},
   };
+}
+
+http::Response ObjectServer::Counted(http::Response r) const {
+  if (probe_ != nullptr) {
+    probe_->Served(r.status, r.stream_body ? r.stream_length : static_cast<int64_t>(r.body.size()));
+  }
+  return r;
 }
 
 http::Response ObjectServer::ServeSigned(const http::Request& request) const {

@@ -35,8 +35,8 @@ class ObjectServer {
   // `signer` and `authenticator` may be null: the matching route then
   // answers 404 (signed URLs) or 401 (bearer).
   ObjectServer(Uploads* uploads, const signed_url::UrlSigner* signer,
-               const auth::Authenticator* authenticator)
-      : uploads_(uploads), signer_(signer), authenticator_(authenticator) {}
+               const auth::Authenticator* authenticator, UploadProbe* probe = nullptr)
+      : uploads_(uploads), signer_(signer), authenticator_(authenticator), probe_(probe) {}
 
   // The "/o/*" and "/objects/*" routes.
   std::vector<std::pair<std::string, http::Handler>> Routes();
@@ -45,6 +45,8 @@ class ObjectServer {
   http::Response ServeBearer(const http::Request& request) const;
 
  private:
+  // Counts `r` on the probe and returns it.
+  http::Response Counted(http::Response r) const;
   // Answers for an object already authorized.
   http::Response ServeObject(const http::Request& request, absl::string_view bucket,
                              absl::string_view key) const;
@@ -52,6 +54,7 @@ class ObjectServer {
   Uploads* const uploads_;
   const signed_url::UrlSigner* const signer_;
   const auth::Authenticator* const authenticator_;
+  UploadProbe* const probe_;
 };
 
 // A parsed "Range" header against an object of `size` bytes.

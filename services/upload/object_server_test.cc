@@ -7,6 +7,7 @@
 #include "services/upload/fs_blob_store.h"
 #include "services/upload/rocksdb_upload_store.h"
 #include "services/upload/sha256_state.h"
+#include "services/upload/upload_probe.h"
 
 namespace pettube::upload {
 namespace {
@@ -40,11 +41,13 @@ class ObjectServerTest : public ::testing::Test {
     blobs_ = *FsBlobStore::Open(dir + "/blobs");
     Uploads::Options options;
     options.run_expiry_timer = false;
+    options.probe = nullptr;
     uploads_ = std::make_unique<Uploads>(store_.get(), blobs_.get(), options,
                                          [](const OutboxEntry&) {});
     signer_ = std::make_unique<signed_url::UrlSigner>(
         *signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("k1")));
-    server_ = std::make_unique<ObjectServer>(uploads_.get(), signer_.get(), nullptr);
+    probe_ = std::make_unique<UploadProbe>(registry_);
+    server_ = std::make_unique<ObjectServer>(uploads_.get(), signer_.get(), nullptr, probe_.get());
 
     content_ = std::string("\0\0\0\x20" "ftypisom", 12) + std::string(3000, 'v');
     auth::Caller alice;
@@ -99,6 +102,8 @@ class ObjectServerTest : public ::testing::Test {
   std::unique_ptr<FsBlobStore> blobs_;
   std::unique_ptr<Uploads> uploads_;
   std::unique_ptr<signed_url::UrlSigner> signer_;
+  metrics::Registry registry_;
+  std::unique_ptr<UploadProbe> probe_;
   std::unique_ptr<ObjectServer> server_;
   std::string content_, key_, sha_;
 };
@@ -152,6 +157,20 @@ TEST_F(ObjectServerTest, MalformedAndTraversingPathsAre400AndMissingObjects404) 
     EXPECT_EQ(Get(path).status, 400) << path;
   }
   EXPECT_EQ(Get("/o/" + token + "/originals/alice/nope/source").status, 404);
+}
+
+TEST_F(ObjectServerTest, RequestsAreCountedByStatusOnTheRoutes) {
+  const auto routes = server_->Routes();
+  http::Request request;
+  request.method = "GET";
+  request.path = SignedPath("originals/alice/");
+  EXPECT_EQ(routes[0].second(request).status, 200);
+  request.path = SignedPath("originals/bob/");
+  EXPECT_EQ(routes[0].second(request).status, 403);
+  const std::string text = registry_.Serialize();
+  EXPECT_NE(text.find("pettube_object_requests_total{code=\"200\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("pettube_object_requests_total{code=\"403\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("pettube_object_bytes_served_total 3012"), std::string::npos);
 }
 
 TEST_F(ObjectServerTest, BearerRouteWithoutATokenIs401) {

@@ -4,8 +4,9 @@
 
 namespace pettube::upload {
 
-OutboxPublisher::OutboxPublisher(UploadStore* store, broker_client::Publisher* publisher)
-    : store_(store), publisher_(publisher), thread_([this] { Run(); }) {}
+OutboxPublisher::OutboxPublisher(UploadStore* store, broker_client::Publisher* publisher,
+                                 UploadProbe* probe)
+    : store_(store), publisher_(publisher), probe_(probe), thread_([this] { Run(); }) {}
 
 OutboxPublisher::~OutboxPublisher() {
   {
@@ -56,7 +57,10 @@ void OutboxPublisher::Run() {
     absl::Status s = store_->MarkPublished(id);
     if (!s.ok()) log::Warning("upload.outbox_mark_failed", {{"upload", id}, {"code", s}});
     mu_.Lock();
-    if (s.ok()) ++published_;
+    if (s.ok()) {
+      ++published_;
+      if (probe_ != nullptr) probe_->EventPublished();
+    }
   }
   mu_.Unlock();
 }

@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/broker_client/publisher.h"
+#include "services/upload/upload_probe.h"
 #include "services/upload/upload_store.h"
 
 namespace pettube::upload {
@@ -22,7 +23,8 @@ namespace pettube::upload {
 // broker configured, events wait in the outbox).
 class OutboxPublisher {
  public:
-  OutboxPublisher(UploadStore* store, broker_client::Publisher* publisher);
+  OutboxPublisher(UploadStore* store, broker_client::Publisher* publisher,
+                  UploadProbe* probe = nullptr);
   // Stops the bookkeeping thread; acknowledgements not yet recorded are
   // simply published again at the next start.
   ~OutboxPublisher();
@@ -40,6 +42,7 @@ class OutboxPublisher {
 
   UploadStore* const store_;
   broker_client::Publisher* const publisher_;
+  UploadProbe* const probe_;
   mutable absl::Mutex mu_;
   std::deque<std::string> acked_ ABSL_GUARDED_BY(mu_);
   int64_t published_ ABSL_GUARDED_BY(mu_) = 0;

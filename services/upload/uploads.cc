@@ -446,6 +446,7 @@ void Uploads::ExpireDue() {
     ReleaseWriter(id);
     if (expired) {
       log::Info("upload.expired", {{"upload", id}});
+      if (options_.probe != nullptr) options_.probe->Expired();
       if (options_.on_expired) options_.on_expired(id);
     }
   }
@@ -580,6 +581,9 @@ absl::Status UploadWriter::Write(const v1::WriteRequest& request) {
     if (auto s = staged_->Append(request.data()); !s.ok()) return s;
     hash_.Update(request.data());
     position_ += static_cast<int64_t>(request.data().size());
+    if (uploads_->options_.probe != nullptr) {
+      uploads_->options_.probe->BytesReceived(static_cast<int64_t>(request.data().size()));
+    }
   }
   if (request.finish_write()) return Finish(request);
   if (position_ - committed_size() >= uploads_->options_.checkpoint_bytes) return Checkpoint();
@@ -707,6 +711,9 @@ absl::Status UploadWriter::Finish(const v1::WriteRequest& request) {
     return absl::UnavailableError(absl::StrCat(
         "committed, but the object could not be moved into place yet (", st.message(),
         "); it will be at the service's next start"));
+  }
+  if (uploads_->options_.probe != nullptr) {
+    uploads_->options_.probe->Committed(session.bucket(), position_);
   }
   if (event.has_value()) uploads_->on_commit_(OutboxEntry{id_, *std::move(event)});
   return absl::OkStatus();

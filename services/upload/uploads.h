@@ -23,6 +23,7 @@
 #include "proto/pettube/upload/v1/upload.pb.h"
 #include "services/upload/blob_store.h"
 #include "services/upload/sha256_state.h"
+#include "services/upload/upload_probe.h"
 #include "services/upload/upload_store.h"
 
 namespace pettube::upload {
@@ -58,6 +59,8 @@ class Uploads {
     // Runs the timer that expires sessions (tests drive ExpireDue instead).
     bool run_expiry_timer = true;
     std::function<absl::Time()> now = [] { return absl::Now(); };
+    // Metrics; may be null.
+    UploadProbe* probe = nullptr;
     // Called after a session expired (tests).
     std::function<void(const std::string& upload_id)> on_expired;
   };
