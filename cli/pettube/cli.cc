@@ -389,6 +389,31 @@ int Download(Context& c) {
   return kExitOk;
 }
 
+// An upload just committed reaches the catalog a moment later (through the
+// broker): waits up to `grace` for `name` to appear in the caller's media
+// feed (pushed changes, not polling). NOT_FOUND if it does not.
+absl::Status WaitUntilVisible(Context& c, const std::string& name, absl::Duration grace) {
+  auto call = Catalog(c, /*streaming=*/true);
+  if (!call.ok()) return call.status();
+  (*call)->ctx.set_deadline(absl::ToChronoTime(absl::Now() + grace));
+  catalog::v1::WatchMediaRequest req;
+  req.set_name("media/-");
+  auto reader = (*call)->stub->WatchMedia(&(*call)->ctx, req);
+  Media m;
+  while (reader->Read(&m)) {
+    if (m.name() == name) {
+      (*call)->ctx.TryCancel();
+      reader->Finish();
+      return absl::OkStatus();
+    }
+  }
+  const grpc::Status s = reader->Finish();
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::NotFoundError(absl::StrCat(name, ": no such media"));
+  }
+  return status::FromGrpcStatus(s, name);
+}
+
 int Watch(Context& c) {
   auto name = MediaName(c.inv.args[0]);
   if (!name.ok()) return Usage(c, std::string(name.status().message()));
@@ -450,6 +475,13 @@ int Watch(Context& c) {
       return outcome;
     }
     const grpc::Status s = reader->Finish();
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND && last_state == "unknown" &&
+        reconnects == 0) {
+      if (auto visible = WaitUntilVisible(c, *name, absl::Seconds(10)); !visible.ok()) {
+        return Fail(c, visible);
+      }
+      continue;  // It exists now: watch it.
+    }
     if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       return Fail(c, absl::DeadlineExceededError(absl::StrCat(
                          *name, " is still ", last_state, " after --timeout=", c.inv.Get("timeout"))));
