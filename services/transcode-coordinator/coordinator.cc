@@ -46,16 +46,14 @@ std::string MediaIdOf(absl::string_view name) {
 // "media/{m}/jobs/{j}" -> (m, j); empty when malformed.
 std::pair<std::string, std::string> JobIdsOf(absl::string_view name) {
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 4 || parts[0] != "media" || parts[2] != "jobs" ||
-      !ValidSegment(parts[1]) || !ValidSegment(parts[3])) {
+  if (parts.size() != 4 || parts[0] != "media" || parts[2] != "jobs" || !ValidSegment(parts[1]) ||
+      !ValidSegment(parts[3])) {
     return {};
   }
   return {std::string(parts[1]), std::string(parts[3])};
 }
 
-bool IsFinal(tv::JobState s) {
-  return s == tv::SUCCEEDED || s == tv::FAILED || s == tv::CANCELLED;
-}
+bool IsFinal(tv::JobState s) { return s == tv::SUCCEEDED || s == tv::FAILED || s == tv::CANCELLED; }
 
 tv::Job* FindJob(storage::MediaRecord& record, absl::string_view name) {
   for (auto& job : *record.mutable_jobs()) {
@@ -176,9 +174,9 @@ absl::Status Coordinator::OnUploaded(const std::string& cause, const CloudEvent&
     record.set_error(std::string(info.status().message()));
     record.set_reason(FailureReasonOf(info.status()));
     write.outbox_add.push_back(FailedEvent(record));
-    log::Info("coordinator.source_refused",
-              {{"media", media_id}, {"reason", ev::FailureReason_Name(record.reason())},
-               {"error", record.error()}});
+    log::Info("coordinator.source_refused", {{"media", media_id},
+                                             {"reason", ev::FailureReason_Name(record.reason())},
+                                             {"error", record.error()}});
   } else {
     *record.mutable_source_info() = *info;
     record.set_state(tv::TRANSCODING);
@@ -191,7 +189,8 @@ absl::Status Coordinator::OnUploaded(const std::string& cause, const CloudEvent&
       write.outbox_add.push_back(FailedEvent(record));
     }
     log::Info("coordinator.planned",
-              {{"media", media_id}, {"jobs", record.jobs_size()},
+              {{"media", media_id},
+               {"jobs", record.jobs_size()},
                {"source", absl::StrCat(info->display_width(), "x", info->display_height())}});
   }
   write.media = std::move(record);
@@ -237,11 +236,11 @@ CloudEvent Coordinator::RequestEvent(const storage::MediaRecord& record, const t
   *request.mutable_source_info() = record.source_info();
   *request.mutable_timeout() = time::ToProto(options_.job_timeout);
   request.set_max_attempts(options_.max_attempts);
-  CloudEvent event = broker_client::NewEvent(kRequested, options_.event_source,
-                                             request.media(), request);
+  CloudEvent event =
+      broker_client::NewEvent(kRequested, options_.event_source, request.media(), request);
   // Deterministic: a republished request is the broker's duplicate.
-  event.set_id(absl::StrCat(record.media_id(), ".", job.rendition().name(), ".g",
-                            job.generation()));
+  event.set_id(
+      absl::StrCat(record.media_id(), ".", job.rendition().name(), ".g", job.generation()));
   broker_client::SetPartitionKey(&event, record.media_id());
   return event;
 }
@@ -290,8 +289,8 @@ absl::Status Coordinator::MaybeComplete(storage::MediaRecord& record,
     results.push_back(job.result());
   }
   const std::string key = absl::StrCat(record.owner(), "/", record.media_id(), "/hls/master.m3u8");
-  auto master = objects_.PutBytes(options_.renditions_bucket, key,
-                                  "application/vnd.apple.mpegurl", MasterPlaylist(results));
+  auto master = objects_.PutBytes(options_.renditions_bucket, key, "application/vnd.apple.mpegurl",
+                                  MasterPlaylist(results));
   if (!master.ok()) {
     log::Warning("coordinator.master_write_failed",
                  {{"media", record.media_id()}, {"status", master.status()}});
@@ -363,10 +362,11 @@ absl::Status Coordinator::OnCompleted(const std::string& cause, const CloudEvent
   tv::Job* job = FindJob(**record, c.job());
   if (job == nullptr) return Drop("unknown job", event);
   if (c.generation() != job->generation() || IsFinal(job->state())) {
-    log::Info("coordinator.completion_ignored",
-              {{"job", c.job()}, {"worker", c.worker()},
-               {"state", tv::JobState_Name(job->state())},
-               {"generation", c.generation()}, {"current_generation", job->generation()}});
+    log::Info("coordinator.completion_ignored", {{"job", c.job()},
+                                                 {"worker", c.worker()},
+                                                 {"state", tv::JobState_Name(job->state())},
+                                                 {"generation", c.generation()},
+                                                 {"current_generation", job->generation()}});
     return absl::OkStatus();
   }
   job->set_state(tv::SUCCEEDED);
@@ -500,8 +500,9 @@ absl::StatusOr<tv::Job> Coordinator::RetryJob(absl::string_view media_id,
   tv::Job* job = FindJob(*record, name);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat(name, ": no such job"));
   if (job->state() != tv::FAILED && job->state() != tv::CANCELLED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        name, ": state is ", tv::JobState_Name(job->state()), "; only FAILED or CANCELLED jobs can be retried"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, ": state is ", tv::JobState_Name(job->state()),
+                     "; only FAILED or CANCELLED jobs can be retried"));
   }
   job->set_generation(job->generation() + 1);
   job->set_state(tv::PENDING);
@@ -553,7 +554,8 @@ absl::StatusOr<storage::MediaRecord> Coordinator::RetryMedia(absl::string_view m
         absl::StrCat("media/", media_id, ": changed while retrying; try again"));
   }
   int64_t job_generation = 0;
-  for (const auto& job : record->jobs()) job_generation = std::max(job_generation, job.generation());
+  for (const auto& job : record->jobs())
+    job_generation = std::max(job_generation, job.generation());
   record->set_generation(record->generation() + 1);
   record->clear_master_playlist();
   JobStore::Write write;
@@ -592,9 +594,9 @@ absl::StatusOr<storage::MediaRecord> Coordinator::Cancel(absl::string_view media
     ++cancelled;
   }
   if (cancelled == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "media/", media_id, ": state is ", tv::PlanState_Name(record->state()),
-        " with no outstanding job; nothing to cancel"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("media/", media_id, ": state is ", tv::PlanState_Name(record->state()),
+                     " with no outstanding job; nothing to cancel"));
   }
   record->set_state(tv::PLAN_CANCELLED);
   record->set_error("cancelled by request");

@@ -135,8 +135,8 @@ CloudEvent Uploaded(const std::string& media_id, int64_t size = 1000) {
   u.mutable_source()->set_store("originals");
   u.mutable_source()->set_key("alice/" + media_id + "/source");
   u.mutable_source()->set_size_bytes(size);
-  CloudEvent e = broker_client::NewEvent("pettube.media.uploaded", "//pettube/upload",
-                                         u.media(), u);
+  CloudEvent e =
+      broker_client::NewEvent("pettube.media.uploaded", "//pettube/upload", u.media(), u);
   return e;
 }
 
@@ -186,7 +186,8 @@ CloudEvent Deleted(const std::string& media_id) {
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(getenv("TEST_TMPDIR"), "/", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = absl::StrCat(getenv("TEST_TMPDIR"), "/",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     Open();
     prober_.Set("alice/m1/source", Info(320, 240));
     prober_.Set("alice/hd/source", Info(1920, 1080));
@@ -197,8 +198,8 @@ class CoordinatorTest : public ::testing::Test {
     auto store = RocksDbJobStore::Open(dir_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    coordinator_ = std::make_unique<Coordinator>(Coordinator::Options{}, *store_, prober_,
-                                                 objects_, sink_);
+    coordinator_ =
+        std::make_unique<Coordinator>(Coordinator::Options{}, *store_, prober_, objects_, sink_);
     ASSERT_TRUE(coordinator_->Start().ok());
   }
   // Waits until the settle thread has applied the broker's acks.
@@ -211,7 +212,8 @@ class CoordinatorTest : public ::testing::Test {
       absl::Notification* n = new absl::Notification();
       auto h = coordinator_->Watch(media_id, job.name().substr(job.name().rfind('/') + 1),
                                    [n](const tv::Job& j) {
-                                     if (j.state() != tv::PENDING && !n->HasBeenNotified()) n->Notify();
+                                     if (j.state() != tv::PENDING && !n->HasBeenNotified())
+                                       n->Notify();
                                    });
       ASSERT_TRUE(h.ok());
       ASSERT_TRUE(n->WaitForNotificationWithTimeout(absl::Seconds(5))) << job.name();

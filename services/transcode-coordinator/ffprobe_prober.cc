@@ -18,13 +18,13 @@ FfprobeProber::FfprobeProber(Options options, std::shared_ptr<auth::TokenSource>
 absl::StatusOr<pettube::events::v1::SourceInfo> FfprobeProber::Probe(
     const pettube::events::v1::ObjectRef& source) {
   Subprocess::Options o;
-  o.argv = {options_.ffprobe, "-v", "error", "-print_format", "json", "-show_format",
-            "-show_streams"};
+  o.argv = {options_.ffprobe, "-v",           "error",        "-print_format",
+            "json",           "-show_format", "-show_streams"};
   if (tokens_ != nullptr) {
     auto token = tokens_->Token();
     if (!token.ok()) {
-      return WithFailureReason(absl::UnavailableError(absl::StrCat(
-                                   "probe: no objects.read token: ", token.status().message())),
+      return WithFailureReason(absl::UnavailableError(absl::StrCat("probe: no objects.read token: ",
+                                                                   token.status().message())),
                                pettube::events::v1::SOURCE_UNREADABLE);
     }
     o.argv.push_back("-headers");
@@ -36,10 +36,10 @@ absl::StatusOr<pettube::events::v1::SourceInfo> FfprobeProber::Probe(
   if (!process.ok()) return process.status();
   Subprocess::Result r = (*process)->Wait();
   if (r.timed_out) {
-    return WithFailureReason(absl::UnavailableError(absl::StrCat(
-                                 "probe: ffprobe did not finish within ",
-                                 absl::FormatDuration(options_.timeout))),
-                             pettube::events::v1::SOURCE_UNREADABLE);
+    return WithFailureReason(
+        absl::UnavailableError(absl::StrCat("probe: ffprobe did not finish within ",
+                                            absl::FormatDuration(options_.timeout))),
+        pettube::events::v1::SOURCE_UNREADABLE);
   }
   if (!r.ok()) return ClassifyProbeFailure("probe", r.exit_code, r.stderr_tail);
   return ParseProbeJson(r.stdout_text, options_.limits);

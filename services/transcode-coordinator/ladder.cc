@@ -64,8 +64,7 @@ absl::StatusOr<std::vector<Preset>> ParsePresets(absl::string_view text) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": short side must be an even number from 16 to 4320"));
     }
-    if (!absl::SimpleAtoi(parts[2], &p.video_kbps) || p.video_kbps < 50 ||
-        p.video_kbps > 100000) {
+    if (!absl::SimpleAtoi(parts[2], &p.video_kbps) || p.video_kbps < 50 || p.video_kbps > 100000) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": video bitrate must be 50 to 100000 kbit/s"));
     }
@@ -129,8 +128,8 @@ absl::StatusOr<std::vector<RenditionSpec>> PlanLadder(const SourceInfo& source,
   if (ladder.empty()) {
     const Preset& smallest = sorted.back();
     const int s = Even(source_short) > source_short ? Even(source_short) - 2 : Even(source_short);
-    const double area = static_cast<double>(s) * s / (static_cast<double>(smallest.short_side) *
-                                                      smallest.short_side);
+    const double area = static_cast<double>(s) * s /
+                        (static_cast<double>(smallest.short_side) * smallest.short_side);
     const int kbps = std::max(100, static_cast<int>(std::lround(smallest.video_kbps * area)));
     ladder.push_back(make(absl::StrCat(s, "p"), s, kbps, smallest.audio_kbps));
   }

@@ -18,10 +18,10 @@ namespace pettube::transcode {
 
 // One rung of the ladder.
 struct Preset {
-  std::string name;       // "720p"
-  int short_side = 0;     // 720
-  int video_kbps = 0;     // H.264 High target bitrate
-  int audio_kbps = 0;     // AAC bitrate
+  std::string name;    // "720p"
+  int short_side = 0;  // 720
+  int video_kbps = 0;  // H.264 High target bitrate
+  int audio_kbps = 0;  // AAC bitrate
 };
 
 // 1080p 5000/192, 720p 2800/128, 480p 1400/128, 360p 800/96 (kbit/s),

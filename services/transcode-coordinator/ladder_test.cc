@@ -31,8 +31,7 @@ std::vector<std::string> Names(const std::vector<RenditionSpec>& ladder) {
 TEST(PlanLadderTest, FullHdSourceGetsEveryPresetAndAPoster) {
   auto ladder = PlanLadder(Source(1920, 1080), DefaultPresets());
   ASSERT_TRUE(ladder.ok()) << ladder.status();
-  EXPECT_EQ(Names(*ladder),
-            (std::vector<std::string>{"1080p", "720p", "480p", "360p", "poster"}));
+  EXPECT_EQ(Names(*ladder), (std::vector<std::string>{"1080p", "720p", "480p", "360p", "poster"}));
   EXPECT_EQ((*ladder)[1].width(), 1280);
   EXPECT_EQ((*ladder)[1].height(), 720);
   EXPECT_EQ((*ladder)[1].video_bitrate_kbps(), 2800);

@@ -26,7 +26,8 @@
 
 ABSL_FLAG(std::string, objects_url, "",
           "http://HOST:PORT of the upload service's object listener (sources are read there)");
-ABSL_FLAG(std::string, upload_server, "", "upload service gRPC address (outputs are written there)");
+ABSL_FLAG(std::string, upload_server, "",
+          "upload service gRPC address (outputs are written there)");
 ABSL_FLAG(std::string, presets, "",
           "ladder as NAME:SHORT_SIDE:VIDEO_KBPS:AUDIO_KBPS,...; empty: 1080p,720p,480p,360p");
 ABSL_FLAG(int, hls_segment_seconds, 4, "HLS segment length (and keyframe interval)");
@@ -45,11 +46,11 @@ class PublisherSink : public pettube::transcode::EventSink {
   explicit PublisherSink(pettube::broker_client::Publisher& publisher) : publisher_(publisher) {}
   void Publish(io::cloudevents::v1::CloudEvent event,
                std::function<void(absl::Status)> done) override {
-    publisher_.PublishAsync(std::move(event),
-                            [done = std::move(done)](
-                                absl::StatusOr<pettube::broker_client::PublishResult> r) {
-                              done(r.status());
-                            });
+    publisher_.PublishAsync(
+        std::move(event),
+        [done = std::move(done)](absl::StatusOr<pettube::broker_client::PublishResult> r) {
+          done(r.status());
+        });
   }
 
  private:
@@ -99,8 +100,10 @@ int main(int argc, char** argv) {
   auto store = transcode::RocksDbJobStore::Open(opts.data_dir + "/jobs");
   if (!store.ok()) return server::ExitWith(store.status());
 
-  transcode::FfprobeProber prober({absl::GetFlag(FLAGS_objects_url), absl::GetFlag(FLAGS_ffprobe),
-                                   absl::GetFlag(FLAGS_probe_timeout), {}},
+  transcode::FfprobeProber prober({absl::GetFlag(FLAGS_objects_url),
+                                   absl::GetFlag(FLAGS_ffprobe),
+                                   absl::GetFlag(FLAGS_probe_timeout),
+                                   {}},
                                   workload->tokens);
   transcode::GrpcObjectWriter objects(*upload_channel, workload->tokens);
   broker_client::Publisher::Options publisher_options;
@@ -140,9 +143,8 @@ int main(int argc, char** argv) {
       }
     }
     if (draining.HasBeenNotified()) return;
-    if (auto s = subscriber.Start([&](const broker_client::Delivery& d) {
-          return coordinator.Handle(d.event());
-        });
+    if (auto s = subscriber.Start(
+            [&](const broker_client::Delivery& d) { return coordinator.Handle(d.event()); });
         !s.ok()) {
       log::Error("coordinator.subscriber_start_failed", {{"status", s}});
       return;

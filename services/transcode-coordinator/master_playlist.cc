@@ -47,7 +47,8 @@ std::string MasterPlaylist(
     absl::StrAppend(&out, "#EXT-X-STREAM-INF:BANDWIDTH=", std::max<int64_t>(bandwidth(v), 1));
     if (v->bitrate_bps() > 0) absl::StrAppend(&out, ",AVERAGE-BANDWIDTH=", v->bitrate_bps());
     absl::StrAppend(&out, ",RESOLUTION=", v->rendition().width(), "x", v->rendition().height());
-    if (v->frame_rate() > 0) absl::StrAppend(&out, absl::StrFormat(",FRAME-RATE=%.3f", v->frame_rate()));
+    if (v->frame_rate() > 0)
+      absl::StrAppend(&out, absl::StrFormat(",FRAME-RATE=%.3f", v->frame_rate()));
     if (!v->codecs().empty()) absl::StrAppend(&out, ",CODECS=\"", v->codecs(), "\"");
     absl::StrAppend(&out, "\n", v->rendition().name(), ".m3u8\n");
   }

@@ -104,18 +104,17 @@ absl::StatusOr<SourceInfo> ParseProbeJson(absl::string_view text, const SourceLi
   }
   if (video == nullptr) {
     return SourceFailure(events::v1::NO_VIDEO_STREAM,
-                         audio != nullptr
-                             ? "source: has no video stream (audio only)"
-                             : "source: has no video stream");
+                         audio != nullptr ? "source: has no video stream (audio only)"
+                                          : "source: has no video stream");
   }
   SourceInfo info;
   info.set_container(StringField(format, "format_name"));
   info.set_video_codec(StringField(*video, "codec_name"));
   if (info.video_codec().empty() || info.video_codec() == "none") {
-    return SourceFailure(events::v1::UNSUPPORTED_SOURCE,
-                         absl::StrCat("source: video codec \"",
-                                      StringField(*video, "codec_tag_string"),
-                                      "\" is not supported"));
+    return SourceFailure(
+        events::v1::UNSUPPORTED_SOURCE,
+        absl::StrCat("source: video codec \"", StringField(*video, "codec_tag_string"),
+                     "\" is not supported"));
   }
   info.set_video_profile(StringField(*video, "profile"));
   info.set_pixel_format(StringField(*video, "pix_fmt"));
@@ -183,8 +182,7 @@ absl::Status ClassifyProbeFailure(absl::string_view what, int exit_code,
   }
   if (absl::StrContains(lower, "connection refused") || absl::StrContains(lower, "timed out") ||
       absl::StrContains(lower, "server returned 5") ||
-      absl::StrContains(lower, "401 unauthorized") ||
-      absl::StrContains(lower, "403 forbidden") ||
+      absl::StrContains(lower, "401 unauthorized") || absl::StrContains(lower, "403 forbidden") ||
       absl::StrContains(lower, "connection reset") ||
       absl::StrContains(lower, "network is unreachable") ||
       absl::StrContains(lower, "failed to resolve")) {

@@ -60,7 +60,8 @@ RocksDbJobStore::~RocksDbJobStore() {
 absl::StatusOr<std::optional<storage::MediaRecord>> RocksDbJobStore::GetMedia(
     absl::string_view media_id) {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), media_, rocksdb::Slice(media_id.data(), media_id.size()), &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), media_,
+                               rocksdb::Slice(media_id.data(), media_id.size()), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return pettube::storage::FromRocksDb(s, "read media record");
   storage::MediaRecord record;
@@ -72,7 +73,8 @@ absl::StatusOr<std::optional<storage::MediaRecord>> RocksDbJobStore::GetMedia(
 
 absl::StatusOr<bool> RocksDbJobStore::HasCause(absl::string_view cause) {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), causes_, rocksdb::Slice(cause.data(), cause.size()), &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), causes_, rocksdb::Slice(cause.data(), cause.size()), &value);
   if (s.IsNotFound()) return false;
   if (!s.ok()) return pettube::storage::FromRocksDb(s, "read cause");
   return true;
@@ -139,7 +141,8 @@ absl::StatusOr<std::vector<CloudEvent>> RocksDbJobStore::LoadOutbox() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     CloudEvent event;
     if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat("outbox entry ", it->key().ToString(), ": unparseable"));
+      return absl::DataLossError(
+          absl::StrCat("outbox entry ", it->key().ToString(), ": unparseable"));
     }
     events.push_back(std::move(event));
   }

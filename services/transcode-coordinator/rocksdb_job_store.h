@@ -24,8 +24,7 @@ class RocksDbJobStore : public JobStore {
   static absl::StatusOr<std::unique_ptr<RocksDbJobStore>> Open(const std::string& dir);
   ~RocksDbJobStore() override;
 
-  absl::StatusOr<std::optional<storage::MediaRecord>> GetMedia(
-      absl::string_view media_id) override;
+  absl::StatusOr<std::optional<storage::MediaRecord>> GetMedia(absl::string_view media_id) override;
   absl::StatusOr<bool> HasCause(absl::string_view cause) override;
   absl::Status Commit(const Write& write) override;
   absl::Status RemoveOutbox(const std::vector<std::string>& event_ids) override;

@@ -22,10 +22,9 @@ void TypeIs(bv::Filter* f, const char* type) {
 bv::Subscription CoordinatorSubscription() {
   bv::Subscription s;
   auto* any = s.mutable_filter()->mutable_any();
-  for (const char* type :
-       {"pettube.media.uploaded", "pettube.transcode.job.progressed",
-        "pettube.transcode.job.completed", "pettube.transcode.job.failed",
-        "pettube.media.deleted"}) {
+  for (const char* type : {"pettube.media.uploaded", "pettube.transcode.job.progressed",
+                           "pettube.transcode.job.completed", "pettube.transcode.job.failed",
+                           "pettube.media.deleted"}) {
     TypeIs(any->add_filters(), type);
   }
   // Uploads committed before our first start are not missed.

@@ -8,10 +8,10 @@
 //     workers compete for; max attempts and dead letters on, an ack deadline
 //     workers extend while ffmpeg runs.
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"

@@ -28,23 +28,21 @@ absl::StatusOr<std::string> ParseMedia(absl::string_view field, absl::string_vie
       ValidSegment(rest)) {
     return std::string(rest);
   }
-  return absl::InvalidArgumentError(absl::StrCat(field, ": must be \"media/{media_id}", suffix,
-                                                 "\", got \"", name, "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": must be \"media/{media_id}", suffix, "\", got \"", name, "\""));
 }
 
 absl::StatusOr<std::pair<std::string, std::string>> ParseJob(absl::string_view name) {
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() == 4 && parts[0] == "media" && parts[2] == "jobs" &&
-      ValidSegment(parts[1]) && ValidSegment(parts[3])) {
+  if (parts.size() == 4 && parts[0] == "media" && parts[2] == "jobs" && ValidSegment(parts[1]) &&
+      ValidSegment(parts[3])) {
     return std::make_pair(std::string(parts[1]), std::string(parts[3]));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("name: must be \"media/{media_id}/jobs/{job_id}\", got \"", name, "\""));
 }
 
-bool IsFinal(tv::JobState s) {
-  return s == tv::SUCCEEDED || s == tv::FAILED || s == tv::CANCELLED;
-}
+bool IsFinal(tv::JobState s) { return s == tv::SUCCEEDED || s == tv::FAILED || s == tv::CANCELLED; }
 
 }  // namespace
 
@@ -150,9 +148,9 @@ absl::Status TranscodeService::Authorize(const grpc::CallbackServerContext& cont
   }
   const char* scope = access == Access::kRead ? "media.read" : "media.write";
   if (caller->workload || !caller->HasScope(scope)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "token: lacks ", scope, access == Access::kRead ? ", transcode.read" : "",
-        " or transcode.admin"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("token: lacks ", scope, access == Access::kRead ? ", transcode.read" : "",
+                     " or transcode.admin"));
   }
   auto record = coordinator_.GetMedia(media_id);
   if (!record.ok()) return record.status();
@@ -191,8 +189,7 @@ grpc::ServerUnaryReactor* TranscodeService::GetTranscodePlan(
   }
   auto record = coordinator_.GetMedia(*media_id);
   if (!record.ok()) return server::FinishUnary(context, record.status());
-  return server::FinishUnary(context, absl::StatusOr<tv::TranscodePlan>(ToPlan(*record)),
-                             response);
+  return server::FinishUnary(context, absl::StatusOr<tv::TranscodePlan>(ToPlan(*record)), response);
 }
 
 grpc::ServerUnaryReactor* TranscodeService::ListJobs(grpc::CallbackServerContext* context,
@@ -202,8 +199,8 @@ grpc::ServerUnaryReactor* TranscodeService::ListJobs(grpc::CallbackServerContext
   if (!media_id.ok()) return server::FinishUnary(context, media_id.status());
   if (request->page_size() < 0 || request->page_size() > 500) {
     return server::FinishUnary(
-        context, absl::InvalidArgumentError(absl::StrCat(
-                     "page_size: must be 0 to 500, got ", request->page_size())));
+        context, absl::InvalidArgumentError(
+                     absl::StrCat("page_size: must be 0 to 500, got ", request->page_size())));
   }
   int offset = 0;
   if (!request->page_token().empty() &&
@@ -221,7 +218,8 @@ grpc::ServerUnaryReactor* TranscodeService::ListJobs(grpc::CallbackServerContext
   for (int i = offset; i < record->jobs_size() && i < offset + size; ++i) {
     *response->add_jobs() = record->jobs(i);
   }
-  if (offset + size < record->jobs_size()) response->set_next_page_token(absl::StrCat(offset + size));
+  if (offset + size < record->jobs_size())
+    response->set_next_page_token(absl::StrCat(offset + size));
   return server::FinishUnary(context, absl::OkStatus());
 }
 
@@ -257,8 +255,7 @@ grpc::ServerUnaryReactor* TranscodeService::RetryMedia(grpc::CallbackServerConte
   }
   auto record = coordinator_.RetryMedia(*media_id);
   if (!record.ok()) return server::FinishUnary(context, record.status());
-  return server::FinishUnary(context, absl::StatusOr<tv::TranscodePlan>(ToPlan(*record)),
-                             response);
+  return server::FinishUnary(context, absl::StatusOr<tv::TranscodePlan>(ToPlan(*record)), response);
 }
 
 grpc::ServerUnaryReactor* TranscodeService::CancelTranscode(
@@ -271,12 +268,11 @@ grpc::ServerUnaryReactor* TranscodeService::CancelTranscode(
   }
   auto record = coordinator_.Cancel(*media_id);
   if (!record.ok()) return server::FinishUnary(context, record.status());
-  return server::FinishUnary(context, absl::StatusOr<tv::TranscodePlan>(ToPlan(*record)),
-                             response);
+  return server::FinishUnary(context, absl::StatusOr<tv::TranscodePlan>(ToPlan(*record)), response);
 }
 
-grpc::ServerWriteReactor<tv::Job>* TranscodeService::WatchJob(
-    grpc::CallbackServerContext* context, const tv::WatchJobRequest* request) {
+grpc::ServerWriteReactor<tv::Job>* TranscodeService::WatchJob(grpc::CallbackServerContext* context,
+                                                              const tv::WatchJobRequest* request) {
   auto fail = [](const absl::Status& s) {
     class Failed : public grpc::ServerWriteReactor<tv::Job> {
      public:

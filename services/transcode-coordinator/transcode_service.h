@@ -16,7 +16,8 @@ namespace pettube::transcode {
 // objects.write (the transcode workers) may read and watch jobs. Without an
 // authenticator (in-process tests only) every call is allowed.
 // Borrows both; thread-safe.
-class TranscodeService final : public pettube::transcode::v1::TranscodeCoordinator::CallbackService {
+class TranscodeService final
+    : public pettube::transcode::v1::TranscodeCoordinator::CallbackService {
  public:
   TranscodeService(Coordinator& coordinator, const auth::Authenticator* authenticator);
 

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   using namespace pettube;  // NOLINT: main only
   const server::Options opts = server::ParseFlagsOrExit(argc, argv, "transcode-supervisor");
   const std::string binary = absl::GetFlag(FLAGS_worker_binary);
-  if (binary.empty()) return server::ExitWith(absl::InvalidArgumentError("worker_binary: required"));
+  if (binary.empty())
+    return server::ExitWith(absl::InvalidArgumentError("worker_binary: required"));
   const int max_workers = absl::GetFlag(FLAGS_max_workers);
   if (max_workers < 0 || max_workers > 256) {
     return server::ExitWith(absl::InvalidArgumentError("max_workers: must be 0 to 256"));
@@ -46,10 +47,10 @@ int main(int argc, char** argv) {
 
   transcode::Supervisor::Options options;
   options.max_workers = max_workers;
-  options.worker_argv = {binary, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                         absl::StrCat("--data_dir=", opts.data_dir, "/workers/{n}"),
-                         absl::StrCat("--idle_exit=",
-                                      absl::FormatDuration(absl::GetFlag(FLAGS_worker_idle_exit)))};
+  options.worker_argv = {
+      binary, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+      absl::StrCat("--data_dir=", opts.data_dir, "/workers/{n}"),
+      absl::StrCat("--idle_exit=", absl::FormatDuration(absl::GetFlag(FLAGS_worker_idle_exit)))};
   for (const std::string& a : absl::GetFlag(FLAGS_worker_args)) options.worker_argv.push_back(a);
   options.stop_grace = opts.drain_timeout + absl::Seconds(20);
   transcode::Supervisor supervisor(options);

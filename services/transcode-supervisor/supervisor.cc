@@ -27,8 +27,8 @@ void Supervisor::OnStats(int64_t backlog, int64_t in_flight) {
   absl::MutexLock lock(&mu_);
   if (backlog > 0 && counts_.backlog == 0) first_backlog_ = absl::Now();
   counts_.backlog = backlog;
-  log::Debug("supervisor.stats", {{"backlog", backlog}, {"in_flight", in_flight},
-                                  {"running", counts_.running}});
+  log::Debug("supervisor.stats",
+             {{"backlog", backlog}, {"in_flight", in_flight}, {"running", counts_.running}});
 }
 
 Supervisor::Counts Supervisor::counts() const {
@@ -44,8 +44,7 @@ bool Supervisor::WaitFor(const std::function<bool(const Counts&)>& done, absl::D
   } args{this, &done};
   return mu_.AwaitWithTimeout(
       absl::Condition(
-          +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS { return (*a->done)(a->s->counts_); },
-          &args),
+          +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS { return (*a->done)(a->s->counts_); }, &args),
       timeout);
 }
 
@@ -64,8 +63,8 @@ void Supervisor::ControlLoop() {
         +[](Self* x) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           Supervisor* s = x->s;
           return s->stopping_ || !s->finished_.empty() ||
-                 WorkersToStart(s->counts_.backlog, s->counts_.running,
-                                s->options_.max_workers) > 0;
+                 WorkersToStart(s->counts_.backlog, s->counts_.running, s->options_.max_workers) >
+                     0;
         },
         &self);
     mu_.Await(cond);
@@ -114,8 +113,7 @@ void Supervisor::StartOneLocked() {
     if (absl::StartsWith(line, "ready ")) {
       log::Info("supervisor.worker_ready",
                 {{"worker", id},
-                 {"ms_since_backlog",
-                  absl::ToDoubleMilliseconds(absl::Now() - backlog_since)}});
+                 {"ms_since_backlog", absl::ToDoubleMilliseconds(absl::Now() - backlog_since)}});
     }
   };
   auto process = Subprocess::Start(std::move(o));
@@ -130,9 +128,10 @@ void Supervisor::StartOneLocked() {
   child->process = std::move(*process);
   child->start = absl::Now();
   Subprocess* p = child->process.get();
-  log::Info("supervisor.worker_started",
-            {{"worker", id}, {"pid", static_cast<int64_t>(p->pid())},
-             {"backlog", counts_.backlog}, {"running", counts_.running + 1}});
+  log::Info("supervisor.worker_started", {{"worker", id},
+                                          {"pid", static_cast<int64_t>(p->pid())},
+                                          {"backlog", counts_.backlog},
+                                          {"running", counts_.running + 1}});
   child->waiter = std::thread([this, id, p] { OnExit(id, p->Wait()); });
   children_[id] = std::move(child);
   ++counts_.running;
@@ -144,9 +143,10 @@ void Supervisor::OnExit(int64_t id, const Subprocess::Result& result) {
   auto it = children_.find(id);
   if (it == children_.end()) return;
   const absl::Duration ran = absl::Now() - it->second->start;
-  log::Info("supervisor.worker_exited",
-            {{"worker", id}, {"code", result.exit_code}, {"signal", result.signal},
-             {"seconds", absl::ToDoubleSeconds(ran)}});
+  log::Info("supervisor.worker_exited", {{"worker", id},
+                                         {"code", result.exit_code},
+                                         {"signal", result.signal},
+                                         {"seconds", absl::ToDoubleSeconds(ran)}});
   if (result.exit_code != 0 && ran < options_.min_healthy_run) {
     ++failed_starts_;
     next_start_ = absl::Now() + std::min(options_.max_backoff,
@@ -165,16 +165,14 @@ void Supervisor::StopAllLocked() {
   // Here, on the thread that started them: were it to exit first, the
   // workers would be SIGKILLed at once (PR_SET_PDEATHSIG).
   for (auto& [id, child] : children_) child->process->Signal(SIGTERM);
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](Supervisor* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                             return s->counts_.running == 0;
-                           },
-                           this),
-                       options_.stop_grace);
+  mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](Supervisor* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->counts_.running == 0; },
+          this),
+      options_.stop_grace);
   for (auto& [id, child] : children_) child->process->Signal(SIGKILL);
   mu_.Await(absl::Condition(
-      +[](Supervisor* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->counts_.running == 0; },
-      this));
+      +[](Supervisor* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->counts_.running == 0; }, this));
   std::vector<std::unique_ptr<Child>> finished = std::move(finished_);
   finished_.clear();
   mu_.Unlock();

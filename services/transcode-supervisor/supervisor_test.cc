@@ -33,8 +33,8 @@ TEST(SupervisorTest, NoBacklogNoWorkers) {
 TEST(SupervisorTest, StartsOnePerJobUpToTheMaximumAndStopsThemOnShutdown) {
   Supervisor s(SleepWorkers("30", 2));
   s.OnStats(5, 0);
-  ASSERT_TRUE(s.WaitFor([](const Supervisor::Counts& c) { return c.running == 2; },
-                        absl::Seconds(10)));
+  ASSERT_TRUE(
+      s.WaitFor([](const Supervisor::Counts& c) { return c.running == 2; }, absl::Seconds(10)));
   EXPECT_FALSE(s.WaitFor([](const Supervisor::Counts& c) { return c.started_total > 2; },
                          absl::Milliseconds(200)));
   s.Shutdown();
@@ -64,9 +64,9 @@ TEST(SupervisorTest, WorkersExitingByThemselvesLeaveZeroProcesses) {
   ASSERT_TRUE(s.WaitFor([](const Supervisor::Counts& c) { return c.started_total == 2; },
                         absl::Seconds(10)));
   s.OnStats(0, 0);
-  ASSERT_TRUE(s.WaitFor(
-      [](const Supervisor::Counts& c) { return c.running == 0 && c.exited_total == 2; },
-      absl::Seconds(10)));
+  ASSERT_TRUE(
+      s.WaitFor([](const Supervisor::Counts& c) { return c.running == 0 && c.exited_total == 2; },
+                absl::Seconds(10)));
   EXPECT_EQ(s.counts().started_total, 2);
 }
 

@@ -25,8 +25,8 @@ std::vector<std::string> EncodeCommand(const FfmpegPaths& paths, const std::stri
                                        const std::string& auth_header,
                                        const pettube::events::v1::RenditionSpec& spec,
                                        const std::string& output_mp4) {
-  std::vector<std::string> argv = {paths.ffmpeg, "-nostdin", "-hide_banner", "-v", "error",
-                                   "-nostats", "-progress", "pipe:1", "-y"};
+  std::vector<std::string> argv = {paths.ffmpeg, "-nostdin",  "-hide_banner", "-v", "error",
+                                   "-nostats",   "-progress", "pipe:1",       "-y"};
   AddInput(argv, input_url, auth_header);
   const int segment = std::max(1, spec.hls_segment_seconds());
   const int video_kbps = std::max(1, spec.video_bitrate_kbps());
@@ -37,18 +37,17 @@ std::vector<std::string> EncodeCommand(const FfmpegPaths& paths, const std::stri
   if (spec.max_frame_rate() > 0) {
     argv.insert(argv.end(), {"-fpsmax", absl::StrFormat("%g", spec.max_frame_rate())});
   }
-  argv.insert(argv.end(),
-              {"-c:v", "libx264", "-preset", paths.x264_preset, "-profile:v",
-               spec.video_profile().empty() ? "high" : spec.video_profile(), "-pix_fmt",
-               "yuv420p", "-b:v", absl::StrCat(video_kbps, "k"), "-maxrate",
-               absl::StrCat(video_kbps * 107 / 100, "k"), "-bufsize",
-               absl::StrCat(video_kbps * 3 / 2, "k"),
-               // A keyframe at every segment boundary, so HLS segments are
-               // the length asked for.
-               "-force_key_frames", absl::StrCat("expr:gte(t,n_forced*", segment, ")")});
+  argv.insert(
+      argv.end(),
+      {"-c:v", "libx264", "-preset", paths.x264_preset, "-profile:v",
+       spec.video_profile().empty() ? "high" : spec.video_profile(), "-pix_fmt", "yuv420p", "-b:v",
+       absl::StrCat(video_kbps, "k"), "-maxrate", absl::StrCat(video_kbps * 107 / 100, "k"),
+       "-bufsize", absl::StrCat(video_kbps * 3 / 2, "k"),
+       // A keyframe at every segment boundary, so HLS segments are
+       // the length asked for.
+       "-force_key_frames", absl::StrCat("expr:gte(t,n_forced*", segment, ")")});
   if (spec.audio_bitrate_kbps() > 0) {
-    argv.insert(argv.end(),
-                {"-c:a", "aac", "-b:a", absl::StrCat(spec.audio_bitrate_kbps(), "k")});
+    argv.insert(argv.end(), {"-c:a", "aac", "-b:a", absl::StrCat(spec.audio_bitrate_kbps(), "k")});
   } else {
     argv.push_back("-an");
   }
@@ -103,8 +102,8 @@ std::vector<std::string> PosterCommand(const FfmpegPaths& paths, const std::stri
 }
 
 std::vector<std::string> ProbeCommand(const FfmpegPaths& paths, const std::string& file) {
-  return {paths.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-          file};
+  return {paths.ffprobe, "-v",           "error",         "-print_format",
+          "json",        "-show_format", "-show_streams", file};
 }
 
 }  // namespace pettube::transcode

@@ -107,15 +107,20 @@ JobRunner::JobRunner(Options options, ObjectWriter& objects,
 absl::Status JobRunner::SweepScratch() {
   std::error_code ec;
   fs::create_directories(options_.scratch_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("scratch_dir ", options_.scratch_dir, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("scratch_dir ", options_.scratch_dir, ": ", ec.message()));
   int removed = 0;
   for (const auto& entry : fs::directory_iterator(options_.scratch_dir, ec)) {
     std::error_code rm;
     fs::remove_all(entry.path(), rm);
     ++removed;
   }
-  if (ec) return absl::InternalError(absl::StrCat("scratch_dir ", options_.scratch_dir, ": ", ec.message()));
-  if (removed > 0) log::Info("worker.scratch_swept", {{"dir", options_.scratch_dir}, {"entries", removed}});
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("scratch_dir ", options_.scratch_dir, ": ", ec.message()));
+  if (removed > 0)
+    log::Info("worker.scratch_swept", {{"dir", options_.scratch_dir}, {"entries", removed}});
   return absl::OkStatus();
 }
 
@@ -155,19 +160,19 @@ absl::StatusOr<ev::TranscodeJobCompleted> JobRunner::Run(const ev::TranscodeJobR
                                                          int attempt, CancelToken& cancel,
                                                          const ProgressFn& progress) {
   const absl::Time start = absl::Now();
-  const absl::Duration timeout = job.has_timeout() ? time::FromProto(job.timeout()) : absl::Hours(1);
+  const absl::Duration timeout =
+      job.has_timeout() ? time::FromProto(job.timeout()) : absl::Hours(1);
   const absl::Time deadline = start + (timeout > absl::ZeroDuration() ? timeout : absl::Hours(1));
   const ev::RenditionSpec& spec = job.rendition();
-  const std::string input =
-      options_.source_url ? options_.source_url(job.source())
-                          : ObjectUrl(options_.objects_url, job.source());
+  const std::string input = options_.source_url ? options_.source_url(job.source())
+                                                : ObjectUrl(options_.objects_url, job.source());
   std::string auth_header;
   if (read_tokens_ != nullptr) {
     auto token = read_tokens_->Token();
     if (!token.ok()) {
-      return WithFailureReason(absl::UnavailableError(absl::StrCat(
-                                   "no objects.read token: ", token.status().message())),
-                               ev::SOURCE_UNREADABLE);
+      return WithFailureReason(
+          absl::UnavailableError(absl::StrCat("no objects.read token: ", token.status().message())),
+          ev::SOURCE_UNREADABLE);
     }
     auth_header = absl::StrCat("Authorization: Bearer ", *token, "\r\n");
   }
@@ -219,10 +224,10 @@ absl::StatusOr<ev::TranscodeJobCompleted> JobRunner::Run(const ev::TranscodeJobR
   fs::create_directories(hls_dir);
   const std::string hls_media = hls_dir + "/" + spec.name() + ".mp4";
   const std::string playlist = hls_dir + "/" + spec.name() + ".m3u8";
-  if (auto s = RunCommand(absl::StrCat("ffmpeg hls ", spec.name()),
-                          HlsCommand(options_.paths, mp4, spec.hls_segment_seconds(), hls_media,
-                                     playlist),
-                          deadline, cancel, nullptr, nullptr);
+  if (auto s = RunCommand(
+          absl::StrCat("ffmpeg hls ", spec.name()),
+          HlsCommand(options_.paths, mp4, spec.hls_segment_seconds(), hls_media, playlist),
+          deadline, cancel, nullptr, nullptr);
       !s.ok()) {
     return s;
   }
@@ -245,7 +250,8 @@ absl::StatusOr<ev::TranscodeJobCompleted> JobRunner::Run(const ev::TranscodeJobR
     if (Str(stream, "codec_type") == "video") {
       done.mutable_rendition()->set_width(static_cast<int>(Num(stream, "width")));
       done.mutable_rendition()->set_height(static_cast<int>(Num(stream, "height")));
-      done.mutable_rendition()->set_video_bitrate_kbps(static_cast<int>(Num(stream, "bit_rate") / 1000));
+      done.mutable_rendition()->set_video_bitrate_kbps(
+          static_cast<int>(Num(stream, "bit_rate") / 1000));
       done.mutable_rendition()->set_video_codec(Str(stream, "codec_name"));
       video_profile = Str(stream, "profile");
       level = static_cast<int>(Num(stream, "level"));
@@ -257,7 +263,8 @@ absl::StatusOr<ev::TranscodeJobCompleted> JobRunner::Run(const ev::TranscodeJobR
         if (den > 0) done.set_frame_rate(num / den);
       }
     } else if (Str(stream, "codec_type") == "audio") {
-      done.mutable_rendition()->set_audio_bitrate_kbps(static_cast<int>(Num(stream, "bit_rate") / 1000));
+      done.mutable_rendition()->set_audio_bitrate_kbps(
+          static_cast<int>(Num(stream, "bit_rate") / 1000));
       done.mutable_rendition()->set_audio_codec(Str(stream, "codec_name"));
       audio_profile = Str(stream, "profile");
       if (audio_profile.empty()) audio_profile = "LC";

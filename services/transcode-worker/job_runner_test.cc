@@ -61,10 +61,30 @@ std::string MakeClip(const std::string& dir, const std::string& name, int second
                      const std::string& size = "320x240") {
   const std::string path = dir + "/" + name;
   Subprocess::Options o;
-  o.argv = {"/usr/bin/ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-            absl::StrCat("testsrc2=size=", size, ":rate=30"), "-f", "lavfi", "-i",
-            "sine=frequency=440:sample_rate=48000", "-t", absl::StrCat(seconds), "-c:v",
-            "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+  o.argv = {"/usr/bin/ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            absl::StrCat("testsrc2=size=", size, ":rate=30"),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            absl::StrCat(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
             path};
   auto p = Subprocess::Start(o);
   EXPECT_TRUE(p.ok());
@@ -221,9 +241,8 @@ TEST_F(JobRunnerTest, CancelKillsFfmpegAndLeavesNoOutput) {
   ev::TranscodeJobRequested job = Job(longer, "240p");
   *job.mutable_source_info()->mutable_duration() = time::ToProto(absl::Seconds(20));
   CancelToken cancel;
-  auto done = runner_->Run(job, 1, cancel, [&](const ProgressUpdate&, double) {
-    cancel.Cancel("media deleted");
-  });
+  auto done = runner_->Run(job, 1, cancel,
+                           [&](const ProgressUpdate&, double) { cancel.Cancel("media deleted"); });
   ASSERT_FALSE(done.ok());
   EXPECT_EQ(done.status().code(), absl::StatusCode::kCancelled) << done.status();
   EXPECT_NE(done.status().message().find("media deleted"), std::string::npos);

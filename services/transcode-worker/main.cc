@@ -27,7 +27,8 @@
 #include "services/transcode-worker/worker.h"
 
 ABSL_FLAG(std::string, objects_url, "", "http://HOST:PORT of the upload service's object listener");
-ABSL_FLAG(std::string, upload_server, "", "upload service gRPC address (outputs are written there)");
+ABSL_FLAG(std::string, upload_server, "",
+          "upload service gRPC address (outputs are written there)");
 ABSL_FLAG(std::string, coordinator, "",
           "transcode-coordinator gRPC address, to learn of cancelled jobs (WatchJob)");
 ABSL_FLAG(std::string, scratch_dir, "", "temporary files; default {data_dir}/scratch");
@@ -127,8 +128,7 @@ int main(int argc, char** argv) {
     kill(getpid(), SIGTERM);
   };
   broker_client::Subscriber subscriber(workload->broker_channel, sub_options);
-  if (auto s = subscriber.Start(
-          [&](const broker_client::Delivery& d) { return worker.Handle(d); });
+  if (auto s = subscriber.Start([&](const broker_client::Delivery& d) { return worker.Handle(d); });
       !s.ok()) {
     return server::ExitWith(s);
   }

@@ -18,8 +18,7 @@ namespace {
 constexpr size_t kChunk = size_t{4} << 20;
 
 std::string Hex(const unsigned char* digest, unsigned int len) {
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), len));
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 }  // namespace
@@ -40,7 +39,8 @@ absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   std::string buf(1 << 20, '\0');
   size_t got;
-  while ((got = std::fread(buf.data(), 1, buf.size(), f)) > 0) EVP_DigestUpdate(ctx, buf.data(), got);
+  while ((got = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+    EVP_DigestUpdate(ctx, buf.data(), got);
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -97,8 +97,8 @@ absl::StatusOr<pettube::events::v1::ObjectRef> GrpcObjectWriter::PutFile(
 }
 
 absl::StatusOr<pettube::events::v1::ObjectRef> GrpcObjectWriter::Put(
-    absl::string_view bucket, absl::string_view key, absl::string_view content_type,
-    int64_t size, const std::string& sha256, const ChunkReader& read) {
+    absl::string_view bucket, absl::string_view key, absl::string_view content_type, int64_t size,
+    const std::string& sha256, const ChunkReader& read) {
   pettube::upload::v1::CreateUploadRequest create;
   create.set_bucket(std::string(bucket));
   create.set_key(std::string(key));

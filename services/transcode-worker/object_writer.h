@@ -7,10 +7,10 @@
 // QueryUpload's committed size, the last chunk with finish_write and the
 // SHA-256).
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -27,14 +27,14 @@ class ObjectWriter {
   // Stores `bytes` at bucket/key; returns the committed object (size,
   // SHA-256, content type). Replaces an object already there.
   virtual absl::StatusOr<pettube::events::v1::ObjectRef> PutBytes(absl::string_view bucket,
-                                                                 absl::string_view key,
-                                                                 absl::string_view content_type,
-                                                                 absl::string_view bytes) = 0;
+                                                                  absl::string_view key,
+                                                                  absl::string_view content_type,
+                                                                  absl::string_view bytes) = 0;
   // Stores the file at `path`.
   virtual absl::StatusOr<pettube::events::v1::ObjectRef> PutFile(absl::string_view bucket,
-                                                                absl::string_view key,
-                                                                absl::string_view content_type,
-                                                                const std::string& path) = 0;
+                                                                 absl::string_view key,
+                                                                 absl::string_view content_type,
+                                                                 const std::string& path) = 0;
 };
 
 // Lower-case hex SHA-256 of a file / of bytes. NOT_FOUND / INTERNAL for an
@@ -52,13 +52,13 @@ class GrpcObjectWriter : public ObjectWriter {
                    absl::Duration call_timeout = absl::Minutes(5));
 
   absl::StatusOr<pettube::events::v1::ObjectRef> PutBytes(absl::string_view bucket,
+                                                          absl::string_view key,
+                                                          absl::string_view content_type,
+                                                          absl::string_view bytes) override;
+  absl::StatusOr<pettube::events::v1::ObjectRef> PutFile(absl::string_view bucket,
                                                          absl::string_view key,
                                                          absl::string_view content_type,
-                                                         absl::string_view bytes) override;
-  absl::StatusOr<pettube::events::v1::ObjectRef> PutFile(absl::string_view bucket,
-                                                        absl::string_view key,
-                                                        absl::string_view content_type,
-                                                        const std::string& path) override;
+                                                         const std::string& path) override;
 
  private:
   // Reads `size` bytes at `offset` of the object's content.

@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
     return absl::InvalidArgumentError("argv: must name a program");
   }
   int out[2], err[2], wake[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  if (pipe2(out, O_CLOEXEC) != 0)
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]), close(out[1]);
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));

@@ -22,20 +22,21 @@ class GrpcJobWatch : public JobWatch {
                const std::string& job, std::function<void(const tv::Job&)> on_job,
                std::function<void()> on_end) {
     if (tokens != nullptr) (void)tokens->Attach(context_);
-    thread_ = std::thread([this, stub, job, on_job = std::move(on_job),
-                           on_end = std::move(on_end)] {
-      tv::WatchJobRequest request;
-      request.set_name(job);
-      auto reader = stub->WatchJob(&context_, request);
-      tv::Job update;
-      while (reader->Read(&update)) on_job(update);
-      grpc::Status s = reader->Finish();
-      if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
-        log::Warning("worker.watch_ended", {{"job", job}, {"code", static_cast<int>(s.error_code())},
-                                            {"error", s.error_message()}});
-      }
-      on_end();
-    });
+    thread_ =
+        std::thread([this, stub, job, on_job = std::move(on_job), on_end = std::move(on_end)] {
+          tv::WatchJobRequest request;
+          request.set_name(job);
+          auto reader = stub->WatchJob(&context_, request);
+          tv::Job update;
+          while (reader->Read(&update)) on_job(update);
+          grpc::Status s = reader->Finish();
+          if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+            log::Warning("worker.watch_ended", {{"job", job},
+                                                {"code", static_cast<int>(s.error_code())},
+                                                {"error", s.error_message()}});
+          }
+          on_end();
+        });
   }
   ~GrpcJobWatch() override {
     context_.TryCancel();
@@ -113,26 +114,29 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
   std::string skip_reason;
   std::unique_ptr<JobWatch> watch;
   if (watcher_ != nullptr) {
-    watch = watcher_->Watch(job.job(), [&](const tv::Job& state) {
-      std::string why;
-      if (state.generation() > job.generation()) {
-        why = "superseded by a retry";
-      } else if (state.state() == tv::CANCELLED && state.generation() == job.generation()) {
-        why = "job cancelled";
-      } else if (state.state() == tv::SUCCEEDED && state.generation() == job.generation()) {
-        why = absl::StrCat("completed by ", state.worker());
-      }
-      if (!why.empty()) cancel.Cancel(why);
-      absl::MutexLock lock(&first_mu);
-      if (!first.HasBeenNotified()) {
-        skip_reason = why;
-        first.Notify();
-      }
-    }, [&] {
-      // No answer will come (coordinator away or refusing): work anyway.
-      absl::MutexLock lock(&first_mu);
-      if (!first.HasBeenNotified()) first.Notify();
-    });
+    watch = watcher_->Watch(
+        job.job(),
+        [&](const tv::Job& state) {
+          std::string why;
+          if (state.generation() > job.generation()) {
+            why = "superseded by a retry";
+          } else if (state.state() == tv::CANCELLED && state.generation() == job.generation()) {
+            why = "job cancelled";
+          } else if (state.state() == tv::SUCCEEDED && state.generation() == job.generation()) {
+            why = absl::StrCat("completed by ", state.worker());
+          }
+          if (!why.empty()) cancel.Cancel(why);
+          absl::MutexLock lock(&first_mu);
+          if (!first.HasBeenNotified()) {
+            skip_reason = why;
+            first.Notify();
+          }
+        },
+        [&] {
+          // No answer will come (coordinator away or refusing): work anyway.
+          absl::MutexLock lock(&first_mu);
+          if (!first.HasBeenNotified()) first.Notify();
+        });
     first.WaitForNotificationWithTimeout(options_.watch_first_wait);
     absl::MutexLock lock(&first_mu);
     if (!skip_reason.empty()) {
@@ -140,8 +144,8 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
       return absl::OkStatus();
     }
   }
-  log::Info("worker.job_started", {{"job", job.job()}, {"generation", job.generation()},
-                                   {"attempt", attempt}});
+  log::Info("worker.job_started",
+            {{"job", job.job()}, {"generation", job.generation()}, {"attempt", attempt}});
   auto progress = [&](const ProgressUpdate& u, double fraction) {
     ev::TranscodeJobProgressed p;
     p.set_job(job.job());
@@ -161,13 +165,13 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
     const std::string id =
         absl::StrCat(delivery.event().id(), ".completed.a", attempt, ".", options_.name);
     if (auto s = events_.PublishAndWait(
-            Event("pettube.transcode.job.completed", job.media(), *result, id),
-            absl::Seconds(30));
+            Event("pettube.transcode.job.completed", job.media(), *result, id), absl::Seconds(30));
         !s.ok()) {
       return absl::UnavailableError(absl::StrCat("publish job.completed: ", s.message()));
     }
     log::Info("worker.job_completed",
-              {{"job", job.job()}, {"bytes", result->output().size_bytes()},
+              {{"job", job.job()},
+               {"bytes", result->output().size_bytes()},
                {"seconds", absl::ToDoubleSeconds(time::FromProto(result->elapsed()))}});
     return absl::OkStatus();
   }
@@ -202,8 +206,8 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
       !s.ok()) {
     log::Warning("worker.failed_event_lost", {{"job", job.job()}, {"status", s}});
   }
-  log::Warning("worker.job_failed", {{"job", job.job()}, {"attempt", attempt},
-                                     {"last", last}, {"status", error}});
+  log::Warning("worker.job_failed",
+               {{"job", job.job()}, {"attempt", attempt}, {"last", last}, {"status", error}});
   // Permanent: no point in another delivery.
   if (permanent) return absl::OkStatus();
   return error;
@@ -218,11 +222,12 @@ void Worker::BeginDrain() {
 
 void Worker::DrainLoop() {
   absl::MutexLock lock(&mu_);
-  const bool idle = mu_.AwaitWithTimeout(
-      absl::Condition(
-          +[](Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->busy_ == 0 || w->stopping_; },
-          this),
-      options_.drain_deadline);
+  const bool idle = mu_.AwaitWithTimeout(absl::Condition(
+                                             +[](Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+                                               return w->busy_ == 0 || w->stopping_;
+                                             },
+                                             this),
+                                         options_.drain_deadline);
   if (!idle && current_ != nullptr) {
     log::Info("worker.drain_deadline", {{"action", "handing the job back"}});
     current_->Cancel("worker draining");
@@ -239,22 +244,21 @@ void Worker::IdleLoop(std::function<void()> on_idle) {
   while (!stopping_ && !draining_) {
     // Wait while busy, then for idle_exit without a new job.
     mu_.Await(absl::Condition(
-        +[](Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-          return w->busy_ == 0 || w->stopping_;
-        },
+        +[](Worker* w)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->busy_ == 0 || w->stopping_; },
         this));
     if (stopping_) return;
     struct Seen {
       Worker* w;
       uint64_t started;
     } seen{this, jobs_started_};
-    const bool woke = mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](Seen* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-              return s->w->stopping_ || s->w->draining_ || s->w->jobs_started_ != s->started;
-            },
-            &seen),
-        options_.idle_exit);
+    const bool woke = mu_.AwaitWithTimeout(absl::Condition(
+                                               +[](Seen* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                                 return s->w->stopping_ || s->w->draining_ ||
+                                                        s->w->jobs_started_ != s->started;
+                                               },
+                                               &seen),
+                                           options_.idle_exit);
     if (!woke) {
       log::Info("worker.idle_exit", {{"idle_seconds", absl::ToDoubleSeconds(options_.idle_exit)}});
       mu_.Unlock();

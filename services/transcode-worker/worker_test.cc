@@ -99,10 +99,31 @@ class WorkerTest : public ::testing::Test {
     fs::create_directories(dir);
     clip_ = new std::string(dir + "/clip.mp4");
     Subprocess::Options o;
-    o.argv = {"/usr/bin/ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-              "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
-              "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-              "-c:a", "aac", "-shortest", *clip_};
+    o.argv = {"/usr/bin/ffmpeg",
+              "-nostdin",
+              "-v",
+              "error",
+              "-y",
+              "-f",
+              "lavfi",
+              "-i",
+              "testsrc2=size=320x240:rate=30",
+              "-f",
+              "lavfi",
+              "-i",
+              "sine=frequency=440",
+              "-t",
+              "2",
+              "-c:v",
+              "libx264",
+              "-preset",
+              "ultrafast",
+              "-pix_fmt",
+              "yuv420p",
+              "-c:a",
+              "aac",
+              "-shortest",
+              *clip_};
     auto p = Subprocess::Start(o);
     ASSERT_TRUE(p.ok());
     ASSERT_EQ((*p)->Wait().exit_code, 0);
@@ -140,8 +161,8 @@ class WorkerTest : public ::testing::Test {
     job.set_max_attempts(3);
     *job.mutable_source_info() = info;
     pettube::broker::v1::Delivery d;
-    *d.mutable_event() = broker_client::NewEvent("pettube.transcode.job.requested",
-                                                 "//pettube/transcode-coordinator", "media/m1", job);
+    *d.mutable_event() = broker_client::NewEvent(
+        "pettube.transcode.job.requested", "//pettube/transcode-coordinator", "media/m1", job);
     d.set_attempt(attempt);
     return d;
   }

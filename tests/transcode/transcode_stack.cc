@@ -62,13 +62,13 @@ std::string MakeClip(const std::string& path, int seconds, const std::string& si
   Subprocess::Options o;
   o.argv = {"/usr/bin/ffmpeg", "-nostdin", "-v", "error", "-y"};
   if (video) {
-    o.argv.insert(o.argv.end(), {"-f", "lavfi", "-i", absl::StrCat("testsrc2=size=", size, ":rate=30")});
+    o.argv.insert(o.argv.end(),
+                  {"-f", "lavfi", "-i", absl::StrCat("testsrc2=size=", size, ":rate=30")});
   }
   o.argv.insert(o.argv.end(), {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t",
                                absl::StrCat(seconds)});
   if (video) {
-    o.argv.insert(o.argv.end(),
-                  {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"});
+    o.argv.insert(o.argv.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"});
   }
   o.argv.insert(o.argv.end(), {"-c:a", "aac", "-shortest", "-f", "mp4", path});
   auto p = Subprocess::Start(o);
@@ -231,18 +231,17 @@ std::unique_ptr<TranscodeStack> TranscodeStack::Start() {
   std::ofstream(s->config_ + "/clients.json") << json;
   std::ofstream(s->config_ + "/url_keys") << signed_url::KeyRing::GenerateText("k1");
 
-  s->auth_ = StartBinary("auth-token-exchange", NewTempDir("auth"),
-                         {"--dev_idp", absl::StrCat("--workload_clients_file=", s->config_,
-                                                    "/clients.json")});
+  s->auth_ = StartBinary(
+      "auth-token-exchange", NewTempDir("auth"),
+      {"--dev_idp", absl::StrCat("--workload_clients_file=", s->config_, "/clients.json")});
   s->auth_channel_ = grpc::CreateChannel(s->auth_.grpc, grpc::InsecureChannelCredentials());
-  s->broker_ =
-      StartBinary("broker", NewTempDir("broker"), {"--auth_server=" + s->auth_.grpc, "--sync=false"});
+  s->broker_ = StartBinary("broker", NewTempDir("broker"),
+                           {"--auth_server=" + s->auth_.grpc, "--sync=false"});
   s->broker_channel_ = grpc::CreateChannel(s->broker_.grpc, grpc::InsecureChannelCredentials());
   s->upload_ = StartBinary(
       "upload", NewTempDir("upload"),
-      {"--auth_server=" + s->auth_.grpc, "--broker_server=" + s->broker_.grpc,
-       "--client_id=upload", "--client_secret_file=" + s->Secret("upload"),
-       "--objects_listen=127.0.0.1:0",
+      {"--auth_server=" + s->auth_.grpc, "--broker_server=" + s->broker_.grpc, "--client_id=upload",
+       "--client_secret_file=" + s->Secret("upload"), "--objects_listen=127.0.0.1:0",
        absl::StrCat("--url_signing_keys_file=", s->config_, "/url_keys")});
   s->objects_ = ReadyField(s->upload_.ready, "objects");
   EXPECT_FALSE(s->objects_.empty()) << s->upload_.ready;
@@ -273,9 +272,12 @@ std::string TranscodeStack::Secret(const std::string& client) const {
 }
 
 std::vector<std::string> TranscodeStack::PeerArgs(const std::string& client) const {
-  return {"--auth_server=" + auth_.grpc,         "--broker_server=" + broker_.grpc,
-          "--client_id=" + client,               "--client_secret_file=" + Secret(client),
-          "--objects_url=http://" + objects_,    "--upload_server=" + upload_.grpc};
+  return {"--auth_server=" + auth_.grpc,
+          "--broker_server=" + broker_.grpc,
+          "--client_id=" + client,
+          "--client_secret_file=" + Secret(client),
+          "--objects_url=http://" + objects_,
+          "--upload_server=" + upload_.grpc};
 }
 
 void TranscodeStack::StartCoordinator(std::vector<std::string> extra) {
@@ -305,11 +307,9 @@ void TranscodeStack::StartSupervisor(int max_workers, absl::Duration worker_idle
   supervisor_ = StartBinary(
       "transcode-supervisor", supervisor_dir_,
       {"--auth_server=" + auth_.grpc, "--broker_server=" + broker_.grpc,
-       "--client_id=transcode-supervisor",
-       "--client_secret_file=" + Secret("transcode-supervisor"),
+       "--client_id=transcode-supervisor", "--client_secret_file=" + Secret("transcode-supervisor"),
        absl::StrCat("--max_workers=", max_workers),
-       "--worker_binary=" +
-           RunfilePath("services/transcode-worker/transcode-worker"),
+       "--worker_binary=" + RunfilePath("services/transcode-worker/transcode-worker"),
        "--worker_args=" + worker_args,
        "--worker_idle_exit=" + absl::FormatDuration(worker_idle_exit)});
 }

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
 #include "libs/broker_client/event_builder.h"
 #include "libs/broker_client/stats_watcher.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
@@ -93,7 +93,8 @@ TEST_F(TranscodeSystemTest, UploadBecomesReadyWithPlayableRenditions) {
     if (r.rendition().kind() != ev::VIDEO) continue;
     auto variant = GetObject("renditions", r.hls_playlist().key());
     ASSERT_TRUE(variant.ok());
-    EXPECT_NE(variant->body.find("#EXT-X-MAP:URI=\"240p.mp4\""), std::string::npos) << variant->body;
+    EXPECT_NE(variant->body.find("#EXT-X-MAP:URI=\"240p.mp4\""), std::string::npos)
+        << variant->body;
     auto mp4 = GetObject("renditions", r.output().key());
     ASSERT_TRUE(mp4.ok());
     EXPECT_EQ(mp4->status, 200);
@@ -143,8 +144,8 @@ TEST_F(TranscodeSystemTest, CoordinatorKilledMidLadderResumesAndIsReadyOnce) {
   StartCoordinator();
   const std::string media = Upload(MakeClip(clips_ + "/clip.mp4", 2));
   // The plan is committed before its job requests are published.
-  ASSERT_TRUE(observer_->WaitForCount(media, "pettube.transcode.job.requested", 2,
-                                      absl::Seconds(60)));
+  ASSERT_TRUE(
+      observer_->WaitForCount(media, "pettube.transcode.job.requested", 2, absl::Seconds(60)));
   stack_->coordinator().process->Signal(SIGKILL);
   ASSERT_TRUE(stack_->coordinator().process->WaitForExit(absl::Seconds(10)).ok());
   StartCoordinator();  // same data directory
@@ -165,8 +166,8 @@ TEST_F(TranscodeSystemTest, WorkerKilledMidJobIsRedeliveredAndCompletesOnce) {
   StartCoordinator();
   transcode::testing::Running& first = StartWorker("doomed");
   const std::string media = Upload(LongerClip());
-  auto progressed = observer_->WaitForType(media, "pettube.transcode.job.progressed",
-                                           absl::Seconds(60));
+  auto progressed =
+      observer_->WaitForType(media, "pettube.transcode.job.progressed", absl::Seconds(60));
   ASSERT_TRUE(progressed.has_value());
   const std::string job = JobOf(*progressed);
   first.process->Signal(SIGKILL);  // ffmpeg dies with it
@@ -195,8 +196,8 @@ TEST_F(TranscodeSystemTest, MediaDeletedWhileTranscodingKillsFfmpegAndLeavesNoOu
   StartCoordinator();
   StartWorker();
   const std::string media = Upload(LongerClip());
-  auto progressed = observer_->WaitForType(media, "pettube.transcode.job.progressed",
-                                           absl::Seconds(60));
+  auto progressed =
+      observer_->WaitForType(media, "pettube.transcode.job.progressed", absl::Seconds(60));
   ASSERT_TRUE(progressed.has_value());
   const std::string job = JobOf(*progressed);
   // The catalog's deletion event, as the media-catalog would publish it.
@@ -207,8 +208,8 @@ TEST_F(TranscodeSystemTest, MediaDeletedWhileTranscodingKillsFfmpegAndLeavesNoOu
   ev::MediaDeleted deleted;
   deleted.set_media(media);
   deleted.set_owner(plan.owner());
-  CloudEvent e = broker_client::NewEvent("pettube.media.deleted", "//pettube/media-catalog", media,
-                                         deleted);
+  CloudEvent e =
+      broker_client::NewEvent("pettube.media.deleted", "//pettube/media-catalog", media, deleted);
   broker_client::SetPartitionKey(&e, media.substr(6));
   {
     auto stub = broker::v1::Broker::NewStub(stack_->broker_channel());
@@ -255,7 +256,8 @@ TEST_F(TranscodeSystemTest, MediaDeletedWhileTranscodingKillsFfmpegAndLeavesNoOu
     EXPECT_NE(done.job(), job);
   }
   const std::string key = job.substr(job.rfind('/') + 1);
-  auto mp4 = GetObject("renditions", absl::StrCat(plan.owner(), "/", media.substr(6), "/", key, ".mp4"));
+  auto mp4 =
+      GetObject("renditions", absl::StrCat(plan.owner(), "/", media.substr(6), "/", key, ".mp4"));
   ASSERT_TRUE(mp4.ok());
   EXPECT_EQ(mp4->status, 404);
   EXPECT_EQ(observer_->Count(media, "pettube.media.ready"), 0);
@@ -289,16 +291,15 @@ class QueueStats {
       const std::function<bool(const broker_client::SubscriptionStats&)>* done;
       size_t seen;
     } args{this, &done, 0};
-    return mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-              for (; a->seen < a->q->history_.size(); ++a->seen) {
-                if ((*a->done)(a->q->history_[a->seen])) return true;
-              }
-              return false;
-            },
-            &args),
-        timeout);
+    return mu_.AwaitWithTimeout(absl::Condition(
+                                    +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                      for (; a->seen < a->q->history_.size(); ++a->seen) {
+                                        if ((*a->done)(a->q->history_[a->seen])) return true;
+                                      }
+                                      return false;
+                                    },
+                                    &args),
+                                timeout);
   }
 
  private:
@@ -329,8 +330,8 @@ TEST_F(TranscodeSystemTest, WorkerStoppedPastItsLeaseLosesTheJobToAnother) {
   StartCoordinator({"--job_ack_deadline=2s"});
   transcode::testing::Running& late = StartWorker("late");
   const std::string media = Upload(LongerClip());
-  auto progressed = observer_->WaitForType(media, "pettube.transcode.job.progressed",
-                                           absl::Seconds(60));
+  auto progressed =
+      observer_->WaitForType(media, "pettube.transcode.job.progressed", absl::Seconds(60));
   ASSERT_TRUE(progressed.has_value());
   const std::string job = JobOf(*progressed);
   late.process->Signal(SIGSTOP);  // no more lease extensions
@@ -379,8 +380,8 @@ TEST_F(TranscodeSystemTest, JobFailingEveryAttemptIsDeadLetteredAndFailsTheMedia
   // The broker holds the request in the work queue's dead letters.
   auto stub = broker::v1::Broker::NewStub(stack_->broker_channel());
   QueueStats stats(*stack_);
-  EXPECT_TRUE(stats.WaitFor([](const auto& s) { return s.dead_letter_count() >= 1; },
-                            absl::Seconds(30)));
+  EXPECT_TRUE(
+      stats.WaitFor([](const auto& s) { return s.dead_letter_count() >= 1; }, absl::Seconds(30)));
   broker::v1::ListDeadLettersRequest req;
   req.set_subscription("subscriptions/transcode-jobs");
   broker::v1::ListDeadLettersResponse resp;

@@ -132,10 +132,31 @@ int main() {
   const std::string dir = stack->clips_dir();
   const std::string clip = dir + "/source.mp4";
   {
-    auto r = Run({"/usr/bin/ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                  "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
-                  "-t", absl::StrCat(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt",
-                  "yuv420p", "-c:a", "aac", "-shortest", clip});
+    auto r = Run({"/usr/bin/ffmpeg",
+                  "-nostdin",
+                  "-v",
+                  "error",
+                  "-y",
+                  "-f",
+                  "lavfi",
+                  "-i",
+                  "testsrc2=size=1920x1080:rate=30",
+                  "-f",
+                  "lavfi",
+                  "-i",
+                  "sine=frequency=440",
+                  "-t",
+                  absl::StrCat(seconds),
+                  "-c:v",
+                  "libx264",
+                  "-preset",
+                  "veryfast",
+                  "-pix_fmt",
+                  "yuv420p",
+                  "-c:a",
+                  "aac",
+                  "-shortest",
+                  clip});
     if (!r.ok()) {
       std::fprintf(stderr, "clip: %s\n", r.stderr_tail.c_str());
       return 1;
@@ -143,7 +164,8 @@ int main() {
   }
 
   // --- The same commands from a shell script, 2 jobs at a time, local files.
-  std::fprintf(stderr, "== baseline: the worker's ffmpeg commands from a shell script, 2 at a time\n");
+  std::fprintf(stderr,
+               "== baseline: the worker's ffmpeg commands from a shell script, 2 at a time\n");
   auto probe = Run({"/usr/bin/ffprobe", "-v", "error", "-print_format", "json", "-show_format",
                     "-show_streams", clip});
   auto info = pettube::transcode::ParseProbeJson(probe.stdout_text);
@@ -152,8 +174,8 @@ int main() {
     return 1;
   }
   pettube::transcode::LadderOptions ladder_options;  // the coordinator's defaults
-  auto ladder = pettube::transcode::PlanLadder(*info, pettube::transcode::DefaultPresets(),
-                                               ladder_options);
+  auto ladder =
+      pettube::transcode::PlanLadder(*info, pettube::transcode::DefaultPresets(), ladder_options);
   pettube::transcode::FfmpegPaths paths;
   std::string jobs;
   int n = 0;
@@ -169,8 +191,8 @@ int main() {
       js << ShellLine(pettube::transcode::EncodeCommand(paths, clip, "", spec, out + "/v.mp4"))
          << " >/dev/null\n";
       js << ShellLine(pettube::transcode::HlsCommand(paths, out + "/v.mp4",
-                                                     spec.hls_segment_seconds(),
-                                                     out + "/hls/v.mp4", out + "/hls/v.m3u8"))
+                                                     spec.hls_segment_seconds(), out + "/hls/v.mp4",
+                                                     out + "/hls/v.m3u8"))
          << "\n";
       js << ShellLine(pettube::transcode::ProbeCommand(paths, out + "/v.mp4")) << " >/dev/null\n";
     }
@@ -206,8 +228,8 @@ int main() {
     if (e.type() == "pettube.media.ready") ready_at = t;
     if (e.type() == "pettube.transcode.job.completed") {
       ev::TranscodeJobCompleted c;
-      if (pettube::broker_client::UnpackPayload(e, &c).ok() &&
-          c.rendition().kind() == ev::VIDEO && t < first_playable) {
+      if (pettube::broker_client::UnpackPayload(e, &c).ok() && c.rendition().kind() == ev::VIDEO &&
+          t < first_playable) {
         first_playable = t;
       }
     }
@@ -223,12 +245,12 @@ int main() {
   (void)stats.WaitFor([](const auto& s) { return s.consumers() == 0 && s.backlog() == 0; },
                       absl::InfinitePast(), absl::Seconds(30));
   const absl::Time before = absl::Now();
-  const std::string small = stack->Upload(
-      pettube::transcode::testing::MakeClip(dir + "/small.mp4", 2));
-  auto backlog_at = stats.WaitFor([](const auto& s) { return s.backlog() > 0; }, before,
-                                  absl::Seconds(60));
-  auto attached_at = stats.WaitFor([](const auto& s) { return s.consumers() > 0; }, before,
-                                   absl::Seconds(60));
+  const std::string small =
+      stack->Upload(pettube::transcode::testing::MakeClip(dir + "/small.mp4", 2));
+  auto backlog_at =
+      stats.WaitFor([](const auto& s) { return s.backlog() > 0; }, before, absl::Seconds(60));
+  auto attached_at =
+      stats.WaitFor([](const auto& s) { return s.consumers() > 0; }, before, absl::Seconds(60));
   auto small_ready = stack->observer().WaitFor(small, absl::Minutes(2));
   // Back to zero workers before measuring idle CPU.
   (void)stats.WaitFor([](const auto& s) { return s.consumers() == 0 && s.backlog() == 0; },
@@ -243,8 +265,10 @@ int main() {
 
   const double ratio = absl::FDivDuration(pipeline, baseline);
   std::printf("| measure | value | target |\n|---|---|---|\n");
-  std::printf("| %d s 1080p source, ladder %zu renditions + poster, 2 workers: upload committed -> media.ready | %.2f s | |\n",
-              seconds, ladder->size() - 1, absl::ToDoubleSeconds(pipeline));
+  std::printf(
+      "| %d s 1080p source, ladder %zu renditions + poster, 2 workers: upload committed -> "
+      "media.ready | %.2f s | |\n",
+      seconds, ladder->size() - 1, absl::ToDoubleSeconds(pipeline));
   std::printf("| same ffmpeg commands from a shell script, 2 at a time, local files | %.2f s | |\n",
               absl::ToDoubleSeconds(baseline));
   std::printf("| pipeline / shell | %.3fx | <= 1.10x (goal 1.03x) |\n", ratio);
@@ -260,6 +284,7 @@ int main() {
               small_ready.has_value() ? small_ready->type().c_str() : "no");
   std::printf("| coordinator CPU, 30 s idle | %.3f s | < 0.05 s |\n", c1 - c0);
   std::printf("| supervisor CPU, 30 s idle | %.3f s | < 0.05 s |\n", s1 - s0);
-  std::printf("\n(%ld cores; libx264 preset veryfast; HLS 4 s segments)\n", sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("\n(%ld cores; libx264 preset veryfast; HLS 4 s segments)\n",
+              sysconf(_SC_NPROCESSORS_ONLN));
   return 0;
 }
