@@ -45,7 +45,9 @@ absl::StatusOr<std::vector<std::string>> StringList(const nlohmann::json& entry,
 
 AccessPolicy AccessPolicy::Defaults() {
   AccessPolicy p;
+  // The coordinator's work queue, whichever of the two creates it first.
   p.by_client_id_["transcode-worker"].subscriptions = {"subscriptions/transcode-jobs"};
+  p.by_client_id_["transcode-coordinator"].subscriptions = {"subscriptions/transcode-jobs"};
   p.needs_client_ids_ = true;
   return p;
 }

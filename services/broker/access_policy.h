@@ -51,8 +51,10 @@ struct Access {
 // it owned them, besides those it created.
 //
 // Without a file (Defaults): any events.publish caller publishes anything,
-// and the transcode workers may use the coordinator's work queue
-// "subscriptions/transcode-jobs" (PetTube's own services).
+// and the transcode workers and coordinator (client ids "transcode-worker",
+// "transcode-coordinator") share the work queue
+// "subscriptions/transcode-jobs", whichever created it (PetTube's own
+// services). The supervisor only watches its stats, open to any subscriber.
 //
 // Immutable after construction; thread-safe.
 class AccessPolicy {

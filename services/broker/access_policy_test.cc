@@ -61,6 +61,7 @@ TEST(AccessPolicyTest, DefaultsPublishAnythingAndShareTheJobQueueWithWorkers) {
   const AccessPolicy p = AccessPolicy::Defaults();
   EXPECT_TRUE(p.CheckPublish(Workload("id", "anyone"), Ev("a", "b")).ok());
   EXPECT_TRUE(p.Grants(Workload("id-w", "transcode-worker"), "subscriptions/transcode-jobs"));
+  EXPECT_TRUE(p.Grants(Workload("id-c", "transcode-coordinator"), "subscriptions/transcode-jobs"));
   EXPECT_FALSE(p.Grants(Workload("id-u", "upload"), "subscriptions/transcode-jobs"));
 }
 
