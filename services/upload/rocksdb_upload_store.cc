@@ -80,6 +80,7 @@ absl::StatusOr<std::unique_ptr<RocksDbUploadStore>> RocksDbUploadStore::Open(
       {"outbox", plain},
       {"usage", usage},
       {"deleted", plain},
+      {"active", plain},
   };
   auto store = std::unique_ptr<RocksDbUploadStore>(new RocksDbUploadStore());
   rocksdb::DB* db = nullptr;
@@ -91,12 +92,13 @@ absl::StatusOr<std::unique_ptr<RocksDbUploadStore>> RocksDbUploadStore::Open(
   store->outbox_ = store->handles_[3];
   store->usage_ = store->handles_[4];
   store->deleted_ = store->handles_[5];
+  store->active_ = store->handles_[6];
   return store;
 }
 
 RocksDbUploadStore::~RocksDbUploadStore() {
   if (db_ == nullptr) return;
-  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
   db_->Close();
 }
 
@@ -120,13 +122,13 @@ absl::StatusOr<std::optional<UploadRecord>> RocksDbUploadStore::GetUpload(
 
 absl::StatusOr<std::vector<UploadRecord>> RocksDbUploadStore::ListActiveUploads() {
   std::vector<UploadRecord> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), uploads_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), active_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    UploadRecord r;
-    // A record that does not parse is skipped, not fatal: it can only be
-    // expired by hand, and every other upload keeps working.
-    if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
-    if (r.session().state() == v1::ACTIVE) out.push_back(std::move(r));
+    auto record = GetUpload(absl::string_view(it->key().data(), it->key().size()));
+    // A record that is missing or does not parse is skipped, not fatal:
+    // every other upload keeps working.
+    if (!record.ok() || !record->has_value()) continue;
+    if ((*record)->session().state() == v1::ACTIVE) out.push_back(**std::move(record));
   }
   if (!it->status().ok()) return FromRocksDb(it->status(), "list uploads");
   return out;
@@ -136,6 +138,11 @@ absl::Status RocksDbUploadStore::PutUpload(const UploadRecord& upload, int64_t u
   rocksdb::WriteBatch batch;
   const std::string id = upload.session().name().substr(sizeof("uploads/") - 1);
   batch.Put(uploads_, id, upload.SerializeAsString());
+  if (upload.session().state() == v1::ACTIVE) {
+    batch.Put(active_, id, "");
+  } else {
+    batch.Delete(active_, id);
+  }
   if (usage_delta != 0 && !upload.owner().empty() &&
       upload.session().bucket() == "originals") {
     batch.Merge(usage_, upload.owner(), EncodeInt64(usage_delta));
@@ -149,6 +156,7 @@ absl::Status RocksDbUploadStore::CommitUpload(const UploadRecord& upload,
   rocksdb::WriteBatch batch;
   const std::string id = upload.session().name().substr(sizeof("uploads/") - 1);
   batch.Put(uploads_, id, upload.SerializeAsString());
+  batch.Delete(active_, id);
   batch.Put(objects_, ObjectKey(object.info().bucket(), object.info().key()),
             object.SerializeAsString());
   if (event != nullptr) batch.Put(outbox_, id, event->SerializeAsString());

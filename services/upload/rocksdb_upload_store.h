@@ -16,6 +16,8 @@ namespace pettube::upload {
 //   usage     owner -> int64 bytes (merge-added, so concurrent uploads of
 //             one owner never lose an update)
 //   deleted   media id -> "" (renditions for it are refused)
+//   active    upload id -> "" for ACTIVE sessions, so a start reads only
+//             those, however many finished uploads the service has seen
 class RocksDbUploadStore : public UploadStore {
  public:
   static absl::StatusOr<std::unique_ptr<RocksDbUploadStore>> Open(const std::string& dir);
@@ -50,6 +52,7 @@ class RocksDbUploadStore : public UploadStore {
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
   rocksdb::ColumnFamilyHandle* usage_ = nullptr;
   rocksdb::ColumnFamilyHandle* deleted_ = nullptr;
+  rocksdb::ColumnFamilyHandle* active_ = nullptr;
 };
 
 }  // namespace pettube::upload

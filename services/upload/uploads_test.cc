@@ -380,6 +380,8 @@ TEST_F(UploadsTest, StaleUploadsExpireAndTheirBytesAreRemoved) {
   v1::UploadSession session = Create(Person("alice"));
   ASSERT_TRUE(WriteAll(Person("alice"), session.name(), FakeMp4(1500), 0, 1500, false).ok());
   EXPECT_EQ(store_->Usage("alice").value(), 1500);
+  // A restart finds the session again (the active index) and its deadline.
+  Reopen();
   now_ += absl::Hours(23);
   uploads_->ExpireDue();
   EXPECT_EQ(uploads_->Query(Person("alice"), session.name())->state(), v1::ACTIVE);
