@@ -1504,6 +1504,21 @@ absl::Status Broker::DeleteSubscription(const std::string& name, const Access& a
       return;
     }
     batch.DeleteSubscription(name, sub->id);
+    // Publishes prepared after this in the same group no longer route to
+    // it (their queue entries would outlive the deletion).
+    index_.Remove(sub->id);
+  };
+  // Memory forgets it only once the deletion is durable: a failed write
+  // leaves the subscription as it was.
+  op.done = [&](const absl::Status& status) {
+    if (!result.ok()) return;
+    absl::MutexLock lock(&mu_);
+    SubState* sub = FindLocked(name);
+    if (sub == nullptr) return;
+    if (!status.ok()) {
+      index_.Add(sub->id, sub->config.filter());
+      return;
+    }
     const absl::Status deleted =
         absl::NotFoundError(absl::StrCat("subscription ", name, " was deleted"));
     CloseConsumersLocked(*sub, deleted);

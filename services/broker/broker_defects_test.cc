@@ -274,6 +274,22 @@ TEST_F(HookedTest, AFailedUpdateChangesNothing) {
   EXPECT_EQ(sub->max_delivery_attempts(), 5);
 }
 
+// Defect 5 (likewise): a delete whose write fails leaves the subscription
+// and its consumers in place.
+TEST_F(HookedTest, AFailedDeleteChangesNothing) {
+  Create("q");
+  FakeConsumer& c = NewConsumer();
+  const ConsumerId id = Attach("q", &c);
+  hooked_->SetWriteHook([](BrokerStore::Batch&) { return absl::UnavailableError("disk full"); });
+  EXPECT_EQ(broker_->DeleteSubscription("subscriptions/q").code(), absl::StatusCode::kUnavailable);
+  hooked_->SetWriteHook(nullptr);
+  EXPECT_FALSE(c.closed().has_value());
+  EXPECT_TRUE(broker_->GetSubscription("subscriptions/q").ok());
+  Publish({Event("still")});
+  EXPECT_EQ(c.WaitForDeliveries(1).size(), 1u);
+  broker_->Detach(id);
+}
+
 // Defect 5: a create that fails (its write, or its backfill's read) leaves
 // no subscription behind, in memory or on disk.
 TEST_F(HookedTest, AFailedCreateLeavesNoSubscription) {
