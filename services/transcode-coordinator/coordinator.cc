@@ -466,6 +466,38 @@ absl::Status Coordinator::OnDeleted(const std::string& cause, const CloudEvent& 
   return CommitAndPublish(std::move(write));
 }
 
+absl::Status Coordinator::OnDeadLetter(const CloudEvent& event, int attempts,
+                                       absl::string_view last_error) {
+  ev::TranscodeJobRequested request;
+  if (auto s = broker_client::UnpackPayload(event, &request); !s.ok()) {
+    return Drop(s.message(), event);
+  }
+  auto [media_id, job_id] = JobIdsOf(request.job());
+  if (media_id.empty()) return Drop("job: not \"media/{m}/jobs/{j}\"", event);
+  const std::string cause = absl::StrCat("dead-letter ", event.source(), " ", event.id());
+  absl::MutexLock lock(&LockFor(media_id));
+  auto seen = store_.HasCause(cause);
+  if (!seen.ok()) return seen.status();
+  if (*seen) return absl::OkStatus();
+  auto record = store_.GetMedia(media_id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) return Drop("unknown media", event);
+  tv::Job* job = FindJob(**record, request.job());
+  if (job == nullptr) return Drop("unknown job", event);
+  if (request.generation() != job->generation() || IsFinal(job->state())) return absl::OkStatus();
+  job->set_state(tv::FAILED);
+  job->set_attempts(std::max(job->attempts(), attempts));
+  job->set_reason(ev::ATTEMPTS_EXHAUSTED);
+  job->set_error(absl::StrCat("dead-lettered after ", attempts, " attempts; last: ", last_error));
+  *job->mutable_end_time() = time::ToProto(absl::Now());
+  JobStore::Write write;
+  write.cause = cause;
+  FailMedia(**record, *job, write.outbox_add);
+  Touch(**record, job, cause);
+  write.media = std::move(**record);
+  return CommitAndPublish(std::move(write));
+}
+
 // --------------------------------------------------------------- API
 
 absl::StatusOr<storage::MediaRecord> Coordinator::GetMedia(absl::string_view media_id) {

@@ -95,6 +95,13 @@ class Coordinator {
   // store trouble.
   absl::Status Handle(const io::cloudevents::v1::CloudEvent& event);
 
+  // A job.requested the work queue gave up on after `attempts` deliveries
+  // (its last worker may have died, so no job.failed came): the job fails
+  // with ATTEMPTS_EXHAUSTED and `last_error`, and so does the media.
+  // Idempotent; a dead letter of an older generation changes nothing.
+  absl::Status OnDeadLetter(const io::cloudevents::v1::CloudEvent& request, int attempts,
+                            absl::string_view last_error);
+
   // --- The API (media ids, job ids are the last name segments).
 
   // NOT_FOUND when unknown.

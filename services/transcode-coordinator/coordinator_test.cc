@@ -427,6 +427,26 @@ TEST_F(CoordinatorTest, CancelStopsOutstandingJobsOnce) {
   EXPECT_EQ(sink_.OfType("pettube.transcode.job.requested").back().id(), "m1.poster.g2");
 }
 
+TEST_F(CoordinatorTest, DeadLetteredJobFailsTheMediaOnce) {
+  ASSERT_TRUE(coordinator_->Handle(Uploaded("m1")).ok());
+  CloudEvent request = sink_.OfType("pettube.transcode.job.requested")[0];
+  ASSERT_TRUE(coordinator_->OnDeadLetter(request, 3, "ack deadline exceeded").ok());
+  ASSERT_TRUE(coordinator_->OnDeadLetter(request, 3, "ack deadline exceeded").ok());
+  auto job = coordinator_->GetJob("m1", "240p");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), tv::FAILED);
+  EXPECT_EQ(job->reason(), ev::ATTEMPTS_EXHAUSTED);
+  EXPECT_EQ(job->error(), "dead-lettered after 3 attempts; last: ack deadline exceeded");
+  EXPECT_EQ(sink_.OfType("pettube.media.failed").size(), 1u);
+  // A retried job's new generation is not failed by the old dead letter.
+  ASSERT_TRUE(coordinator_->RetryJob("m1", "240p").ok());
+  ASSERT_TRUE(coordinator_->OnDeadLetter(request, 3, "ack deadline exceeded").ok());
+  auto retried = coordinator_->GetJob("m1", "240p");
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->generation(), 2);
+  EXPECT_NE(retried->state(), tv::FAILED);  // PENDING or QUEUED
+}
+
 TEST_F(CoordinatorTest, MalformedEventsAreDroppedNotRetried) {
   CloudEvent e = Uploaded("m1");
   e.mutable_proto_data()->set_value("garbage");

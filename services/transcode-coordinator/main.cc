@@ -19,6 +19,7 @@
 #include "libs/server/server.h"
 #include "libs/workload/workload.h"
 #include "services/transcode-coordinator/coordinator.h"
+#include "services/transcode-coordinator/dead_letter_watcher.h"
 #include "services/transcode-coordinator/ffprobe_prober.h"
 #include "services/transcode-coordinator/rocksdb_job_store.h"
 #include "services/transcode-coordinator/subscriptions.h"
@@ -129,6 +130,10 @@ int main(int argc, char** argv) {
   // The broker may come up after us: the subscriptions are created (waiting
   // for it to be reachable) and the subscriber attached in the background,
   // while we already serve the API.
+  // Jobs the work queue gave up on without a last job.failed.
+  transcode::DeadLetterWatcher dead_letters(workload->broker_channel, workload->ConfigureContext(),
+                                            coordinator, transcode::kJobsSubscription);
+  if (auto s = dead_letters.Start(); !s.ok()) return server::ExitWith(s);
   absl::Notification draining;
   std::thread attach([&] {
     while (!draining.HasBeenNotified()) {
@@ -156,6 +161,7 @@ int main(int argc, char** argv) {
   server::ServeSpec spec;
   spec.services.push_back(server::Expose<transcode::v1::TranscodeCoordinator>(&service));
   spec.on_drain = [&] {
+    dead_letters.Shutdown();
     draining.Notify();
     subscriber.Shutdown(absl::Seconds(5));
   };

@@ -392,5 +392,30 @@ TEST_F(TranscodeSystemTest, JobFailingEveryAttemptIsDeadLetteredAndFailsTheMedia
       << resp.dead_letters(0).last_error();
 }
 
+TEST_F(TranscodeSystemTest, LastAttemptLostWithItsWorkerStillFailsTheMedia) {
+  // One attempt, a 2 s lease: a worker that stops mid-job never reports.
+  StartCoordinator({"--max_attempts=1", "--job_ack_deadline=2s"});
+  transcode::testing::Running& stuck = StartWorker("stuck");
+  const std::string media = Upload(LongerClip());
+  auto progressed =
+      observer_->WaitForType(media, "pettube.transcode.job.progressed", absl::Seconds(60));
+  ASSERT_TRUE(progressed.has_value());
+  const std::string job = JobOf(*progressed);
+  stuck.process->Signal(SIGSTOP);
+  // The lease runs out, the broker dead-letters the request, and the
+  // coordinator (watching the queue's dead letters) fails the media.
+  auto event = observer_->WaitFor(media, absl::Seconds(60));
+  stuck.process->Signal(SIGKILL);
+  ASSERT_TRUE(stuck.process->WaitForExit(absl::Seconds(10)).ok());
+  ASSERT_TRUE(event.has_value());
+  ASSERT_EQ(event->type(), "pettube.media.failed");
+  ev::MediaFailed failed;
+  ASSERT_TRUE(broker_client::UnpackPayload(*event, &failed).ok());
+  EXPECT_EQ(failed.reason(), ev::ATTEMPTS_EXHAUSTED);
+  EXPECT_EQ(failed.job(), job);
+  EXPECT_NE(failed.error().find("dead-lettered after 1 attempts"), std::string::npos)
+      << failed.error();
+}
+
 }  // namespace
 }  // namespace pettube
