@@ -21,6 +21,7 @@ const std::map<std::string, std::vector<std::string>>& Clients() {
       {"transcode-coordinator",
        {"events.publish", "events.subscribe", "objects.read", "objects.write"}},
       {"transcode-worker", {"events.publish", "events.subscribe", "objects.read", "objects.write"}},
+      {"transcode-supervisor", {"events.subscribe"}},
       {"pettube-admin",
        {"events.publish", "events.subscribe", "events.admin", "objects.read", "objects.write"}},
   };
@@ -128,6 +129,16 @@ std::vector<std::string> LocalStack::ArgsFor(const std::string& name) const {
   if (name == "transcode-worker") {
     args.push_back(absl::StrCat("--coordinator=", at("transcode-coordinator")));
   }
+  if (name == "transcode-supervisor") {
+    // Its workers dial the same peers with the worker's credentials.
+    args.push_back(absl::StrCat("--worker_binary=", runfiles_root_,
+                                "/services/transcode-worker/transcode-worker"));
+    args.push_back(absl::StrCat(
+        "--worker_args=--auth_server=", at("auth-token-exchange"), ",--broker_server=",
+        at("broker"), ",--client_id=transcode-worker,--client_secret_file=",
+        SecretFile("transcode-worker"), ",--objects_url=http://", objects_, ",--upload_server=",
+        at("upload"), ",--coordinator=", at("transcode-coordinator")));
+  }
   return args;
 }
 
@@ -170,6 +181,11 @@ absl::StatusOr<int> LocalStack::StopService(const std::string& name, int signal_
 }
 
 bool LocalStack::Running(const std::string& name) const { return processes_.count(name) > 0; }
+
+pid_t LocalStack::Pid(const std::string& name) const {
+  auto it = processes_.find(name);
+  return it == processes_.end() ? -1 : it->second->pid();
+}
 
 std::string LocalStack::Grpc(const std::string& name) const {
   auto it = grpc_.find(name);

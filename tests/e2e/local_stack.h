@@ -3,7 +3,8 @@
 // The whole PetTube suite as real processes for end-to-end tests, wired
 // like scripts/up.sh: auth-token-exchange (--dev_idp, workload clients),
 // broker (verifying tokens), upload (with its object listener),
-// media-catalog, transcode-coordinator and one transcode-worker, each on
+// media-catalog, transcode-coordinator and one transcode-worker (or, when
+// asked for, transcode-supervisor starting workers itself), each on
 // 127.0.0.1:0 with its own data directory under `dir`. Services can be
 // stopped, killed and started again on the same data (new ports; the
 // others are not told, so restart only what nothing else dials: the
@@ -45,6 +46,8 @@ class LocalStack {
   absl::StatusOr<int> StopService(const std::string& name, int signal_number);
 
   bool Running(const std::string& name) const;
+  // Process id of a running service, -1 otherwise.
+  pid_t Pid(const std::string& name) const;
   std::string Grpc(const std::string& name) const;
   // The upload service's object listener, "HOST:PORT".
   std::string Objects() const;

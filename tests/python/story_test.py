@@ -132,10 +132,12 @@ class StoryTest(unittest.TestCase):
         self.assertTrue(media.startswith("media/"), media)
 
         # Pushed changes until READY (or FAILED), bounded by the deadline.
+        # All of alice's media ("media/-"): the record appears once the
+        # catalog has the upload's event, a moment after the commit.
         final = None
-        for m in self.catalog.WatchMedia(catalog_pb2.WatchMediaRequest(name=media),
+        for m in self.catalog.WatchMedia(catalog_pb2.WatchMediaRequest(name="media/-"),
                                          metadata=alice, timeout=180):
-            if m.state in (catalog_pb2.READY, catalog_pb2.FAILED):
+            if m.name == media and m.state in (catalog_pb2.READY, catalog_pb2.FAILED):
                 final = m
                 break
         self.assertIsNotNone(final, "WatchMedia ended before READY")
