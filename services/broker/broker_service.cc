@@ -613,7 +613,8 @@ void BrokerService::WithAccess(const grpc::CallbackServerContext* context,
                                std::initializer_list<absl::string_view> scopes,
                                AccessDone then) const {
   absl::StatusOr<CallerAccess> who = Authenticate(context, scopes);
-  if (!who.ok() || resolver_ == nullptr || !who->workload || who->access.admin) {
+  // Admins too: the publish policy applies to them as well.
+  if (!who.ok() || resolver_ == nullptr || !who->workload) {
     then(std::move(who));
     return;
   }
