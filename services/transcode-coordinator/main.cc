@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   }
 
   // Every scope this client is granted: it needs events.publish,
-  // events.subscribe, events.admin (to create its subscriptions),
+  // events.subscribe (creating its subscriptions makes it their owner),
   // objects.read (probe) and objects.write (master playlists).
   auto workload = workload::FromFlags({});
   if (!workload.ok()) return server::ExitWith(workload.status());

@@ -204,14 +204,13 @@ std::unique_ptr<TranscodeStack> TranscodeStack::Start() {
   s->config_ = NewTempDir("config");
   const std::map<std::string, std::vector<std::string>> clients = {
       {"upload", {"events.publish", "events.subscribe", "events.admin"}},
+      // Creating its subscriptions makes the coordinator their owner: no
+      // events.admin needed.
       {"transcode-coordinator",
-       {"events.publish", "events.subscribe", "events.admin", "objects.read", "objects.write"}},
-      // events.admin: the broker lets only the owner of a subscription (the
-      // coordinator) or a workload its policy names use it; the policy's
-      // default for "transcode-worker" depends on the broker resolving
-      // client ids, so the test does not rely on it.
-      {"transcode-worker",
-       {"events.publish", "events.subscribe", "objects.read", "objects.write", "events.admin"}},
+       {"events.publish", "events.subscribe", "objects.read", "objects.write"}},
+      // The broker's default policy lets "transcode-worker" use the
+      // coordinator's work queue; no events.admin.
+      {"transcode-worker", {"events.publish", "events.subscribe", "objects.read", "objects.write"}},
       {"transcode-supervisor", {"events.subscribe"}},
       {"tester",
        {"events.publish", "events.subscribe", "events.admin", "objects.read", "transcode.admin"}},
