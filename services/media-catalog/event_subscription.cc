@@ -58,15 +58,16 @@ absl::Status EnsureSubscription(const std::shared_ptr<grpc::Channel>& broker,
   return status::FromGrpcStatus(s, absl::StrCat("CreateSubscription ", name));
 }
 
-absl::Status SeekToEarliest(const std::shared_ptr<grpc::Channel>& broker,
-                            const std::function<void(grpc::ClientContext&)>& configure,
-                            const std::string& name, absl::Duration timeout) {
+absl::Status Seek(const std::shared_ptr<grpc::Channel>& broker,
+                  const std::function<void(grpc::ClientContext&)>& configure,
+                  const std::string& name, const pettube::broker::v1::StartPosition& position,
+                  absl::Duration timeout) {
   auto stub = pettube::broker::v1::Broker::NewStub(broker);
   grpc::ClientContext ctx;
   Prepare(ctx, configure, timeout);
   pettube::broker::v1::SeekSubscriptionRequest req;
   req.set_name(name);
-  req.mutable_position()->mutable_earliest();
+  *req.mutable_position() = position;
   pettube::broker::v1::Subscription out;
   return status::FromGrpcStatus(stub->SeekSubscription(&ctx, req, &out),
                                 absl::StrCat("SeekSubscription ", name));

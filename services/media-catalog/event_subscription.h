@@ -27,9 +27,11 @@ absl::Status EnsureSubscription(const std::shared_ptr<grpc::Channel>& broker,
                                 const pettube::broker::v1::Subscription& settings,
                                 absl::Duration timeout);
 
-// Moves the subscription's cursor to the earliest retained event (rebuild).
-absl::Status SeekToEarliest(const std::shared_ptr<grpc::Channel>& broker,
-                            const std::function<void(grpc::ClientContext&)>& configure,
-                            const std::string& name, absl::Duration timeout);
+// Moves the subscription's cursor to `position`: earliest for a rebuild,
+// a time for replaying what came after a restored backup.
+absl::Status Seek(const std::shared_ptr<grpc::Channel>& broker,
+                  const std::function<void(grpc::ClientContext&)>& configure,
+                  const std::string& name, const pettube::broker::v1::StartPosition& position,
+                  absl::Duration timeout);
 
 }  // namespace pettube::catalog

@@ -11,11 +11,13 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "libs/broker_client/publisher.h"
 #include "libs/broker_client/subscriber.h"
 #include "libs/log/log.h"
 #include "libs/server/server.h"
 #include "libs/signed_url/url_signer.h"
+#include "libs/time/proto_time.h"
 #include "libs/workload/workload.h"
 #include "services/media-catalog/catalog.h"
 #include "services/media-catalog/catalog_service.h"
@@ -41,6 +43,9 @@ ABSL_FLAG(int, handler_concurrency, 8, "events projected at once");
 ABSL_FLAG(bool, rebuild, false,
           "rebuild into an empty --data_dir: seek the subscription to its earliest retained event "
           "before consuming (refused when the store holds records)");
+ABSL_FLAG(std::string, replay_since, "",
+          "after restoring a backup: seek the subscription to this RFC 3339 time (the backup's "
+          "create_time, minus a margin) so events acked after the backup are applied again");
 ABSL_FLAG(std::string, backup_dir, "",
           "where CreateBackup writes checkpoints (default: <data_dir>/backups)");
 ABSL_FLAG(bool, sync, true, "fsync each projected event before acking it");
@@ -127,12 +132,29 @@ int main(int argc, char** argv) {
         return server::ExitWith(absl::FailedPreconditionError(
             "rebuild: --data_dir already holds records; rebuild needs an empty one"));
       }
-      if (auto s = catalog::SeekToEarliest(work->broker_channel, work->ConfigureContext(),
-                                           subscription, wait);
+      broker::v1::StartPosition earliest;
+      earliest.mutable_earliest();
+      if (auto s = catalog::Seek(work->broker_channel, work->ConfigureContext(), subscription,
+                                 earliest, wait);
           !s.ok()) {
         return server::ExitWith(s);
       }
       log::Info("catalog.rebuild", {{"subscription", subscription}});
+    } else if (const std::string since = absl::GetFlag(FLAGS_replay_since); !since.empty()) {
+      absl::Time t;
+      std::string error;
+      if (!absl::ParseTime(absl::RFC3339_full, since, &t, &error)) {
+        return server::ExitWith(absl::InvalidArgumentError(
+            absl::StrCat("replay_since: not an RFC 3339 time (", error, "): \"", since, "\"")));
+      }
+      broker::v1::StartPosition position;
+      *position.mutable_time() = time::ToProto(t);
+      if (auto s = catalog::Seek(work->broker_channel, work->ConfigureContext(), subscription,
+                                 position, wait);
+          !s.ok()) {
+        return server::ExitWith(s);
+      }
+      log::Info("catalog.replay", {{"subscription", subscription}, {"since", since}});
     }
     broker_client::Subscriber::Options so;
     so.subscription = subscription;

@@ -476,6 +476,11 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(backup.media_count(), 4);
   }
+  // An event after the backup.
+  Publish(t::Uploaded("r9", alice, "after the backup"));
+  WaitForStats([](const auto& s) { return s.backlog() == 0 && s.acked() >= 16; });
+  const auto after = Snapshot(stub_.get(), ops_.get());
+  ASSERT_EQ(after.size(), 5u);
   catalog_.process->Signal(SIGTERM);
   ASSERT_EQ(*catalog_.process->WaitForExit(absl::Seconds(20)), 0);
 
@@ -483,7 +488,7 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
   catalog_dir_ = NewTempDir("rebuilt");
   StartCatalog("127.0.0.1:0", {"--rebuild"});
   WaitForStats([](const auto& s) { return s.backlog() == 0 && s.in_flight() == 0; });
-  EXPECT_EQ(Snapshot(stub_.get(), ops_.get()), before);
+  EXPECT_EQ(Snapshot(stub_.get(), ops_.get()), after);
   catalog_.process->Signal(SIGTERM);
   ASSERT_EQ(*catalog_.process->WaitForExit(absl::Seconds(20)), 0);
   // --rebuild refuses a store that holds records.
@@ -502,13 +507,27 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
         << (*p)->Stderr();
   }
 
-  // Restore: the checkpoint copied into an empty data directory.
-  catalog_dir_ = NewTempDir("restored");
-  std::filesystem::create_directories(catalog_dir_ + "/data");
-  std::filesystem::copy(backup.path(), catalog_dir_ + "/data/db",
-                        std::filesystem::copy_options::recursive);
+  // Restore: the checkpoint copied into an empty data directory holds what
+  // the backup held...
+  auto restore = [&](const std::string& name) {
+    catalog_dir_ = NewTempDir(name);
+    std::filesystem::create_directories(catalog_dir_ + "/data");
+    std::filesystem::copy(backup.path(), catalog_dir_ + "/data/db",
+                          std::filesystem::copy_options::recursive);
+  };
+  restore("restored");
   StartCatalog();
   EXPECT_EQ(Snapshot(stub_.get(), ops_.get()), before);
+  catalog_.process->Signal(SIGTERM);
+  ASSERT_EQ(*catalog_.process->WaitForExit(absl::Seconds(20)), 0);
+  // ...and --replay_since the backup's time brings back what came after it.
+  restore("replayed");
+  const std::string since = absl::FormatTime(
+      absl::RFC3339_full,
+      absl::FromUnixSeconds(backup.create_time().seconds()) - absl::Seconds(1), absl::UTCTimeZone());
+  StartCatalog("127.0.0.1:0", {"--replay_since=" + since});
+  WaitForStats([](const auto& s) { return s.backlog() == 0 && s.in_flight() == 0; });
+  EXPECT_EQ(Snapshot(stub_.get(), ops_.get()), after);
 }
 
 }  // namespace
