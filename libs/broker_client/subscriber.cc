@@ -1,10 +1,10 @@
 #include "libs/broker_client/subscriber.h"
 
+#include <grpcpp/support/client_callback.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <utility>
-
-#include <grpcpp/support/client_callback.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -49,7 +49,8 @@ absl::Duration FromDuration(const google::protobuf::Duration& d) {
 }
 
 bool HasSettlements(const pettube::broker::v1::Settle& settle) {
-  return settle.acks_size() > 0 || settle.nacks_size() > 0 || settle.extends_size() > 0;
+  return settle.acks_size() > 0 || settle.nacks_size() > 0 || settle.extends_size() > 0 ||
+         settle.releases_size() > 0;
 }
 
 }  // namespace
@@ -58,7 +59,8 @@ bool HasSettlements(const pettube::broker::v1::Settle& settle) {
 // deletes itself; the subscriber keeps a raw pointer while it is current.
 // Fields other than context, generation and response are guarded by the
 // owner's mu_.
-class Subscriber::Stream final : public grpc::ClientBidiReactor<SubscribeRequest, SubscribeResponse> {
+class Subscriber::Stream final
+    : public grpc::ClientBidiReactor<SubscribeRequest, SubscribeResponse> {
  public:
   Stream(Subscriber* owner, uint64_t generation) : generation(generation), owner_(owner) {}
 
@@ -116,8 +118,7 @@ absl::Status Subscriber::Start(DeliveryHandler handler) {
   }
   if (options_.max_in_flight < 1 || options_.max_in_flight > kMaxCredits) {
     return absl::InvalidArgumentError(absl::StrCat("options.max_in_flight: must be 1 to ",
-                                                   kMaxCredits, ", got ",
-                                                   options_.max_in_flight));
+                                                   kMaxCredits, ", got ", options_.max_in_flight));
   }
   if (options_.handler_concurrency < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -129,8 +130,9 @@ absl::Status Subscriber::Start(DeliveryHandler handler) {
         "options.initial_backoff: must be positive and at most options.max_backoff");
   }
   if (options_.default_lease < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("options.default_lease: must be at least 1s, got ",
-                                                   absl::FormatDuration(options_.default_lease)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("options.default_lease: must be at least 1s, got ",
+                     absl::FormatDuration(options_.default_lease)));
   }
   if (!handler) return absl::InvalidArgumentError("handler: must not be empty");
 
@@ -156,9 +158,12 @@ void Subscriber::Shutdown(absl::Duration grace) {
   const absl::Time deadline = absl::Now() + grace;
   const bool stopped_by_itself = stopped_;
   stopping_ = true;
-  // Deliveries no thread has started: left to the broker, which releases
-  // them to other consumers when the stream closes.
-  for (const Work& work : queue_) ForgetLeaseLocked(work.delivery.lease_id());
+  // Deliveries no thread has started go back to the broker unstarted
+  // (released: their attempt is not counted), to other consumers at once.
+  for (const Work& work : queue_) {
+    ForgetLeaseLocked(work.delivery.lease_id());
+    if (IsCurrentLocked(work.generation)) pending_settle_.add_releases(work.delivery.lease_id());
+  }
   held_ -= static_cast<int>(queue_.size());
   queue_.clear();
   if (backoff_pending_) backoff_alarm_->Cancel();
@@ -350,10 +355,9 @@ void Subscriber::OnRead(Stream* stream, bool ok) {
         const auto& deadline = response.attached().subscription().ack_deadline();
         lease_ = (deadline.seconds() > 0 || deadline.nanos() > 0) ? FromDuration(deadline)
                                                                   : options_.default_lease;
-        log::Info("broker_client.subscriber.attached",
-                  {{"subscription", options_.subscription},
-                   {"consumer", options_.consumer},
-                   {"credits", broker_credits_}});
+        log::Info("broker_client.subscriber.attached", {{"subscription", options_.subscription},
+                                                        {"consumer", options_.consumer},
+                                                        {"credits", broker_credits_}});
         break;
       }
       case SubscribeResponse::kDeliveries: {
@@ -376,11 +380,11 @@ void Subscriber::OnRead(Stream* stream, bool ok) {
       case SubscribeResponse::kRequestError:
         // The broker refused one of our messages and kept the stream: a bug
         // on one side or the other, worth a line, not a reconnect.
-        log::Warning("broker_client.subscriber.request_refused",
-                     {{"subscription", options_.subscription},
-                      {"code", absl::Status(static_cast<absl::StatusCode>(
-                                                response.request_error().code()),
-                                            response.request_error().message())}});
+        log::Warning(
+            "broker_client.subscriber.request_refused",
+            {{"subscription", options_.subscription},
+             {"code", absl::Status(static_cast<absl::StatusCode>(response.request_error().code()),
+                                   response.request_error().message())}});
         break;
       case SubscribeResponse::RESPONSE_NOT_SET:
         break;
@@ -521,9 +525,8 @@ void Subscriber::HandlerLoop() {
       } else {
         auto* nack = pending_settle_.add_nacks();
         nack->set_lease_id(lease_id);
-        nack->set_error(result.message().empty()
-                            ? absl::StatusCodeToString(result.code())
-                            : std::string(result.message()));
+        nack->set_error(result.message().empty() ? absl::StatusCodeToString(result.code())
+                                                 : std::string(result.message()));
       }
     }
     PumpLocked();

@@ -11,6 +11,10 @@
 //   ...
 //   subscriber.Shutdown(absl::Seconds(10));  // on SIGTERM
 
+#include <grpcpp/alarm.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -21,10 +25,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/alarm.h>
-#include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -105,7 +105,8 @@ class Subscriber {
   // or stop the subscriber (see Wait).
   absl::Status Start(DeliveryHandler handler);
 
-  // Stops taking deliveries (those not started are left to the broker),
+  // Stops taking deliveries (those not started are handed back to the
+  // broker as releases: redelivered at once, their attempt not counted),
   // waits up to `grace` for running handlers and for their settlements to
   // be written, then closes the stream; the broker releases whatever is
   // still unsettled at once. Idempotent; later calls wait for the first.

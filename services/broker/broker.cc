@@ -1121,6 +1121,18 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
         immediate.push_back(std::move(r));
       }
     }
+    for (const std::string& lease_id : settle.releases()) {
+      const std::optional<LeaseKey> key = check(lease_id, v1::NACK);
+      if (!key.has_value()) continue;
+      ReturnUnsentLocked(sub, *key);
+      if (confirm) {
+        v1::SettleResult r;
+        r.set_lease_id(lease_id);
+        r.set_kind(v1::NACK);
+        r.mutable_status();
+        immediate.push_back(std::move(r));
+      }
+    }
     for (const v1::Extend& ext : settle.extends()) {
       const std::optional<LeaseKey> key = check(ext.lease_id(), v1::EXTEND);
       if (!key.has_value()) continue;

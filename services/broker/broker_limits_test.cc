@@ -102,5 +102,25 @@ TEST_F(LimitsTest, DeliveriesThatNeverLeftTheBrokerAreNotCountedAsAttempts) {
   broker_->Detach(id2);
 }
 
+TEST_F(LimitsTest, ReleasedDeliveriesComeBackWithoutCountingAnAttempt) {
+  Create("q", Settings(absl::Seconds(30), /*max_attempts=*/1));
+  Publish({Event("r")});
+  FakeConsumer& first = NewConsumer();
+  const ConsumerId id = Attach("q", &first, 10);
+  std::vector<v1::Delivery> got = first.WaitForDeliveries(1);
+  ASSERT_EQ(got.size(), 1u);
+  v1::Settle release;
+  release.add_releases(got[0].lease_id());
+  broker_->Settle(id, release, /*confirm=*/true);
+  ASSERT_EQ(first.WaitForResults(1).size(), 1u);
+  // One attempt allowed, and still not dead-lettered: delivered again as
+  // attempt 1 (here to the same consumer, which still has credits).
+  got = first.WaitForDeliveries(2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].event().id(), "r");
+  EXPECT_EQ(got[1].attempt(), 1);
+  broker_->Detach(id);
+}
+
 }  // namespace
 }  // namespace pettube::broker
