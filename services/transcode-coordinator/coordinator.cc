@@ -112,6 +112,12 @@ absl::Status Coordinator::Start() {
 
 absl::Status Coordinator::Handle(const CloudEvent& event) {
   const std::string cause = absl::StrCat(event.source(), " ", event.id());
+  absl::Status s = Dispatch(cause, event);
+  if (options_.probe != nullptr) options_.probe->EventHandled(event.type(), s.ok());
+  return s;
+}
+
+absl::Status Coordinator::Dispatch(const std::string& cause, const CloudEvent& event) {
   const std::string& type = event.type();
   if (type == kUploaded) return OnUploaded(cause, event);
   if (type == kProgressed) return OnProgressed(cause, event);
@@ -146,6 +152,9 @@ absl::Status Coordinator::OnUploaded(const std::string& cause, const CloudEvent&
           ? absl::StatusOr<ev::SourceInfo>(
                 SourceFailure(ev::SOURCE_EMPTY, "source: the file is empty (0 bytes)"))
           : prober_.Probe(uploaded.source());
+  if (options_.probe != nullptr) {
+    options_.probe->Probed(info.ok() ? "ok" : IsPermanent(info.status()) ? "refused" : "retry");
+  }
   if (!info.ok() && !IsPermanent(info.status())) {
     log::Warning("coordinator.probe_retry", {{"media", media_id}, {"status", info.status()}});
     return info.status();
@@ -384,7 +393,7 @@ absl::Status Coordinator::OnCompleted(const std::string& cause, const CloudEvent
   write.cause = cause;
   if (auto s = MaybeComplete(**record, write.outbox_add); !s.ok()) return s;
   write.media = std::move(**record);
-  return CommitAndPublish(std::move(write));
+  return CommitAndPublish(std::move(write), {tv::SUCCEEDED});
 }
 
 absl::Status Coordinator::OnFailed(const std::string& cause, const CloudEvent& event) {
@@ -408,7 +417,9 @@ absl::Status Coordinator::OnFailed(const std::string& cause, const CloudEvent& e
   job->set_worker(f.worker());
   JobStore::Write write;
   write.cause = cause;
+  std::vector<tv::JobState> finished;
   if (f.permanent() || f.last_attempt()) {
+    finished.push_back(tv::FAILED);
     job->set_state(tv::FAILED);
     *job->mutable_end_time() = time::ToProto(absl::Now());
     if (!f.permanent()) {
@@ -423,7 +434,7 @@ absl::Status Coordinator::OnFailed(const std::string& cause, const CloudEvent& e
   }
   Touch(**record, job, cause);
   write.media = std::move(**record);
-  return CommitAndPublish(std::move(write));
+  return CommitAndPublish(std::move(write), finished);
 }
 
 absl::Status Coordinator::OnDeleted(const std::string& cause, const CloudEvent& event) {
@@ -463,7 +474,7 @@ absl::Status Coordinator::OnDeleted(const std::string& cause, const CloudEvent& 
   JobStore::Write write;
   write.cause = cause;
   write.media = std::move(r);
-  return CommitAndPublish(std::move(write));
+  return CommitAndPublish(std::move(write), std::vector<tv::JobState>(cancelled, tv::CANCELLED));
 }
 
 absl::Status Coordinator::OnDeadLetter(const CloudEvent& event, int attempts,
@@ -495,7 +506,7 @@ absl::Status Coordinator::OnDeadLetter(const CloudEvent& event, int attempts,
   FailMedia(**record, *job, write.outbox_add);
   Touch(**record, job, cause);
   write.media = std::move(**record);
-  return CommitAndPublish(std::move(write));
+  return CommitAndPublish(std::move(write), {tv::FAILED});
 }
 
 // --------------------------------------------------------------- API
@@ -637,7 +648,11 @@ absl::StatusOr<storage::MediaRecord> Coordinator::Cancel(absl::string_view media
   Touch(*record, nullptr, write.cause);
   storage::MediaRecord result = *record;
   write.media = std::move(*record);
-  if (auto s = CommitAndPublish(std::move(write)); !s.ok()) return s;
+  if (auto s =
+          CommitAndPublish(std::move(write), std::vector<tv::JobState>(cancelled, tv::CANCELLED));
+      !s.ok()) {
+    return s;
+  }
   return result;
 }
 
@@ -672,8 +687,16 @@ void Coordinator::NotifyWatchers(const storage::MediaRecord& record) {
 
 // ------------------------------------------------------ commit/publish
 
-absl::Status Coordinator::CommitAndPublish(JobStore::Write write) {
+absl::Status Coordinator::CommitAndPublish(JobStore::Write write,
+                                           std::vector<tv::JobState> finished) {
   if (auto s = store_.Commit(write); !s.ok()) return s;
+  if (options_.probe != nullptr) {
+    for (tv::JobState state : finished) options_.probe->JobFinished(tv::JobState_Name(state));
+    for (const CloudEvent& e : write.outbox_add) {
+      if (e.type() == kReady) options_.probe->MediaFinished("ready");
+      if (e.type() == kMediaFailed) options_.probe->MediaFinished("failed");
+    }
+  }
   NotifyWatchers(write.media);
   PublishOutbox(std::move(write.outbox_add));
   return absl::OkStatus();

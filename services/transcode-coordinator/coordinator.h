@@ -37,6 +37,7 @@
 #include "proto/io/cloudevents/v1/cloudevents.pb.h"
 #include "proto/pettube/events/v1/events.pb.h"
 #include "proto/pettube/transcode/v1/transcode.pb.h"
+#include "services/transcode-coordinator/coordinator_probe.h"
 #include "services/transcode-coordinator/job_store.h"
 #include "services/transcode-coordinator/ladder.h"
 #include "services/transcode-worker/object_writer.h"
@@ -75,6 +76,8 @@ class Coordinator {
     std::string event_source = "//pettube/transcode-coordinator";
     // Bucket of the outputs.
     std::string renditions_bucket = "renditions";
+    // Metrics; may be null.
+    CoordinatorProbe* probe = nullptr;
   };
 
   // Called with a job after every change of it. Must not block.
@@ -155,7 +158,9 @@ class Coordinator {
 
   // Commits, then notifies watchers and hands the new outbox events to the
   // sink.
-  absl::Status CommitAndPublish(JobStore::Write write);
+  absl::Status CommitAndPublish(JobStore::Write write,
+                                std::vector<pettube::transcode::v1::JobState> finished = {});
+  absl::Status Dispatch(const std::string& cause, const io::cloudevents::v1::CloudEvent& event);
   void PublishOutbox(std::vector<io::cloudevents::v1::CloudEvent> events);
   void NotifyWatchers(const storage::MediaRecord& record) ABSL_LOCKS_EXCLUDED(watch_mu_);
 

@@ -198,8 +198,9 @@ class CoordinatorTest : public ::testing::Test {
     auto store = RocksDbJobStore::Open(dir_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    coordinator_ =
-        std::make_unique<Coordinator>(Coordinator::Options{}, *store_, prober_, objects_, sink_);
+    Coordinator::Options options;
+    options.probe = &probe_;
+    coordinator_ = std::make_unique<Coordinator>(options, *store_, prober_, objects_, sink_);
     ASSERT_TRUE(coordinator_->Start().ok());
   }
   // Waits until the settle thread has applied the broker's acks.
@@ -223,6 +224,8 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   std::string dir_;
+  metrics::Registry registry_;
+  CoordinatorProbe probe_{registry_};
   FakeProber prober_;
   FakeObjects objects_;
   FakeSink sink_;
@@ -282,6 +285,12 @@ TEST_F(CoordinatorTest, AllJobsSucceededWritesMasterAndPublishesReadyOnce) {
   auto record = coordinator_->GetMedia("m1");
   ASSERT_TRUE(record.ok());
   EXPECT_EQ(record->state(), tv::COMPLETED);
+  const std::string metrics = registry_.Serialize();
+  EXPECT_NE(metrics.find("pettube_transcode_media_total{outcome=\"ready\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("pettube_transcode_jobs_finished_total{state=\"SUCCEEDED\"} 2"),
+            std::string::npos)
+      << metrics;
 }
 
 TEST_F(CoordinatorTest, LateCompletionOfAFinishedJobIsIgnored) {

@@ -69,7 +69,9 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_upload_server).empty()) {
     return server::ExitWith(absl::InvalidArgumentError("upload_server: required"));
   }
+  transcode::CoordinatorProbe probe(server::ProcessRegistry());
   transcode::Coordinator::Options options;
+  options.probe = &probe;
   if (const std::string p = absl::GetFlag(FLAGS_presets); !p.empty()) {
     auto presets = transcode::ParsePresets(p);
     if (!presets.ok()) return server::ExitWith(presets.status());
