@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
   publisher_options.configure_context = workload->ConfigureContext();
   broker_client::Publisher publisher(workload->broker_channel, publisher_options);
   BrokerEvents events(publisher);
+  transcode::WorkerProbe probe(server::ProcessRegistry());
   transcode::Worker::Options worker_options;
+  worker_options.probe = &probe;
   worker_options.name = name;
   worker_options.idle_exit = absl::GetFlag(FLAGS_idle_exit);
   worker_options.drain_deadline = absl::GetFlag(FLAGS_drain_deadline);

@@ -90,6 +90,7 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
     return absl::OkStatus();
   }
   const int attempt = std::max(1, delivery.attempt());
+  const absl::Time start = absl::Now();
   CancelToken cancel;
   {
     absl::MutexLock lock(&mu_);
@@ -141,6 +142,7 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
     absl::MutexLock lock(&first_mu);
     if (!skip_reason.empty()) {
       log::Info("worker.job_skipped", {{"job", job.job()}, {"why", skip_reason}});
+      Count("skipped", start);
       return absl::OkStatus();
     }
   }
@@ -167,12 +169,14 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
     if (auto s = events_.PublishAndWait(
             Event("pettube.transcode.job.completed", job.media(), *result, id), absl::Seconds(30));
         !s.ok()) {
+      Count("failed", start);
       return absl::UnavailableError(absl::StrCat("publish job.completed: ", s.message()));
     }
     log::Info("worker.job_completed",
               {{"job", job.job()},
                {"bytes", result->output().size_bytes()},
                {"seconds", absl::ToDoubleSeconds(time::FromProto(result->elapsed()))}});
+    Count("completed", start);
     return absl::OkStatus();
   }
   const absl::Status& error = result.status();
@@ -184,6 +188,7 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
     }
     log::Info("worker.job_cancelled", {{"job", job.job()}, {"why", cancel.reason()}});
     // Handed back when we stop; otherwise nobody wants it any more.
+    Count(draining ? "handed_back" : "cancelled", start);
     if (draining) return absl::UnavailableError("worker draining: job handed back");
     return absl::OkStatus();
   }
@@ -208,9 +213,14 @@ absl::Status Worker::Handle(const pettube::broker::v1::Delivery& delivery) {
   }
   log::Warning("worker.job_failed",
                {{"job", job.job()}, {"attempt", attempt}, {"last", last}, {"status", error}});
+  Count("failed", start);
   // Permanent: no point in another delivery.
   if (permanent) return absl::OkStatus();
   return error;
+}
+
+void Worker::Count(absl::string_view result, absl::Time start) {
+  if (options_.probe != nullptr) options_.probe->JobDone(result, absl::Now() - start);
 }
 
 void Worker::BeginDrain() {

@@ -29,6 +29,7 @@
 #include "proto/pettube/broker/v1/broker.pb.h"
 #include "proto/pettube/transcode/v1/transcode.grpc.pb.h"
 #include "services/transcode-worker/job_runner.h"
+#include "services/transcode-worker/worker_probe.h"
 
 namespace pettube::transcode {
 
@@ -82,6 +83,8 @@ class Worker {
     // How long to wait for the coordinator's first answer on a job.
     absl::Duration watch_first_wait = absl::Seconds(2);
     std::string event_source = "//pettube/transcode-worker";
+    // Metrics; may be null.
+    WorkerProbe* probe = nullptr;
   };
 
   // `watcher` may be null (no coordinator: every job is worked on).
@@ -105,6 +108,7 @@ class Worker {
                                         const google::protobuf::Message& payload,
                                         absl::string_view id);
   void IdleLoop(std::function<void()> on_idle) ABSL_LOCKS_EXCLUDED(mu_);
+  void Count(absl::string_view result, absl::Time start);
   void DrainLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;

@@ -170,10 +170,13 @@ class WorkerTest : public ::testing::Test {
   Worker::Options Opts() {
     Worker::Options o;
     o.name = "w1";
+    o.probe = &probe_;
     return o;
   }
 
   static std::string* clip_;
+  metrics::Registry registry_;
+  WorkerProbe probe_{registry_};
   NullObjects objects_;
   FakeEvents events_;
   FakeWatcher watcher_;
@@ -192,6 +195,10 @@ TEST_F(WorkerTest, CompletedJobIsPublishedThenAcked) {
   EXPECT_EQ(c.worker(), "w1");
   EXPECT_EQ(broker_client::GetAttribute(completed[0], "partitionkey").value_or(""), "m1");
   EXPECT_FALSE(events_.OfType("pettube.transcode.job.progressed").empty());
+  EXPECT_NE(
+      registry_.Serialize().find("pettube_transcode_worker_jobs_total{result=\"completed\"} 1"),
+      std::string::npos)
+      << registry_.Serialize();
 }
 
 TEST_F(WorkerTest, JobAlreadyDoneIsSkippedWithoutFfmpeg) {
