@@ -72,7 +72,8 @@ void WatchStatsReactor::Begin(absl::Time credentials_expire) {
       Unref();
     });
   }
-  stale_ = false;
+  // `stale_` stays as StatsChanged left it: a change after the snapshot
+  // is sent once this first write is done.
   WriteLocked(std::move(initial));
 }
 
@@ -103,21 +104,30 @@ void WatchStatsReactor::ArmLocked(absl::Time at) {
 }
 
 void WatchStatsReactor::OnAlarm(bool fired) {
+  bool read;
   {
     absl::MutexLock lock(&mu_);
     alarm_pending_ = false;
+    read = fired && !finished_ && !ending_.has_value();
+    // What is read next covers every change so far; a change during the
+    // read marks the stats stale again.
+    if (read) stale_ = false;
   }
-  if (fired) {
+  if (read) {
     // Read outside our lock: the broker takes its own, and calls
     // StatsChanged (which takes ours) under it.
     auto stats = broker_.GetStats(name_);
     absl::MutexLock lock(&mu_);
-    if (!finished_ && !ending_.has_value() && !writing_) {
+    if (!finished_ && !ending_.has_value()) {
       if (!stats.ok()) {
         ending_ = stats.status();
-        FinishLocked(*ending_);
+        if (!writing_) FinishLocked(*ending_);
+      } else if (writing_ || absl::Now() < last_write_ + interval_) {
+        // Another alarm's message went first: send after it, within the
+        // interval rule.
+        stale_ = true;
+        if (!writing_) ArmLocked(last_write_ + interval_);
       } else {
-        stale_ = false;
         WriteLocked(std::move(*stats));
       }
     }
