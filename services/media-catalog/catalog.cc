@@ -60,12 +60,13 @@ absl::Status CheckText(absl::string_view field, absl::string_view text, int max_
     }
     for (int i = 1; i < len; ++i) {
       if ((p[i] & 0xC0) != 0x80) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8 (bad continuation)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ": not valid UTF-8 (bad continuation)"));
       }
       cp = (cp << 6) | (p[i] & 0x3F);
     }
-    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-                          (len == 4 && cp < 0x10000);
+    const bool overlong =
+        (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
     if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": not valid UTF-8 (overlong, surrogate or out of range)"));
@@ -147,9 +148,8 @@ absl::StatusOr<StoredMedia> Catalog::Get(const auth::Caller& caller, absl::strin
 absl::StatusOr<MediaPage> Catalog::List(const auth::Caller& caller,
                                         const v1::ListMediaRequest& request) {
   if (request.page_size() < 0 || request.page_size() > options_.max_page_size) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size: must be 0 to ",
-                                                   options_.max_page_size, ", got ",
-                                                   request.page_size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size: must be 0 to ", options_.max_page_size, ", got ", request.page_size()));
   }
   const int page_size = request.page_size() == 0 ? options_.default_page_size : request.page_size();
   const v1::MediaState state = request.state();
@@ -176,9 +176,9 @@ absl::StatusOr<MediaPage> Catalog::List(const auth::Caller& caller,
     listing = "all";
   } else {
     if (!IsOwnerId(owner)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "owner: must be \"\", \"me\", \"public\", \"all\" or an identity id, got \"",
-          owner.substr(0, 200), "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("owner: must be \"\", \"me\", \"public\", \"all\" or an identity id, got \"",
+                       owner.substr(0, 200), "\""));
     }
     if (owner != caller.identity && !IsAdmin(caller)) {
       return absl::PermissionDeniedError(
@@ -228,8 +228,7 @@ absl::StatusOr<MediaPage> Catalog::List(const auth::Caller& caller,
 }
 
 absl::StatusOr<StoredMedia> Catalog::ReadForChange(const auth::Caller& caller,
-                                                   absl::string_view name,
-                                                   absl::string_view etag) {
+                                                   absl::string_view name, absl::string_view etag) {
   auto media = Get(caller, name);
   if (!media.ok()) return media.status();
   if (media->owner() != caller.identity && !IsAdmin(caller)) {
@@ -259,26 +258,25 @@ absl::StatusOr<StoredMedia> Catalog::Update(const auth::Caller& caller,
     } else if (path == "visibility") {
       visibility = true;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "update_mask.paths: \"", path.substr(0, 100),
-          "\" is not updatable; allowed: \"title\", \"description\", \"visibility\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("update_mask.paths: \"", path.substr(0, 100),
+                       "\" is not updatable; allowed: \"title\", \"description\", \"visibility\""));
     }
   }
   if (title) {
     if (auto s = CheckText("media.title", in.title(), options_.max_title_chars); !s.ok()) return s;
   }
   if (description) {
-    if (auto s = CheckText("media.description", in.description(),
-                           options_.max_description_chars);
+    if (auto s = CheckText("media.description", in.description(), options_.max_description_chars);
         !s.ok()) {
       return s;
     }
   }
   if (visibility && in.visibility() != v1::PRIVATE && in.visibility() != v1::PUBLIC &&
       in.visibility() != v1::UNLISTED) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "media.visibility: must be PRIVATE, PUBLIC or UNLISTED, got ",
-        static_cast<int>(in.visibility())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("media.visibility: must be PRIVATE, PUBLIC or UNLISTED, got ",
+                     static_cast<int>(in.visibility())));
   }
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto current = ReadForChange(caller, in.name(), in.etag());

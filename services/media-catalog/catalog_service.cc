@@ -22,7 +22,7 @@ class RefusedWatch : public grpc::ServerWriteReactor<v1::Media> {
 }  // namespace
 
 absl::StatusOr<auth::Caller> CatalogService::Authorize(const grpc::ServerContextBase& context,
-                                                      absl::string_view scope) const {
+                                                       absl::string_view scope) const {
   if (authenticator_ == nullptr) {
     return absl::UnauthenticatedError(
         "media-catalog runs without --auth_server: no caller can be authenticated");

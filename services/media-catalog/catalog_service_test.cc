@@ -56,8 +56,8 @@ class CatalogServiceTest : public ::testing::Test {
     auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("u1"));
     ASSERT_TRUE(ring.ok());
     signer_ = std::make_shared<signed_url::UrlSigner>(*ring);
-    view_ = std::make_unique<MediaView>(signer_,
-                                        MediaView::Options{.objects_url = "http://objects:1"});
+    view_ =
+        std::make_unique<MediaView>(signer_, MediaView::Options{.objects_url = "http://objects:1"});
     service_ = std::make_unique<CatalogService>(catalog_.get(), view_.get(), authenticator_.get(),
                                                 CatalogService::Options{dir_ + "/backups"});
     grpc::ServerBuilder builder;
@@ -66,8 +66,8 @@ class CatalogServiceTest : public ::testing::Test {
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(port, 0);
-    stub_ = v1::MediaCatalog::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                          grpc::InsecureChannelCredentials()));
+    stub_ = v1::MediaCatalog::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
@@ -77,9 +77,9 @@ class CatalogServiceTest : public ::testing::Test {
 
   std::string Token(const std::string& sub, const std::string& scope) {
     const int64_t now = absl::ToUnixSeconds(absl::Now());
-    nlohmann::json claims = {{"iss", "pettube-auth"}, {"aud", "pettube"}, {"sub", sub},
-                             {"iat", now},            {"nbf", now},       {"exp", now + 600},
-                             {"jti", "j"},            {"scope", scope}};
+    nlohmann::json claims = {
+        {"iss", "pettube-auth"}, {"aud", "pettube"}, {"sub", sub},    {"iat", now}, {"nbf", now},
+        {"exp", now + 600},      {"jti", "j"},       {"scope", scope}};
     return *auth::SignCompact(claims, *key_);
   }
 
@@ -235,8 +235,8 @@ TEST_F(CatalogServiceTest, WatchRefusesBadNamesAndOthersPrivateMedia) {
     v1::Media m;
     EXPECT_FALSE(stream->Read(&m));
     const grpc::Status s = stream->Finish();
-    EXPECT_EQ(s.error_code(), std::string(name) == "media/../x" ? grpc::INVALID_ARGUMENT
-                                                               : grpc::NOT_FOUND)
+    EXPECT_EQ(s.error_code(),
+              std::string(name) == "media/../x" ? grpc::INVALID_ARGUMENT : grpc::NOT_FOUND)
         << name << ": " << s.error_message();
   }
 }

@@ -39,14 +39,13 @@ auth::Caller Operator() {
 class CatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto catalog = Catalog::Create(
-        &store_, &feed_,
-        [this](io::cloudevents::v1::CloudEvent e, Catalog::DoneFn done) {
-          if (!publish_status_.ok()) return done(publish_status_);
-          published_.push_back(std::move(e));
-          done(absl::OkStatus());
-        },
-        {});
+    auto catalog = Catalog::Create(&store_, &feed_,
+                                   [this](io::cloudevents::v1::CloudEvent e, Catalog::DoneFn done) {
+                                     if (!publish_status_.ok()) return done(publish_status_);
+                                     published_.push_back(std::move(e));
+                                     done(absl::OkStatus());
+                                   },
+                                   {});
     ASSERT_TRUE(catalog.ok());
     catalog_ = std::move(*catalog);
   }
@@ -154,11 +153,13 @@ TEST_F(CatalogTest, AnotherPersonsPrivateMediaIsNotFoundButPublicAndUnlistedAreR
   up.mutable_update_mask()->add_paths("visibility");
   ASSERT_TRUE(catalog_->Update(Person("alice"), up).ok());
   EXPECT_TRUE(catalog_->Get(bob, "media/m1").ok());
-  EXPECT_TRUE(ListAll(bob, [] {
-                v1::ListMediaRequest r;
-                r.set_owner("public");
-                return r;
-              }()).empty());  // unlisted is never listed
+  EXPECT_TRUE(ListAll(bob,
+                      [] {
+                        v1::ListMediaRequest r;
+                        r.set_owner("public");
+                        return r;
+                      }())
+                  .empty());  // unlisted is never listed
   up.mutable_media()->set_visibility(v1::PUBLIC);
   ASSERT_TRUE(catalog_->Update(Person("alice"), up).ok());
   v1::ListMediaRequest pub;
@@ -374,12 +375,10 @@ TEST_F(CatalogTest, DeletePublishesTheEventAndRemovesTheRecordOnce) {
 
 TEST_F(CatalogTest, EveryCommittedChangeReachesItsWatchers) {
   std::vector<std::string> by_media, by_owner;
-  feed_.Subscribe({.media_id = "m1",
-                   .on_change = [&](const StoredMedia& m) {
+  feed_.Subscribe({.media_id = "m1", .on_change = [&](const StoredMedia& m) {
                      by_media.push_back(absl::StrCat(m.media_id(), "@", m.version()));
                    }});
-  feed_.Subscribe({.owner = "alice",
-                   .on_change = [&](const StoredMedia& m) {
+  feed_.Subscribe({.owner = "alice", .on_change = [&](const StoredMedia& m) {
                      by_owner.push_back(absl::StrCat(m.media_id(), "@", m.version()));
                    }});
   Apply(t::Uploaded("m1", "alice", "cat"));

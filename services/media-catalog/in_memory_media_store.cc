@@ -8,7 +8,8 @@ namespace pettube::catalog {
 absl::StatusOr<StoredMedia> InMemoryMediaStore::Get(absl::string_view media_id) {
   absl::MutexLock lock(&mu_);
   auto it = records_.find(std::string(media_id));
-  if (it == records_.end()) return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
+  if (it == records_.end())
+    return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
   return it->second;
 }
 
@@ -101,9 +102,7 @@ absl::Status InMemoryMediaStore::Checkpoint(const std::string&) {
   return absl::UnimplementedError("in-memory store: no checkpoints");
 }
 
-absl::StatusOr<std::string> InMemoryMediaStore::Secret() {
-  return std::string(32, 'k');
-}
+absl::StatusOr<std::string> InMemoryMediaStore::Secret() { return std::string(32, 'k'); }
 
 absl::StatusOr<bool> InMemoryMediaStore::IsEmpty() {
   absl::MutexLock lock(&mu_);

@@ -56,7 +56,8 @@ ABSL_FLAG(absl::Duration, broker_wait, absl::Seconds(30),
 int main(int argc, char** argv) {
   using namespace pettube;  // NOLINT: main only wires the parts together.
   const server::Options opts = server::ParseFlagsOrExit(argc, argv, "media-catalog");
-  auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db",
+  auto store = catalog::RocksDbMediaStore::Open(
+      opts.data_dir + "/db",
       {.sync = absl::GetFlag(FLAGS_sync),
        .block_cache_bytes = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_block_cache_mb)))
                             << 20});
@@ -105,11 +106,11 @@ int main(int argc, char** argv) {
         if (publisher == nullptr) {
           return done(absl::UnavailableError("media-catalog runs without --broker_server"));
         }
-        publisher->PublishAsync(std::move(event),
-                                [done = std::move(done)](
-                                    absl::StatusOr<broker_client::PublishResult> r) {
-                                  done(r.status());
-                                });
+        publisher->PublishAsync(
+            std::move(event),
+            [done = std::move(done)](absl::StatusOr<broker_client::PublishResult> r) {
+              done(r.status());
+            });
       },
       {});
   if (!core.ok()) return server::ExitWith(core.status());

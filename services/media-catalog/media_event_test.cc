@@ -70,11 +70,12 @@ TEST(DecodeEventTest, RefusesWhatCanNeverApplyNamingTheField) {
 
 TEST(ParseMediaNameTest, AcceptsOnlyWellFormedNames) {
   EXPECT_EQ(*ParseMediaName("name", "media/abc-1.2_X"), "abc-1.2_X");
-  for (const char* bad : {"", "media/", "media/..", "media/.", "medias/x", "media/a/b",
-                          "media/a b", "x"}) {
+  for (const char* bad :
+       {"", "media/", "media/..", "media/.", "medias/x", "media/a/b", "media/a b", "x"}) {
     EXPECT_TRUE(absl::IsInvalidArgument(ParseMediaName("name", bad).status())) << bad;
   }
-  EXPECT_TRUE(absl::IsInvalidArgument(ParseMediaName("name", "media/" + std::string(129, 'a')).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(ParseMediaName("name", "media/" + std::string(129, 'a')).status()));
 }
 
 TEST(MergeEventTest, TheLifeCycleOfOneMedia) {
@@ -99,8 +100,8 @@ TEST(MergeEventTest, TheLifeCycleOfOneMedia) {
 
 TEST(MergeEventTest, AnyOrderOfTheSameEventsGivesTheSameRecord) {
   std::vector<io::cloudevents::v1::CloudEvent> events = {
-      t::Uploaded("m1", "alice", "cat"),       t::JobRequested("m1", "alice", "360p"),
-      t::JobProgressed("m1", "360p", 0.4),     t::JobCompleted("m1", "alice", "360p"),
+      t::Uploaded("m1", "alice", "cat"),        t::JobRequested("m1", "alice", "360p"),
+      t::JobProgressed("m1", "360p", 0.4),      t::JobCompleted("m1", "alice", "360p"),
       t::JobCompleted("m1", "alice", "poster"), t::Ready("m1", "alice"),
       t::JobProgressed("m1", "360p", 0.9),
   };
@@ -113,9 +114,9 @@ TEST(MergeEventTest, AnyOrderOfTheSameEventsGivesTheSameRecord) {
     std::vector<io::cloudevents::v1::CloudEvent> shuffled;
     for (int i : order) shuffled.push_back(events[i]);
     const StoredMedia got = Project(shuffled);
-    ASSERT_TRUE(MessageDifferencer::Equals(got, expected))
-        << "order #" << permutations << ":\n" << got.DebugString() << "\nvs\n"
-        << expected.DebugString();
+    ASSERT_TRUE(MessageDifferencer::Equals(got, expected)) << "order #" << permutations << ":\n"
+                                                           << got.DebugString() << "\nvs\n"
+                                                           << expected.DebugString();
     ++permutations;
   } while (std::next_permutation(order.begin(), order.end()));
   EXPECT_EQ(permutations, 5040);
@@ -132,8 +133,8 @@ TEST(MergeEventTest, TheNewestGenerationDecidesTheOutcomeInEitherOrder) {
   EXPECT_EQ(DerivedState(Project({up, ready1, failed2})), v1::FAILED);
   EXPECT_EQ(DerivedState(Project({up, failed2, ready1})), v1::FAILED);
   // A job's older generation is ignored once a newer one reported.
-  StoredMedia m = Project({up, t::JobProgressed("m1", "360p", 0.2, 2),
-                           t::JobProgressed("m1", "360p", 0.9, 1)});
+  StoredMedia m =
+      Project({up, t::JobProgressed("m1", "360p", 0.2, 2), t::JobProgressed("m1", "360p", 0.9, 1)});
   EXPECT_DOUBLE_EQ(m.jobs().at("media/m1/jobs/360p").progress(), 0.2);
 }
 

@@ -22,8 +22,8 @@ bool IsSafeKey(absl::string_view key) {
   for (absl::string_view segment : absl::StrSplit(key, '/')) {
     if (segment.empty() || segment == "." || segment == "..") return false;
     for (char c : segment) {
-      const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
       if (!ok) return false;
     }
   }
@@ -50,7 +50,8 @@ std::string MediaView::Url(absl::string_view bucket, absl::string_view key,
 
 v1::Media MediaView::Render(const StoredMedia& m) const {
   const absl::Time expire = options_.now() + options_.url_ttl;
-  const std::string prefix = absl::StrCat(kRenditionsBucket, "/", m.owner(), "/", m.media_id(), "/");
+  const std::string prefix =
+      absl::StrCat(kRenditionsBucket, "/", m.owner(), "/", m.media_id(), "/");
   const bool signing = signer_ != nullptr && !m.owner().empty();
   // One token covers every object of the item: one HMAC per render.
   const std::string token = signing ? signer_->Sign(prefix, expire) : "";

@@ -75,9 +75,8 @@ TEST_F(MediaViewTest, EveryPlayableObjectHasASignedUrlForTheItemsPrefix) {
   EXPECT_EQ(m.renditions(0).video_codec(), "h264");
   EXPECT_EQ(m.renditions(0).bitrate_kbps(), 2880);
   EXPECT_EQ(m.poster().name(), "poster");
-  for (const std::string& url :
-       {m.renditions(0).url(), m.renditions(0).hls_playlist_url(), m.renditions(1).url(),
-        m.poster().url(), m.hls_master_url()}) {
+  for (const std::string& url : {m.renditions(0).url(), m.renditions(0).hls_playlist_url(),
+                                 m.renditions(1).url(), m.poster().url(), m.hls_master_url()}) {
     ASSERT_FALSE(url.empty());
     EXPECT_TRUE(VerifyUrl(*signer_, url, now_).ok()) << url;
     EXPECT_FALSE(VerifyUrl(*signer_, url, now_ + absl::Minutes(11)).ok()) << "expired " << url;

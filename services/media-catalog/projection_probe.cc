@@ -12,8 +12,7 @@ metrics::Family<metrics::Counter>& Events(metrics::Registry& registry) {
 
 }  // namespace
 
-ProjectionProbe::ProjectionProbe(metrics::Registry& registry)
-    : ProjectionProbe(Events(registry)) {}
+ProjectionProbe::ProjectionProbe(metrics::Registry& registry) : ProjectionProbe(Events(registry)) {}
 
 ProjectionProbe::ProjectionProbe(metrics::Family<metrics::Counter>& events)
     : applied_(events.Add({{"result", "applied"}})),

@@ -6,12 +6,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/storage/rocksdb_status.h"
+#include "openssl/rand.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
-#include "openssl/rand.h"
 
 namespace pettube::catalog {
 namespace {
@@ -108,8 +108,8 @@ absl::Status RocksDbMediaStore::Write(const StoredMedia& record, uint64_t expect
                                       absl::string_view event_key) {
   if (record.media_id().empty()) return absl::InvalidArgumentError("record.media_id: empty");
   if (record.version() != expected_version + 1) {
-    return absl::InvalidArgumentError(absl::StrCat("record.version: must be ",
-                                                   expected_version + 1, ", is ", record.version()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("record.version: must be ", expected_version + 1, ", is ", record.version()));
   }
   absl::MutexLock lock(&StripeFor(record.media_id()));
   if (!event_key.empty()) {

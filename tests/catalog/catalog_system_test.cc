@@ -80,15 +80,18 @@ class CatalogSystemTest : public ::testing::Test {
     std::ofstream(config_ + "/clients.json") << absl::StrCat(
         R"([{"client_id": "media-catalog", "secret_file": ")", config_,
         R"(/media-catalog.secret", "scopes": ["events.subscribe", "events.publish", "events.admin"]},
-            {"client_id": "tester", "secret_file": ")", config_,
+            {"client_id": "tester", "secret_file": ")",
+        config_,
         R"(/tester.secret", "scopes": ["events.subscribe", "events.publish", "events.admin"]},
-            {"client_id": "ops", "secret_file": ")", config_,
-        R"(/ops.secret", "scopes": ["media.read", "media.admin"]}])");
+            {"client_id": "ops", "secret_file": ")",
+        config_, R"(/ops.secret", "scopes": ["media.read", "media.admin"]}])");
     std::ofstream(config_ + "/url_keys") << signed_url::KeyRing::GenerateText("k1");
-    auth_ = Start("auth-token-exchange", NewTempDir("auth"),
-                  {"--dev_idp", absl::StrCat("--workload_clients_file=", config_, "/clients.json")});
+    auth_ =
+        Start("auth-token-exchange", NewTempDir("auth"),
+              {"--dev_idp", absl::StrCat("--workload_clients_file=", config_, "/clients.json")});
     auth_channel_ = grpc::CreateChannel(auth_.grpc, grpc::InsecureChannelCredentials());
-    broker_ = Start("broker", NewTempDir("broker"), {"--auth_server=" + auth_.grpc, "--sync=false"});
+    broker_ =
+        Start("broker", NewTempDir("broker"), {"--auth_server=" + auth_.grpc, "--sync=false"});
     broker_channel_ = grpc::CreateChannel(broker_.grpc, grpc::InsecureChannelCredentials());
     broker_stub_ = broker::v1::Broker::NewStub(broker_channel_);
     tester_ = std::make_shared<auth::WorkloadTokenSource>(
@@ -139,7 +142,8 @@ class CatalogSystemTest : public ::testing::Test {
     req.set_subject_token(id_token.id_token());
     req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
     auth::v1::ExchangeTokenResponse resp;
-    EXPECT_TRUE(auth::v1::TokenExchange::NewStub(auth_channel_)->ExchangeToken(&ctx, req, &resp).ok());
+    EXPECT_TRUE(
+        auth::v1::TokenExchange::NewStub(auth_channel_)->ExchangeToken(&ctx, req, &resp).ok());
     std::string id = resp.identity().name();
     if (absl::StartsWith(id, "identities/")) id = id.substr(std::string("identities/").size());
     return {id, resp.access_token()};
@@ -396,10 +400,13 @@ TEST_F(CatalogSystemTest, WatchMediaSurvivesARestartByReconnecting) {
   again_ctx->set_wait_for_ready(true);
   auto again = stub_->WatchMedia(again_ctx.get(), req);
   do {
-    ASSERT_TRUE(again->Read(&m))
-        << again->Finish().error_message() << "\nlast: " << m.ShortDebugString() << "\nstats: "
-        << WaitForStats([](const auto&) { return true; }).ShortDebugString() << "\n"
-        << catalog_.process->Stderr();
+    ASSERT_TRUE(again->Read(&m)) << again->Finish().error_message()
+                                 << "\nlast: " << m.ShortDebugString()
+                                 << "\nstats: " << WaitForStats([](const auto&) {
+                                                     return true;
+                                                   }).ShortDebugString()
+                                 << "\n"
+                                 << catalog_.process->Stderr();
   } while (m.state() == catalog::v1::UPLOADED);  // until the backlog is projected
   EXPECT_EQ(m.state(), catalog::v1::PROCESSING);
   Publish(t::Ready("w1", alice));
@@ -494,10 +501,13 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
   // --rebuild refuses a store that holds records.
   {
     std::vector<std::string> args = {
-        "--auth_server=" + auth_.grpc, "--broker_server=" + broker_.grpc,
+        "--auth_server=" + auth_.grpc,
+        "--broker_server=" + broker_.grpc,
         "--client_id=media-catalog",
-        absl::StrCat("--client_secret_file=", config_, "/media-catalog.secret"), "--rebuild",
-        "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+        absl::StrCat("--client_secret_file=", config_, "/media-catalog.secret"),
+        "--rebuild",
+        "--listen=127.0.0.1:0",
+        "--metrics_listen=127.0.0.1:0",
         absl::StrCat("--data_dir=", catalog_dir_, "/data")};
     auto p = ChildProcess::Start(RunfilePath("services/media-catalog/media-catalog"), args,
                                  catalog_dir_ + "/refused.log");
@@ -523,8 +533,8 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
   // ...and --replay_since the backup's time brings back what came after it.
   restore("replayed");
   const std::string since = absl::FormatTime(
-      absl::RFC3339_full,
-      absl::FromUnixSeconds(backup.create_time().seconds()) - absl::Seconds(1), absl::UTCTimeZone());
+      absl::RFC3339_full, absl::FromUnixSeconds(backup.create_time().seconds()) - absl::Seconds(1),
+      absl::UTCTimeZone());
   StartCatalog("127.0.0.1:0", {"--replay_since=" + since});
   WaitForStats([](const auto& s) { return s.backlog() == 0 && s.in_flight() == 0; });
   EXPECT_EQ(Snapshot(stub_.get(), ops_.get()), after);

@@ -154,7 +154,8 @@ int Load() {
   std::ifstream token_file(absl::GetFlag(FLAGS_token_file));
   std::string token;
   std::getline(token_file, token);
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
   auto stub = v1::MediaCatalog::NewStub(channel);
   const bool list = absl::GetFlag(FLAGS_method) == "list";
   const int64_t records = absl::GetFlag(FLAGS_records);
@@ -217,7 +218,8 @@ int Load() {
   for (int i = 0; i < concurrency; ++i) issue();
   {
     absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* r) { return *r == 0; }, &running));
+    mu.Await(absl::Condition(
+        +[](int* r) { return *r == 0; }, &running));
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   std::sort(latencies_ms.begin(), latencies_ms.end());
@@ -256,7 +258,8 @@ int Token() {
 
 int Backlog() {
   auto tokens = Tokens({"events.publish", "events.subscribe", "events.admin"});
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_broker), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_broker), grpc::InsecureChannelCredentials());
   auto configure = [tokens](grpc::ClientContext& ctx) { (void)tokens->Attach(ctx); };
   if (auto s = EnsureSubscription(channel, configure, "subscriptions/media-catalog",
                                   CatalogSubscription(5), absl::Seconds(30));
@@ -272,9 +275,9 @@ int Backlog() {
   std::atomic<int64_t> failed{0};
   for (int64_t i = 0; i < events; ++i) {
     const std::string id = MediaId(i / 10);
-    io::cloudevents::v1::CloudEvent e =
-        i % 10 == 0 ? t::Uploaded(id, OwnerId(i / 10 % 1000), "clip")
-                    : t::JobProgressed(id, absl::StrCat("r", i % 10), 0.5);
+    io::cloudevents::v1::CloudEvent e = i % 10 == 0
+                                            ? t::Uploaded(id, OwnerId(i / 10 % 1000), "clip")
+                                            : t::JobProgressed(id, absl::StrCat("r", i % 10), 0.5);
     publisher.PublishAsync(std::move(e), [&](absl::StatusOr<broker_client::PublishResult> r) {
       if (!r.ok()) ++failed;
     });
