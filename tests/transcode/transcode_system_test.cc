@@ -417,5 +417,50 @@ TEST_F(TranscodeSystemTest, LastAttemptLostWithItsWorkerStillFailsTheMedia) {
       << failed.error();
 }
 
+TEST_F(TranscodeSystemTest, PeopleSeeAndSteerOnlyTheirOwnPlans) {
+  StartCoordinator();
+  // Alice's upload fails (audio only): she may read and retry its plan.
+  const std::string media = Upload(MakeClip(clips_ + "/audio.mp4", 2, "320x240", false));
+  ASSERT_TRUE(observer_->WaitFor(media, absl::Seconds(60)).has_value());
+  auto as = [](const std::string& token) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(transcode::testing::In(10));
+    return ctx;
+  };
+  const std::string alice = stack_->SignIn("alice");
+  const std::string bob = stack_->SignIn("bob");
+  tv::GetTranscodePlanRequest get;
+  get.set_name(media + "/plan");
+  tv::TranscodePlan plan;
+  grpc::Status s = coordinator_stub_->GetTranscodePlan(as(alice).get(), get, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(plan.state(), tv::PLAN_FAILED);
+  EXPECT_EQ(plan.reason(), ev::NO_VIDEO_STREAM);
+  // Bob cannot tell it exists.
+  s = coordinator_stub_->GetTranscodePlan(as(bob).get(), get, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  tv::RetryMediaRequest retry;
+  retry.set_name(media);
+  s = coordinator_stub_->RetryMedia(as(bob).get(), retry, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  // No token at all.
+  grpc::ClientContext anonymous;
+  anonymous.set_deadline(transcode::testing::In(10));
+  s = coordinator_stub_->GetTranscodePlan(&anonymous, get, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  // Alice retries: re-probed, a new generation, failed again for the same reason.
+  s = coordinator_stub_->RetryMedia(as(alice).get(), retry, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(plan.generation(), 2);
+  EXPECT_EQ(plan.state(), tv::PLAN_FAILED);
+  EXPECT_TRUE(observer_->WaitForCount(media, "pettube.media.failed", 2, absl::Seconds(30)));
+  // A malformed name is refused, naming the field.
+  get.set_name("media/../plan");
+  s = coordinator_stub_->GetTranscodePlan(as(alice).get(), get, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("name: must be"), std::string::npos) << s.error_message();
+}
+
 }  // namespace
 }  // namespace pettube
