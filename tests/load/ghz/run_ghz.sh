@@ -16,7 +16,7 @@
 #   ${PETTUBE_WORKLOAD_TOKEN}  a workload token with events.publish:
 #                              `pettube workload-token --client_id=pettube-admin
 #                                 --secret_file=$PETTUBE_HOME/secrets/pettube-admin.secret
-#                                 --scope=events.publish`
+#                                 --scopes=events.publish`
 #   ${PETTUBE_MEDIA}           one of the signed-in person's media
 #                              (`pettube ls --json`), for GetMedia
 # Set any of them in the environment to use your own value. Addresses come
@@ -52,7 +52,7 @@ if [ -z "${PETTUBE_ACCESS_TOKEN:-}" ]; then
 fi
 if [ -z "${PETTUBE_WORKLOAD_TOKEN:-}" ]; then
   PETTUBE_WORKLOAD_TOKEN=$("$pettube" workload-token --client_id=pettube-admin \
-    --secret_file="$home/secrets/pettube-admin.secret" --scope=events.publish)
+    --secret_file="$home/secrets/pettube-admin.secret" --scopes=events.publish)
 fi
 if [ -z "${PETTUBE_MEDIA:-}" ]; then
   PETTUBE_MEDIA=$("$pettube" ls --json | /usr/bin/python3 -c \
