@@ -3,6 +3,7 @@
 // resume from a partial file, rm, and the exit codes for not found and
 // not signed in.
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -10,8 +11,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cli/pettube/config.h"
+#include "cli/pettube/session.h"
 #include "gtest/gtest.h"
+#include "libs/client/channel.h"
 #include "libs/testing/child_process.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/local_stack.h"
@@ -112,6 +117,44 @@ TEST_F(CliTest, APersonsSessionFromLoginToRm) {
   EXPECT_EQ(Pettube(absl::StrCat("show ", media)), 4) << out_;
   ASSERT_EQ(Pettube("logout"), 0);
   EXPECT_EQ(Pettube("whoami"), 3) << out_;
+}
+
+TEST_F(CliTest, LoginWithAnIdTokenFromStdin) {
+  // Any trusted OIDC issuer's ID token; here the dev provider's, minted
+  // separately, as a Google ID token would be.
+  ASSERT_EQ(Pettube(absl::StrCat("dev-id-token oidc-user")), 0) << out_;
+  std::ofstream(dir_ + "/id_token.txt") << out_;
+  ASSERT_EQ(Pettube("login --id_token_file=- < id_token.txt"), 0) << out_;
+  ASSERT_EQ(Pettube("whoami --json"), 0) << out_;
+  const auto who = nlohmann::json::parse(out_);
+  EXPECT_EQ(who["login"], "oidc");
+  EXPECT_TRUE(absl::StartsWith(who["identity"].get<std::string>(), "identities/")) << out_;
+  std::ofstream(dir_ + "/bad.txt") << "not-a-jwt";
+  EXPECT_EQ(Pettube("login --id_token_file=bad.txt"), 3) << out_;
+}
+
+TEST_F(CliTest, CredentialsAreRenewedBeforeTheyExpire) {
+  ASSERT_EQ(Pettube("login renew-me"), 0) << out_;
+  const std::string path = dir_ + "/config/pettube/credentials.json";
+  auto before = cli::ParseCredentials(ReadAll(path));
+  ASSERT_TRUE(before.ok());
+  // A clock 56 minutes ahead: the hour-long token has 4 minutes left.
+  cli::Session session(dir_ + "/config/pettube", "",
+                       [](const std::string& target) {
+                         return client::MakeChannel(target, client::ChannelOptions{});
+                       },
+                       [] { return absl::Now() + absl::Minutes(56); });
+  auto renewed = session.Current();
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_NE(renewed->access_token, before->access_token);
+  EXPECT_GE(renewed->expire_time, before->expire_time);  // Issued by the real clock.
+  EXPECT_EQ(renewed->identity, before->identity);
+  auto stored = cli::ParseCredentials(ReadAll(path));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->access_token, renewed->access_token);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
 }
 
 }  // namespace
