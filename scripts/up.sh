@@ -282,6 +282,17 @@ demo() {
     return 1
   fi
   echo "$streams" | sed 's/^/    /'
+  # The HLS master playlist plays too: its relative references stay signed.
+  local hls
+  hls=$("$pettube" play-url "$media" --rendition=hls)
+  echo "-- ffprobe (HLS) $hls"
+  # (ffprobe lists an HLS variant's streams once per program: dedupe.)
+  if ! streams=$(ffprobe -v error -show_entries stream=codec_type,codec_name,width,height \
+    -of compact=p=0 "$hls" | grep . | sort -u) || [ -z "$streams" ]; then
+    echo "demo: ffprobe could not play the HLS playlist $hls" >&2
+    return 1
+  fi
+  echo "$streams" | sed 's/^/    /'
   echo "== demo done in $((SECONDS - start)) s: $media is READY and plays"
 }
 
