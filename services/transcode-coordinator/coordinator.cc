@@ -329,10 +329,14 @@ absl::Status Coordinator::MaybeComplete(storage::MediaRecord& record,
   return absl::OkStatus();
 }
 
-absl::Status Coordinator::OnProgressed(const std::string& cause, const CloudEvent& event) {
-  ev::TranscodeJobProgressed p;
-  if (auto s = broker_client::UnpackPayload(event, &p); !s.ok()) return Drop(s.message(), event);
-  auto [media_id, job_id] = JobIdsOf(p.job());
+template <typename Report, typename Apply>
+absl::Status Coordinator::OnJobReport(const std::string& cause, const CloudEvent& event,
+                                      Apply apply) {
+  Report report;
+  if (auto s = broker_client::UnpackPayload(event, &report); !s.ok()) {
+    return Drop(s.message(), event);
+  }
+  auto [media_id, job_id] = JobIdsOf(report.job());
   if (media_id.empty()) return Drop("job: not \"media/{m}/jobs/{j}\"", event);
   absl::MutexLock lock(&LockFor(media_id));
   auto seen = store_.HasCause(cause);
@@ -341,100 +345,93 @@ absl::Status Coordinator::OnProgressed(const std::string& cause, const CloudEven
   auto record = store_.GetMedia(media_id);
   if (!record.ok()) return record.status();
   if (!record->has_value()) return Drop("unknown media", event);
-  tv::Job* job = FindJob(**record, p.job());
+  tv::Job* job = FindJob(**record, report.job());
   if (job == nullptr) return Drop("unknown job", event);
-  if (p.generation() != job->generation() || IsFinal(job->state())) return absl::OkStatus();
-  job->set_state(tv::RUNNING);
-  job->set_progress(std::clamp(p.progress(), 0.0, 1.0));
-  job->set_worker(p.worker());
-  job->set_attempts(std::max(job->attempts(), p.attempt()));
-  if (!job->has_start_time()) *job->mutable_start_time() = time::ToProto(absl::Now());
-  Touch(**record, job, cause);
-  JobStore::Write write;
-  write.cause = cause;
-  write.media = std::move(**record);
-  return CommitAndPublish(std::move(write));
+  return apply(report, **record, job);
+}
+
+absl::Status Coordinator::OnProgressed(const std::string& cause, const CloudEvent& event) {
+  return OnJobReport<ev::TranscodeJobProgressed>(
+      cause, event,
+      [&](const ev::TranscodeJobProgressed& p, storage::MediaRecord& record,
+          tv::Job* job) -> absl::Status {
+        if (p.generation() != job->generation() || IsFinal(job->state())) return absl::OkStatus();
+        job->set_state(tv::RUNNING);
+        job->set_progress(std::clamp(p.progress(), 0.0, 1.0));
+        job->set_worker(p.worker());
+        job->set_attempts(std::max(job->attempts(), p.attempt()));
+        if (!job->has_start_time()) *job->mutable_start_time() = time::ToProto(absl::Now());
+        Touch(record, job, cause);
+        JobStore::Write write;
+        write.cause = cause;
+        write.media = std::move(record);
+        return CommitAndPublish(std::move(write));
+      });
 }
 
 absl::Status Coordinator::OnCompleted(const std::string& cause, const CloudEvent& event) {
-  ev::TranscodeJobCompleted c;
-  if (auto s = broker_client::UnpackPayload(event, &c); !s.ok()) return Drop(s.message(), event);
-  auto [media_id, job_id] = JobIdsOf(c.job());
-  if (media_id.empty()) return Drop("job: not \"media/{m}/jobs/{j}\"", event);
-  absl::MutexLock lock(&LockFor(media_id));
-  auto seen = store_.HasCause(cause);
-  if (!seen.ok()) return seen.status();
-  if (*seen) return absl::OkStatus();
-  auto record = store_.GetMedia(media_id);
-  if (!record.ok()) return record.status();
-  if (!record->has_value()) return Drop("unknown media", event);
-  tv::Job* job = FindJob(**record, c.job());
-  if (job == nullptr) return Drop("unknown job", event);
-  if (c.generation() != job->generation() || IsFinal(job->state())) {
-    log::Info("coordinator.completion_ignored", {{"job", c.job()},
-                                                 {"worker", c.worker()},
-                                                 {"state", tv::JobState_Name(job->state())},
-                                                 {"generation", c.generation()},
-                                                 {"current_generation", job->generation()}});
-    return absl::OkStatus();
-  }
-  job->set_state(tv::SUCCEEDED);
-  job->set_progress(1.0);
-  job->set_worker(c.worker());
-  job->set_attempts(std::max(job->attempts(), c.attempt()));
-  job->clear_error();
-  job->set_reason(ev::FAILURE_REASON_UNSPECIFIED);
-  *job->mutable_result() = c;
-  *job->mutable_elapsed() = c.elapsed();
-  *job->mutable_end_time() = time::ToProto(absl::Now());
-  if (!job->has_start_time()) *job->mutable_start_time() = job->end_time();
-  Touch(**record, job, cause);
-  JobStore::Write write;
-  write.cause = cause;
-  if (auto s = MaybeComplete(**record, write.outbox_add); !s.ok()) return s;
-  write.media = std::move(**record);
-  return CommitAndPublish(std::move(write), {tv::SUCCEEDED});
+  return OnJobReport<ev::TranscodeJobCompleted>(
+      cause, event,
+      [&](const ev::TranscodeJobCompleted& c, storage::MediaRecord& record,
+          tv::Job* job) -> absl::Status {
+        if (c.generation() != job->generation() || IsFinal(job->state())) {
+          log::Info("coordinator.completion_ignored", {{"job", c.job()},
+                                                       {"worker", c.worker()},
+                                                       {"state", tv::JobState_Name(job->state())},
+                                                       {"generation", c.generation()},
+                                                       {"current_generation", job->generation()}});
+          return absl::OkStatus();
+        }
+        job->set_state(tv::SUCCEEDED);
+        job->set_progress(1.0);
+        job->set_worker(c.worker());
+        job->set_attempts(std::max(job->attempts(), c.attempt()));
+        job->clear_error();
+        job->set_reason(ev::FAILURE_REASON_UNSPECIFIED);
+        *job->mutable_result() = c;
+        *job->mutable_elapsed() = c.elapsed();
+        *job->mutable_end_time() = time::ToProto(absl::Now());
+        if (!job->has_start_time()) *job->mutable_start_time() = job->end_time();
+        Touch(record, job, cause);
+        JobStore::Write write;
+        write.cause = cause;
+        if (auto s = MaybeComplete(record, write.outbox_add); !s.ok()) return s;
+        write.media = std::move(record);
+        return CommitAndPublish(std::move(write), {tv::SUCCEEDED});
+      });
 }
 
 absl::Status Coordinator::OnFailed(const std::string& cause, const CloudEvent& event) {
-  ev::TranscodeJobFailed f;
-  if (auto s = broker_client::UnpackPayload(event, &f); !s.ok()) return Drop(s.message(), event);
-  auto [media_id, job_id] = JobIdsOf(f.job());
-  if (media_id.empty()) return Drop("job: not \"media/{m}/jobs/{j}\"", event);
-  absl::MutexLock lock(&LockFor(media_id));
-  auto seen = store_.HasCause(cause);
-  if (!seen.ok()) return seen.status();
-  if (*seen) return absl::OkStatus();
-  auto record = store_.GetMedia(media_id);
-  if (!record.ok()) return record.status();
-  if (!record->has_value()) return Drop("unknown media", event);
-  tv::Job* job = FindJob(**record, f.job());
-  if (job == nullptr) return Drop("unknown job", event);
-  if (f.generation() != job->generation() || IsFinal(job->state())) return absl::OkStatus();
-  job->set_attempts(std::max(job->attempts(), f.attempt()));
-  job->set_error(f.error());
-  job->set_reason(f.reason());
-  job->set_worker(f.worker());
-  JobStore::Write write;
-  write.cause = cause;
-  std::vector<tv::JobState> finished;
-  if (f.permanent() || f.last_attempt()) {
-    finished.push_back(tv::FAILED);
-    job->set_state(tv::FAILED);
-    *job->mutable_end_time() = time::ToProto(absl::Now());
-    if (!f.permanent()) {
-      job->set_reason(ev::ATTEMPTS_EXHAUSTED);
-      job->set_error(absl::StrCat("failed ", f.attempt(), " times; last: ", f.error()));
-    }
-    FailMedia(**record, *job, write.outbox_add);
-  } else {
-    // The broker redelivers it.
-    job->set_state(tv::QUEUED);
-    job->set_progress(0);
-  }
-  Touch(**record, job, cause);
-  write.media = std::move(**record);
-  return CommitAndPublish(std::move(write), finished);
+  return OnJobReport<ev::TranscodeJobFailed>(
+      cause, event,
+      [&](const ev::TranscodeJobFailed& f, storage::MediaRecord& record,
+          tv::Job* job) -> absl::Status {
+        if (f.generation() != job->generation() || IsFinal(job->state())) return absl::OkStatus();
+        job->set_attempts(std::max(job->attempts(), f.attempt()));
+        job->set_error(f.error());
+        job->set_reason(f.reason());
+        job->set_worker(f.worker());
+        JobStore::Write write;
+        write.cause = cause;
+        std::vector<tv::JobState> finished;
+        if (f.permanent() || f.last_attempt()) {
+          finished.push_back(tv::FAILED);
+          job->set_state(tv::FAILED);
+          *job->mutable_end_time() = time::ToProto(absl::Now());
+          if (!f.permanent()) {
+            job->set_reason(ev::ATTEMPTS_EXHAUSTED);
+            job->set_error(absl::StrCat("failed ", f.attempt(), " times; last: ", f.error()));
+          }
+          FailMedia(record, *job, write.outbox_add);
+        } else {
+          // The broker redelivers it.
+          job->set_state(tv::QUEUED);
+          job->set_progress(0);
+        }
+        Touch(record, job, cause);
+        write.media = std::move(record);
+        return CommitAndPublish(std::move(write), finished);
+      });
 }
 
 absl::Status Coordinator::OnDeleted(const std::string& cause, const CloudEvent& event) {

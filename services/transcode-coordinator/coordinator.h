@@ -140,6 +140,13 @@ class Coordinator {
   absl::Status OnCompleted(const std::string& cause, const io::cloudevents::v1::CloudEvent& event);
   absl::Status OnFailed(const std::string& cause, const io::cloudevents::v1::CloudEvent& event);
   absl::Status OnDeleted(const std::string& cause, const io::cloudevents::v1::CloudEvent& event);
+  // What the three job reports share: unpack a `Report`, skip a cause
+  // already applied, load the media and its job under the media's lock,
+  // then `apply(report, record, job)`, still under that lock. A report
+  // naming no known media or job is dropped with the reason.
+  template <typename Report, typename Apply>
+  absl::Status OnJobReport(const std::string& cause, const io::cloudevents::v1::CloudEvent& event,
+                           Apply apply);
 
   // Builds the jobs of a fresh plan (generation `job_generation`) into
   // `record` and their job.requested events into `outbox`.
