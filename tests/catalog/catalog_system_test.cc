@@ -22,6 +22,7 @@
 #include "libs/broker_client/publisher.h"
 #include "libs/signed_url/url_signer.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
@@ -129,24 +130,10 @@ class CatalogSystemTest : public ::testing::Test {
 
   // A person's sign-in through the dev IdP; returns {identity id, token}.
   std::pair<std::string, std::string> SignIn(const std::string& user) {
-    auto idp = auth::v1::DevIdentityProvider::NewStub(auth_channel_);
-    grpc::ClientContext mint_ctx;
-    mint_ctx.set_deadline(In(10));
-    auth::v1::MintIdTokenRequest mint;
-    mint.set_user(user);
-    auth::v1::MintIdTokenResponse id_token;
-    EXPECT_TRUE(idp->MintIdToken(&mint_ctx, mint, &id_token).ok());
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(10));
-    auth::v1::ExchangeTokenRequest req;
-    req.set_subject_token(id_token.id_token());
-    req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
-    auth::v1::ExchangeTokenResponse resp;
-    EXPECT_TRUE(
-        auth::v1::TokenExchange::NewStub(auth_channel_)->ExchangeToken(&ctx, req, &resp).ok());
-    std::string id = resp.identity().name();
-    if (absl::StartsWith(id, "identities/")) id = id.substr(std::string("identities/").size());
-    return {id, resp.access_token()};
+    auto signed_in = ::pettube::testing::DevSignIn(auth_channel_, user);
+    EXPECT_TRUE(signed_in.ok()) << signed_in.status();
+    if (!signed_in.ok()) return {};
+    return {::pettube::testing::IdentityId(*signed_in), signed_in->access_token()};
   }
 
   void Publish(io::cloudevents::v1::CloudEvent e) {

@@ -22,6 +22,7 @@
 #include "cli/pettube/uploader.h"
 #include "gtest/gtest.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
 #include "libs/time/proto_time.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
@@ -88,24 +89,9 @@ class StoryTest : public ::testing::Test {
 
   // A person's access token through the dev identity provider.
   std::string SignIn(const std::string& user) {
-    auto channel = Channel("auth-token-exchange");
-    grpc::ClientContext mint_ctx;
-    Deadline(mint_ctx);
-    auth::v1::MintIdTokenRequest mint;
-    mint.set_user(user);
-    auth::v1::MintIdTokenResponse minted;
-    EXPECT_TRUE(auth::v1::DevIdentityProvider::NewStub(channel)
-                    ->MintIdToken(&mint_ctx, mint, &minted)
-                    .ok());
-    grpc::ClientContext ctx;
-    Deadline(ctx);
-    auth::v1::ExchangeTokenRequest req;
-    req.set_subject_token(minted.id_token());
-    req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
-    auth::v1::ExchangeTokenResponse resp;
-    const grpc::Status s = auth::v1::TokenExchange::NewStub(channel)->ExchangeToken(&ctx, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp.access_token();
+    auto signed_in = ::pettube::testing::DevSignIn(Channel("auth-token-exchange"), user);
+    EXPECT_TRUE(signed_in.ok()) << signed_in.status();
+    return signed_in.ok() ? signed_in->access_token() : "";
   }
 
   static void Auth(grpc::ClientContext& ctx, const std::string& token) {

@@ -15,6 +15,7 @@
 #include "libs/broker_client/event_builder.h"
 #include "libs/broker_client/publisher.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
@@ -70,22 +71,9 @@ class AuthTest : public ::testing::Test {
 
   // The whole sign-in: dev IdP ID token -> ExchangeToken.
   auth::v1::ExchangeTokenResponse SignIn(const std::string& user) {
-    auto idp = auth::v1::DevIdentityProvider::NewStub(auth_channel_);
-    grpc::ClientContext mint_ctx;
-    mint_ctx.set_deadline(In(10));
-    auth::v1::MintIdTokenRequest mint;
-    mint.set_user(user);
-    auth::v1::MintIdTokenResponse id_token;
-    EXPECT_TRUE(idp->MintIdToken(&mint_ctx, mint, &id_token).ok());
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(10));
-    auth::v1::ExchangeTokenRequest req;
-    req.set_subject_token(id_token.id_token());
-    req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
-    auth::v1::ExchangeTokenResponse resp;
-    const grpc::Status s = exchange_->ExchangeToken(&ctx, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp;
+    auto signed_in = ::pettube::testing::DevSignIn(auth_channel_, user);
+    EXPECT_TRUE(signed_in.ok()) << signed_in.status();
+    return signed_in.ok() ? *std::move(signed_in) : auth::v1::ExchangeTokenResponse();
   }
 
   Running auth_;

@@ -27,6 +27,7 @@
 #include "libs/broker_client/subscriber.h"
 #include "libs/signed_url/url_signer.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
@@ -174,25 +175,13 @@ class UploadSystemTest : public ::testing::Test {
 
   // Signs a person in through the dev identity provider.
   auth::v1::ExchangeTokenResponse SignIn(const std::string& user) {
-    auto idp = auth::v1::DevIdentityProvider::NewStub(auth_channel_);
-    grpc::ClientContext mint_ctx;
-    mint_ctx.set_deadline(In(10));
-    auth::v1::MintIdTokenRequest mint;
-    mint.set_user(user);
-    auth::v1::MintIdTokenResponse id_token;
-    EXPECT_TRUE(idp->MintIdToken(&mint_ctx, mint, &id_token).ok());
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(10));
-    auth::v1::ExchangeTokenRequest req;
-    req.set_subject_token(id_token.id_token());
-    req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
-    auth::v1::ExchangeTokenResponse resp;
-    EXPECT_TRUE(auth::v1::TokenExchange::NewStub(auth_channel_)->ExchangeToken(&ctx, req, &resp).ok());
-    return resp;
+    auto signed_in = ::pettube::testing::DevSignIn(auth_channel_, user);
+    EXPECT_TRUE(signed_in.ok()) << signed_in.status();
+    return signed_in.ok() ? *std::move(signed_in) : auth::v1::ExchangeTokenResponse();
   }
 
   static std::string IdentityId(const auth::v1::ExchangeTokenResponse& r) {
-    return r.identity().name().substr(sizeof("identities/") - 1);
+    return ::pettube::testing::IdentityId(r);
   }
 
   void Authorize(grpc::ClientContext& ctx, const std::string& token) {

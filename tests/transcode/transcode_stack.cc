@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "libs/broker_client/event_builder.h"
 #include "libs/signed_url/url_signer.h"
+#include "libs/testing/dev_sign_in.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 #include "proto/pettube/upload/v1/upload.grpc.pb.h"
@@ -314,23 +315,9 @@ void TranscodeStack::StartSupervisor(int max_workers, absl::Duration worker_idle
 }
 
 std::string TranscodeStack::SignIn(const std::string& user) {
-  auto idp = pettube::auth::v1::DevIdentityProvider::NewStub(auth_channel_);
-  grpc::ClientContext mint_ctx;
-  mint_ctx.set_deadline(In(10));
-  pettube::auth::v1::MintIdTokenRequest mint;
-  mint.set_user(user);
-  pettube::auth::v1::MintIdTokenResponse id_token;
-  EXPECT_TRUE(idp->MintIdToken(&mint_ctx, mint, &id_token).ok());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(In(10));
-  pettube::auth::v1::ExchangeTokenRequest req;
-  req.set_subject_token(id_token.id_token());
-  req.set_subject_token_type("urn:ietf:params:oauth:token-type:id_token");
-  pettube::auth::v1::ExchangeTokenResponse resp;
-  grpc::Status st =
-      pettube::auth::v1::TokenExchange::NewStub(auth_channel_)->ExchangeToken(&ctx, req, &resp);
-  EXPECT_TRUE(st.ok()) << st.error_message();
-  return resp.access_token();
+  auto signed_in = pettube::testing::DevSignIn(auth_channel_, user);
+  EXPECT_TRUE(signed_in.ok()) << signed_in.status();
+  return signed_in.ok() ? signed_in->access_token() : "";
 }
 
 std::string TranscodeStack::Upload(const std::string& bytes, const std::string& title) {
