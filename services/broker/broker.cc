@@ -242,7 +242,10 @@ struct Broker::CollectHook {
 // ----------------------------------------------------------------- set-up
 
 Broker::Broker(BrokerStore* store, Options options, metrics::Registry* registry)
-    : store_(store), options_(options), registry_(registry) {
+    : store_(store),
+      options_(options),
+      registry_(registry),
+      recent_(options.event_cache_events, static_cast<size_t>(options.event_cache_bytes)) {
   published_ = &metrics::BuildCounter()
                     .Name("pettube_broker_events_published_total")
                     .Help("Events durably appended to the log.")

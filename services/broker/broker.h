@@ -90,6 +90,11 @@ class Broker {
     // Retrying and key-blocked events keep theirs only within half of it
     // (the rest are read again when due).
     int64_t max_subscription_bytes = 128 << 20;
+    // Events just published or read, kept for the subscriptions' refills:
+    // at most this many, of at most this many bytes (part of the memory
+    // budget main.cc divides).
+    size_t event_cache_events = 8192;
+    int64_t event_cache_bytes = 32 << 20;
   };
 
   // Loads subscriptions and their backlogs from `store` (not owned).
@@ -257,7 +262,7 @@ class Broker {
   absl::flat_hash_map<std::string, uint32_t> sub_by_name_ ABSL_GUARDED_BY(mu_);
   FilterIndex index_ ABSL_GUARDED_BY(mu_);
   // Events just published or read, shared by the subscriptions' refills.
-  EventCache recent_ ABSL_GUARDED_BY(mu_){8192, 32 << 20};
+  EventCache recent_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<ConsumerId, std::unique_ptr<ConsumerState>> consumers_ ABSL_GUARDED_BY(mu_);
   StatsWatchers watchers_ ABSL_GUARDED_BY(mu_);
   ConsumerId next_consumer_id_ ABSL_GUARDED_BY(mu_) = 1;
