@@ -9,12 +9,12 @@
 #include "absl/time/clock.h"
 #include "libs/log/log.h"
 #include "libs/time/proto_time.h"
+#include "services/broker/event_validation.h"
 #include "services/broker/filter.h"
 
 namespace pettube::broker {
 namespace {
 
-constexpr char kSubscriptionsPrefix[] = "subscriptions/";
 constexpr size_t kRefillBatch = 256;
 // A refill starts when fewer entries than this are ready, so the next batch
 // is read while the current one is delivered.
@@ -26,35 +26,8 @@ constexpr size_t kMaxReadyInMemory = 1024;
 // ordering key; past it, loading pauses until keys free up.
 constexpr size_t kMaxBlocked = 10000;
 
-constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
-constexpr absl::Duration kMinAckDeadline = absl::Seconds(1);
-constexpr absl::Duration kMaxAckDeadline = absl::Hours(12);
-constexpr int kDefaultMaxAttempts = 5;
-constexpr int kMaxMaxAttempts = 1000;
-constexpr absl::Duration kDefaultMinBackoff = absl::Seconds(1);
-constexpr absl::Duration kDefaultMaxBackoff = absl::Seconds(60);
-
 using time::FromProto;
 using time::ToProto;
-
-// A lease id on the wire: "subscription-sequence-attempt-key".
-struct LeaseIdParts {
-  uint64_t subscription, sequence, attempt, key;
-};
-
-std::optional<LeaseIdParts> ParseLeaseId(absl::string_view id) {
-  uint64_t v[4];
-  for (int i = 0; i < 4; ++i) {
-    const size_t end = i < 3 ? id.find('-') : id.size();
-    if (end == absl::string_view::npos || end == 0) return std::nullopt;
-    for (char ch : id.substr(0, end)) {
-      if (ch < '0' || ch > '9') return std::nullopt;
-    }
-    if (!absl::SimpleAtoi(id.substr(0, end), &v[i])) return std::nullopt;
-    id.remove_prefix(i < 3 ? end + 1 : end);
-  }
-  return LeaseIdParts{v[0], v[1], v[2], v[3]};
-}
 
 // The CloudEvents `partitionkey` extension ("" if absent or unreadable).
 std::string PartitionKey(const StoredEvent& stored) {
@@ -63,70 +36,6 @@ std::string PartitionKey(const StoredEvent& stored) {
   auto it = e.attributes().find("partitionkey");
   if (it == e.attributes().end()) return "";
   return it->second.ce_string();
-}
-
-bool ValidAttributeName(absl::string_view name) {
-  if (name.empty() || name.size() > 20) return false;
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
-  }
-  return true;
-}
-
-absl::Status ValidateSubscriptionId(const std::string& id) {
-  const bool ok = !id.empty() && id.size() <= 63 && id[0] >= 'a' && id[0] <= 'z' &&
-                  std::all_of(id.begin(), id.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-                  });
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "subscription_id: must be 1-63 of [a-z0-9-] starting with a letter, got \"", id, "\""));
-}
-
-absl::Status ValidateName(const std::string& name, absl::string_view field) {
-  if (name.rfind(kSubscriptionsPrefix, 0) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be \"subscriptions/{id}\", got \"", name, "\""));
-  }
-  auto s = ValidateSubscriptionId(name.substr(sizeof(kSubscriptionsPrefix) - 1));
-  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", s.message()));
-  return absl::OkStatus();
-}
-
-// Fills defaults and checks ranges of the mutable settings.
-absl::Status NormalizeSettings(v1::Subscription& sub) {
-  if (auto s = ValidateFilter(sub.filter()); !s.ok()) return s;
-  if (!sub.has_ack_deadline()) *sub.mutable_ack_deadline() = ToProto(kDefaultAckDeadline);
-  const absl::Duration ack = FromProto(sub.ack_deadline());
-  if (ack < kMinAckDeadline || ack > kMaxAckDeadline) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ack_deadline: must be 1s to 12h, got ", absl::FormatDuration(ack)));
-  }
-  if (sub.max_delivery_attempts() == 0) sub.set_max_delivery_attempts(kDefaultMaxAttempts);
-  if (sub.max_delivery_attempts() < 1 || sub.max_delivery_attempts() > kMaxMaxAttempts) {
-    return absl::InvalidArgumentError(absl::StrCat("max_delivery_attempts: must be 1 to ",
-                                                   kMaxMaxAttempts, ", got ",
-                                                   sub.max_delivery_attempts()));
-  }
-  auto* retry = sub.mutable_retry_policy();
-  if (!retry->has_min_backoff()) *retry->mutable_min_backoff() = ToProto(kDefaultMinBackoff);
-  if (!retry->has_max_backoff()) *retry->mutable_max_backoff() = ToProto(kDefaultMaxBackoff);
-  const absl::Duration min_b = FromProto(retry->min_backoff());
-  const absl::Duration max_b = FromProto(retry->max_backoff());
-  if (min_b < absl::ZeroDuration() || max_b < min_b || max_b > absl::Hours(12)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("retry_policy: need 0 <= min_backoff <= max_backoff <= 12h, got min ",
-                     absl::FormatDuration(min_b), " max ", absl::FormatDuration(max_b)));
-  }
-  if (sub.has_max_age() && FromProto(sub.max_age()) <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("max_age: must be positive when set");
-  }
-  if (!v1::Ordering_IsValid(sub.ordering())) {
-    return absl::InvalidArgumentError(absl::StrCat("ordering: unknown value ", sub.ordering()));
-  }
-  if (sub.ordering() == v1::ORDERING_UNSPECIFIED) sub.set_ordering(v1::ORDERING_NONE);
-  if (!sub.has_dead_letter_policy()) sub.mutable_dead_letter_policy()->set_enabled(true);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -403,36 +312,6 @@ void Broker::UnregisterLocked(SubState& sub) {
 
 // ----------------------------------------------------------------- publish
 
-absl::Status Broker::ValidateEvent(const CloudEvent& e) const {
-  if (e.id().empty()) return absl::InvalidArgumentError("event.id: must not be empty");
-  if (e.source().empty()) return absl::InvalidArgumentError("event.source: must not be empty");
-  if (e.spec_version() != "1.0") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("event.spec_version: must be \"1.0\", got \"", e.spec_version(), "\""));
-  }
-  if (e.type().empty()) return absl::InvalidArgumentError("event.type: must not be empty");
-  for (const auto& [name, value] : e.attributes()) {
-    if (!ValidAttributeName(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "event.attributes[\"", name, "\"]: names are 1-20 of [a-z0-9] (CloudEvents)"));
-    }
-    if (name == "id" || name == "source" || name == "specversion" || name == "type") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("event.attributes[\"", name, "\"]: set it in the event's own field"));
-    }
-    if (value.attr_case() == CloudEvent::CloudEventAttributeValue::ATTR_NOT_SET) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("event.attributes[\"", name, "\"]: no value set"));
-    }
-  }
-  const size_t size = e.ByteSizeLong();
-  if (size > options_.max_event_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("event: ", size, " bytes exceeds the ",
-                                                   options_.max_event_bytes, "-byte limit"));
-  }
-  return absl::OkStatus();
-}
-
 void Broker::Publish(std::vector<CloudEvent> events, PublishDone done, const Access& access) {
   struct State {
     std::vector<CloudEvent> events;
@@ -450,7 +329,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done, const Acc
   state->valid.resize(events.size());
   bool any_valid = false;
   for (size_t i = 0; i < events.size(); ++i) {
-    absl::Status s = ValidateEvent(events[i]);
+    absl::Status s = ValidateEvent(events[i], options_.max_event_bytes);
     if (s.ok() && options_.access_policy != nullptr) {
       s = options_.access_policy->CheckPublish(access, events[i]);
     }
@@ -759,7 +638,8 @@ void Broker::DispatchLocked(SubState& sub) {
     // nonce, so a late settlement of an old delivery can be told apart from
     // garbage and is never credited to the redelivery.
     const LeaseKey key = ++lease_nonce_;
-    std::string lease_id = absl::StrCat(sub.id, "-", entry.seq, "-", attempt.attempts, "-", key);
+    std::string lease_id =
+        FormatLeaseId({sub.id, entry.seq, static_cast<uint64_t>(attempt.attempts), key});
     const absl::Time deadline = now + FromProto(sub.config.ack_deadline());
     OutboundDelivery delivery;
     delivery.header.set_lease_id(std::move(lease_id));
@@ -1111,8 +991,8 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
       std::optional<absl::Duration> delay;
       if (nack.has_delay()) {
         delay = FromProto(nack.delay());
-        if (*delay < absl::ZeroDuration() || *delay > absl::Hours(12)) {
-          delay = std::clamp(*delay, absl::ZeroDuration(), absl::Hours(12));
+        if (*delay < absl::ZeroDuration() || *delay > kMaxNackDelay) {
+          delay = std::clamp(*delay, absl::ZeroDuration(), kMaxNackDelay);
         }
       }
       ReleaseLeaseLocked(sub, *key, nack.error().empty() ? "nacked" : nack.error(), delay);

@@ -194,7 +194,6 @@ class Broker {
   Broker(BrokerStore* store, Options options, metrics::Registry* registry);
   absl::Status Load();
 
-  absl::Status ValidateEvent(const CloudEvent& event) const;
   void PreparePublish(std::vector<CloudEvent>& events, std::vector<v1::PublishResult>& results,
                       std::vector<std::shared_ptr<const StoredEvent>>& stored,
                       std::vector<std::vector<uint32_t>>& routes, BrokerStore::Batch& batch);
@@ -231,8 +230,7 @@ class Broker {
   // the ready queue, its attempt not counted.
   void ReturnUnsentLocked(SubState& sub, LeaseKey lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetryOrDeadLetterLocked(SubState& sub, uint64_t seq, std::optional<absl::Duration> delay,
-                               HeldEvent event)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                               HeldEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `reason` by value: callers pass strings that live in the state this erases.
   void DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
                         std::shared_ptr<const StoredEvent> event)
