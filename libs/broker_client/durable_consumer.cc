@@ -1,9 +1,9 @@
 #include "libs/broker_client/durable_consumer.h"
 
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "libs/log/log.h"
 #include "libs/status/grpc_status.h"
+#include "libs/time/backoff.h"
 
 namespace pettube::broker_client {
 
@@ -33,8 +33,9 @@ bool DurableConsumer::consuming() const {
 
 void DurableConsumer::Run(DeliveryHandler handler) {
   auto stub = pettube::broker::v1::Broker::NewStub(channel_);
-  absl::BitGen jitter;
-  absl::Duration backoff = options_.initial_backoff;
+  time::Backoff backoff(time::MakeBackoffPolicy(options_.initial_backoff, options_.max_backoff,
+                                                time::Jitter::kEqual));
+  int failures = 0;
   while (true) {
     grpc::ClientContext context;
     // Waits for the broker to be reachable instead of failing at once.
@@ -59,10 +60,7 @@ void DurableConsumer::Run(DeliveryHandler handler) {
     log::Warning("broker_client.create_subscription_failed",
                  {{"subscription", subscription_id_}, {"code", status::FromGrpcStatus(status)}});
     // A real deadline (backoff), woken early by Shutdown.
-    const absl::Duration wait =
-        absl::Microseconds(absl::Uniform<int64_t>(jitter, absl::ToInt64Microseconds(backoff) / 2,
-                                                  absl::ToInt64Microseconds(backoff) + 1));
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    const absl::Duration wait = backoff.Delay(++failures);
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
     if (stopping_) return;

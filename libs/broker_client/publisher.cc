@@ -97,7 +97,9 @@ Publisher::Publisher(std::shared_ptr<grpc::Channel> channel)
 
 Publisher::Publisher(std::shared_ptr<grpc::Channel> channel, Options options)
     : options_(Sanitized(std::move(options))),
-      stub_(pettube::broker::v1::Broker::NewStub(std::move(channel))) {}
+      stub_(pettube::broker::v1::Broker::NewStub(std::move(channel))),
+      backoff_(time::MakeBackoffPolicy(options_.initial_backoff, options_.max_backoff,
+                                       time::Jitter::kEqual)) {}
 
 Publisher::~Publisher() { Shutdown(options_.shutdown_timeout); }
 
@@ -218,22 +220,12 @@ void Publisher::ConnectOrScheduleLocked() {
     StartStreamLocked();
     return;
   }
-  const absl::Duration delay = NextBackoffLocked();
+  const absl::Duration delay = backoff_.Delay(consecutive_failures_);
   backoff_alarm_ = std::make_unique<grpc::Alarm>();
   backoff_pending_ = true;
   // A gRPC timer rather than a thread: nothing runs until the deadline.
   backoff_alarm_->Set(absl::ToChronoTime(absl::Now() + delay),
                       [this](bool fired) { OnBackoffDone(fired); });
-}
-
-absl::Duration Publisher::NextBackoffLocked() {
-  absl::Duration ceiling = options_.initial_backoff;
-  for (int i = 1; i < consecutive_failures_ && ceiling < options_.max_backoff; ++i) {
-    ceiling *= 2;
-  }
-  ceiling = std::min(ceiling, options_.max_backoff);
-  // Jitter spreads the reconnects of many publishers after a broker restart.
-  return ceiling * absl::Uniform(jitter_, 0.5, 1.0);
 }
 
 void Publisher::StartStreamLocked() {

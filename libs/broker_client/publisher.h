@@ -8,6 +8,10 @@
 //   absl::StatusOr<PublishResult> r = publisher.PublishAndWait(event, absl::Seconds(5));
 //   absl::Status drained = publisher.Flush(absl::Seconds(5));
 
+#include <grpcpp/alarm.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -16,16 +20,12 @@
 #include <set>
 #include <vector>
 
-#include <grpcpp/alarm.h>
-#include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
-
 #include "absl/base/thread_annotations.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/time/backoff.h"
 #include "proto/io/cloudevents/v1/cloudevents.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
@@ -140,7 +140,6 @@ class Publisher {
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseStreamLocked(Stream* stream, bool cancel) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeReleaseHoldLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration NextBackoffLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reactions of the current Stream and of the backoff alarm.
   void OnRead(Stream* stream, bool ok) ABSL_LOCKS_EXCLUDED(mu_);
@@ -184,7 +183,9 @@ class Publisher {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   // Shutdown has finished, callbacks included.
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;
-  absl::BitGen jitter_ ABSL_GUARDED_BY(mu_);
+  // Equal jitter spreads the reconnects of many publishers after a broker
+  // restart.
+  time::Backoff backoff_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pettube::broker_client

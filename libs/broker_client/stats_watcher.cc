@@ -56,7 +56,10 @@ class StatsWatcher::Stream final
 };
 
 StatsWatcher::StatsWatcher(std::shared_ptr<grpc::Channel> channel, Options options)
-    : options_(std::move(options)), stub_(pettube::broker::v1::Broker::NewStub(channel)) {}
+    : options_(std::move(options)),
+      stub_(pettube::broker::v1::Broker::NewStub(channel)),
+      backoff_(time::MakeBackoffPolicy(options_.initial_backoff, options_.max_backoff,
+                                       time::Jitter::kEqual)) {}
 
 StatsWatcher::~StatsWatcher() { Shutdown(); }
 
@@ -124,13 +127,7 @@ void StatsWatcher::OnStreamDone(const grpc::Status& grpc_status) {
     } else {
       notify = options_.on_stream_end;
       ++consecutive_failures_;
-      absl::Duration ceiling = options_.initial_backoff;
-      for (int i = 1; i < consecutive_failures_ && ceiling < options_.max_backoff; ++i) {
-        ceiling *= 2;
-      }
-      ceiling = std::min(ceiling, options_.max_backoff);
-      // Jitter spreads the reconnects of many watchers after a restart.
-      const absl::Duration delay = ceiling * absl::Uniform(jitter_, 0.5, 1.0);
+      const absl::Duration delay = backoff_.Delay(consecutive_failures_);
       backoff_alarm_ = std::make_unique<grpc::Alarm>();
       backoff_pending_ = true;
       backoff_alarm_->Set(absl::ToChronoTime(absl::Now() + delay),

@@ -28,10 +28,10 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/time/backoff.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube::broker_client {
@@ -124,7 +124,8 @@ class StatsWatcher {
   std::unique_ptr<grpc::Alarm> backoff_alarm_ ABSL_GUARDED_BY(mu_);
   bool backoff_pending_ ABSL_GUARDED_BY(mu_) = false;
   int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::BitGen jitter_ ABSL_GUARDED_BY(mu_);
+  // Equal jitter spreads the reconnects of many watchers after a restart.
+  time::Backoff backoff_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pettube::broker_client

@@ -99,7 +99,9 @@ Subscriber::Subscriber(std::shared_ptr<grpc::Channel> channel, Options options)
       concurrency_(options_.handler_concurrency > 0 ? options_.handler_concurrency
                                                     : options_.max_in_flight),
       stub_(pettube::broker::v1::Broker::NewStub(std::move(channel))),
-      lease_(options_.default_lease) {}
+      lease_(options_.default_lease),
+      backoff_(time::MakeBackoffPolicy(options_.initial_backoff, options_.max_backoff,
+                                       time::Jitter::kEqual)) {}
 
 Subscriber::~Subscriber() {
   Shutdown(options_.shutdown_grace);
@@ -267,22 +269,12 @@ void Subscriber::StartStreamLocked() {
 }
 
 void Subscriber::ScheduleReconnectLocked() {
-  const absl::Duration delay = NextBackoffLocked();
+  const absl::Duration delay = backoff_.Delay(consecutive_failures_);
   backoff_alarm_ = std::make_unique<grpc::Alarm>();
   backoff_pending_ = true;
   // A gRPC timer rather than a thread: nothing runs until the deadline.
   backoff_alarm_->Set(absl::ToChronoTime(absl::Now() + delay),
                       [this](bool /*fired*/) { OnBackoffDone(); });
-}
-
-absl::Duration Subscriber::NextBackoffLocked() {
-  absl::Duration ceiling = options_.initial_backoff;
-  for (int i = 1; i < consecutive_failures_ && ceiling < options_.max_backoff; ++i) {
-    ceiling *= 2;
-  }
-  ceiling = std::min(ceiling, options_.max_backoff);
-  // Jitter spreads the re-attaches of many consumers after a broker restart.
-  return ceiling * absl::Uniform(jitter_, 0.5, 1.0);
 }
 
 bool Subscriber::IsCurrentLocked(uint64_t generation) const {

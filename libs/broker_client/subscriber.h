@@ -28,10 +28,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/time/backoff.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube::broker_client {
@@ -135,7 +135,6 @@ class Subscriber {
   void ArmExtendAlarmLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetLeaseLocked(const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopLocked(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration NextBackoffLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsCurrentLocked(uint64_t generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reactions of the current Stream and of the two timers.
@@ -198,7 +197,9 @@ class Subscriber {
   std::unique_ptr<grpc::Alarm> backoff_alarm_ ABSL_GUARDED_BY(mu_);
   bool backoff_pending_ ABSL_GUARDED_BY(mu_) = false;
   int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::BitGen jitter_ ABSL_GUARDED_BY(mu_);
+  // Equal jitter spreads the re-attaches of many consumers after a broker
+  // restart.
+  time::Backoff backoff_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pettube::broker_client

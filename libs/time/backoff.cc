@@ -6,6 +6,14 @@
 
 namespace pettube::time {
 
+BackoffPolicy MakeBackoffPolicy(absl::Duration initial, absl::Duration max, Jitter jitter) {
+  BackoffPolicy policy;
+  policy.initial = initial;
+  policy.max = max;
+  policy.jitter = jitter;
+  return policy;
+}
+
 absl::Duration BackoffCeiling(const BackoffPolicy& policy, int attempt) {
   const absl::Duration max = std::max(policy.max, policy.initial);
   absl::Duration ceiling = policy.initial;

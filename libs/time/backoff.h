@@ -28,6 +28,9 @@ struct BackoffPolicy {
   Jitter jitter = Jitter::kEqual;
 };
 
+// Spelled out because C++17 has no designated initializers.
+BackoffPolicy MakeBackoffPolicy(absl::Duration initial, absl::Duration max, Jitter jitter);
+
 // min(max, initial * 2^(attempt-1)); attempts below 1 count as 1.
 absl::Duration BackoffCeiling(const BackoffPolicy& policy, int attempt);
 
