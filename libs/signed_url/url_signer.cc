@@ -54,13 +54,13 @@ absl::StatusOr<KeyRing> KeyRing::Parse(absl::string_view text) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": secret is not base64"));
     }
     if (key.secret.size() < kMinSecretBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": secret must be at least ",
-                                                     kMinSecretBytes, " bytes, got ",
-                                                     key.secret.size()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": secret must be at least ", kMinSecretBytes, " bytes, got ", key.secret.size()));
     }
     for (const Key& k : keys) {
       if (k.id == key.id) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": key id \"", key.id, "\" repeated"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": key id \"", key.id, "\" repeated"));
       }
     }
     keys.push_back(std::move(key));
@@ -85,10 +85,10 @@ std::string KeyRing::GenerateText(absl::string_view key_id) {
   // RAND_bytes fails only if the OS has no entropy; an empty ring then fails
   // Parse loudly instead of signing with a predictable key.
   if (RAND_bytes(secret, sizeof(secret)) != 1) return "";
-  return absl::StrCat(key_id, " ",
-                      absl::Base64Escape(absl::string_view(
-                          reinterpret_cast<const char*>(secret), sizeof(secret))),
-                      "\n");
+  return absl::StrCat(
+      key_id, " ",
+      absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(secret), sizeof(secret))),
+      "\n");
 }
 
 const KeyRing::Key* KeyRing::Find(absl::string_view id) const {
@@ -98,14 +98,14 @@ const KeyRing::Key* KeyRing::Find(absl::string_view id) const {
   return nullptr;
 }
 
+UrlSigner::UrlSigner(KeyRing keys) : keys_(std::move(keys)) {
+  for (const KeyRing::Key& key : keys_.keys()) macs_.emplace(key.id, HmacSha256(key.secret));
+}
+
 std::string UrlSigner::Mac(const KeyRing::Key& key, absl::string_view expiry,
                            absl::string_view prefix) const {
   const std::string message = absl::StrCat(kVersion, "\n", key.id, "\n", expiry, "\n", prefix);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), key.secret.data(), static_cast<int>(key.secret.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_len);
-  return std::string(reinterpret_cast<const char*>(mac), mac_len);
+  return macs_.at(key.id).Mac(message);
 }
 
 std::string UrlSigner::Sign(absl::string_view prefix, absl::Time expire) const {

@@ -23,10 +23,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "libs/signed_url/hmac_sha256.h"
 
 namespace pettube::signed_url {
 
@@ -48,6 +50,7 @@ class KeyRing {
   static std::string GenerateText(absl::string_view key_id);
 
   const Key& signing_key() const { return keys_.front(); }
+  const std::vector<Key>& keys() const { return keys_; }
   // nullptr when unknown.
   const Key* Find(absl::string_view id) const;
 
@@ -59,7 +62,7 @@ class KeyRing {
 // Mints and checks tokens. Immutable, so thread-safe.
 class UrlSigner {
  public:
-  explicit UrlSigner(KeyRing keys) : keys_(std::move(keys)) {}
+  explicit UrlSigner(KeyRing keys);
 
   // A token for every object path starting with `prefix` until `expire`.
   // A prefix that is a "directory" ends with '/'; otherwise it matches only
@@ -74,14 +77,15 @@ class UrlSigner {
   // INVALID_ARGUMENT for a token that does not parse, PERMISSION_DENIED for
   // a forged or tampered one, an unknown key id, an expired one, or one for
   // another prefix; the message says which.
-  absl::Status Verify(absl::string_view token, absl::string_view object_path,
-                      absl::Time now) const;
+  absl::Status Verify(absl::string_view token, absl::string_view object_path, absl::Time now) const;
 
  private:
   std::string Mac(const KeyRing::Key& key, absl::string_view expiry,
                   absl::string_view prefix) const;
 
   const KeyRing keys_;
+  // Each key's HMAC, keyed once, by key id.
+  absl::flat_hash_map<std::string, HmacSha256> macs_;
 };
 
 }  // namespace pettube::signed_url

@@ -9,6 +9,8 @@
 #   RECORDS=200000 OWNERS=2000 tests/load/catalog/run_catalog_bench.sh
 #   QUICK=1 tests/load/catalog/run_catalog_bench.sh          # small, a smoke test
 #   ROWS=reads tests/load/catalog/run_catalog_bench.sh       # skip the projection row
+#   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
+#                                                  # servers during their measured rows
 #
 # Every server listens on 127.0.0.1 with a port chosen by the OS; a trap
 # stops them on any exit. Run with nothing else busy (2 cores).
@@ -124,12 +126,22 @@ load() {
     --seconds="$SECONDS_PER_ROW" --records="$RECORDS" --owners="$OWNERS"
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# profile NAME PID: with PERF_DIR set, samples PID's stacks for the length of
+# a measured row (started just before it) into $PERF_DIR/NAME.data.
+profile() {
+  [[ -n "${PERF_DIR:-}" ]] || return 0
+  mkdir -p "$PERF_DIR"
+  perf record -q -F 499 ${PERF_CALLGRAPH:---call-graph=dwarf,16384} -p "$2" -o "$PERF_DIR/$1.data" -- sleep "$SECONDS_PER_ROW" \
+    >/dev/null 2>&1 &
+}
 
 log "GetMedia: trivial server (warm-up, then measured)"
 SECONDS_PER_ROW=2 load "$TRIVIAL" get >/dev/null
+profile trivial "$TRIVIAL_PID"
 trivial_row=$(load "$TRIVIAL" get)
 log "GetMedia: catalog"
 SECONDS_PER_ROW=2 load "$CATALOG" get >/dev/null
+profile catalog "$CATALOG_PID"
 catalog_row=$(load "$CATALOG" get)
 log "ListMedia first page: catalog"
 list_row=$(load "$CATALOG" list)
