@@ -186,7 +186,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerStore* store, Options
                                                      metrics::Registry* registry) {
   std::unique_ptr<Broker> broker(new Broker(store, options, registry));
   if (auto s = broker->Load(); !s.ok()) return s;
-  broker->timers_ = std::make_unique<TimerQueue>();
+  if (options.clock == nullptr) broker->own_timers_ = std::make_unique<TimerQueue>();
+  broker->clock_ = options.clock != nullptr ? options.clock : broker->own_timers_.get();
   broker->reader_ = std::make_unique<SerialWorker>();
   Broker* b = broker.get();
   broker->committer_ = std::make_unique<Committer>(
@@ -212,10 +213,22 @@ Broker::~Broker() {
     absl::MutexLock lock(&collect_hook_->mu);
     collect_hook_->broker = nullptr;
   }
-  Drain();             // from here timers are neither armed nor acted on
-  reader_.reset();     // a refill in progress finishes first
-  timers_.reset();     // before the committer: a firing timer may submit
-  committer_.reset();  // commits what is queued
+  Drain();              // from here timers are neither armed nor acted on
+  reader_.reset();      // a refill in progress finishes first
+  CancelTimers();       // a clock the broker does not own may outlive it
+  own_timers_.reset();  // before the committer: a firing timer may submit
+  committer_.reset();   // commits what is queued
+}
+
+void Broker::CancelTimers() {
+  if (clock_ == nullptr) return;  // never opened
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, sub] : subs_) {
+    sub->expiry_timer.Cancel(*clock_);
+    sub->retry_timer.Cancel(*clock_);
+  }
+  if (retention_timer_.has_value()) clock_->Cancel(*retention_timer_);
+  retention_timer_.reset();
 }
 
 absl::Status Broker::Load() {
@@ -303,8 +316,8 @@ void Broker::UnregisterLocked(SubState& sub) {
     auto& family = metrics::BuildGauge().Name(name).Register(*registry_);
     family.Remove(&family.Add(labels));
   }
-  sub.expiry_timer.Cancel(*timers_);
-  sub.retry_timer.Cancel(*timers_);
+  sub.expiry_timer.Cancel(*clock_);
+  sub.retry_timer.Cancel(*clock_);
   index_.Remove(sub.id);
   sub_by_name_.erase(sub.config.name());
   subs_.erase(sub.id);  // destroys `sub`
@@ -361,7 +374,7 @@ void Broker::Publish(std::vector<CloudEvent> events, PublishDone done, const Acc
   Committer::Op op;
   op.bytes = bytes;
   op.prepare = [this, state](BrokerStore::Batch& batch) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     const size_t n = state->events.size();
     state->stored.resize(n);
     state->routes.resize(n);
@@ -469,7 +482,7 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
   // The first event after an empty log starts the retention clock; size
   // retention runs when the log has grown by a sixteenth of its limit.
   if (!retention_timer_.has_value() && options_.retention_max_age > absl::ZeroDuration()) {
-    ScheduleRetentionLocked(absl::Now() + options_.retention_max_age);
+    ScheduleRetentionLocked(clock_->Now() + options_.retention_max_age);
   }
   if (options_.retention_max_bytes > 0) {
     for (const auto& e : stored) {
@@ -477,7 +490,7 @@ void Broker::AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>&
     }
     if (bytes_since_retention_ > options_.retention_max_bytes / 16) {
       bytes_since_retention_ = 0;
-      ScheduleRetentionLocked(absl::Now());
+      ScheduleRetentionLocked(clock_->Now());
     }
   }
 }
@@ -567,7 +580,7 @@ void Broker::PumpLocked(SubState& sub) {
 
 void Broker::DispatchLocked(SubState& sub) {
   if (draining_) return;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   const bool ordered = sub.config.ordering() == v1::ORDERING_PARTITION_KEY;
   for (;;) {
     ConsumerState* c = NextConsumerLocked(sub);
@@ -720,7 +733,7 @@ void Broker::RetryOrDeadLetterLocked(SubState& sub, uint64_t seq,
   // Within half the budget a waiting event stays in memory; past it, it is
   // read again when due (a flood of long-delayed nacks holds no events).
   if (sub.held_bytes >= options_.max_subscription_bytes / 2) event.reset();
-  sub.retry.emplace(std::make_pair(absl::Now() + wait, seq), std::move(event));
+  sub.retry.emplace(std::make_pair(clock_->Now() + wait, seq), std::move(event));
   ScheduleRetryWakeLocked(sub);
 }
 
@@ -729,7 +742,7 @@ void Broker::ScheduleRetryWakeLocked(SubState& sub) {
   // committer that is going away.
   if (sub.retry.empty() || draining_) return;
   const uint32_t sub_id = sub.id;
-  sub.retry_timer.Arm(*timers_, sub.retry.begin()->first.first,
+  sub.retry_timer.Arm(*clock_, sub.retry.begin()->first.first,
                       [this, sub_id](uint64_t generation) { OnRetryDue(sub_id, generation); });
 }
 
@@ -740,7 +753,7 @@ void Broker::OnRetryDue(uint32_t sub_id, uint64_t generation) {
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
   sub.retry_timer.Fired(generation);
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   std::vector<ReadyEntry> due;
   while (!sub.retry.empty() && sub.retry.begin()->first.first <= now) {
     due.push_back({sub.retry.begin()->first.second, std::move(sub.retry.begin()->second)});
@@ -812,7 +825,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
   if (attempt.first_delivery != absl::InfinitePast()) {
     *dead.mutable_first_delivery_time() = ToProto(attempt.first_delivery);
   }
-  *dead.mutable_dead_letter_time() = ToProto(absl::Now());
+  *dead.mutable_dead_letter_time() = ToProto(clock_->Now());
   committer_->Submit({[id = sub.id, seq, keep, persisted = attempt.persisted,
                        dead = std::move(dead)](BrokerStore::Batch& b) {
                         if (keep) b.PutDeadLetter(id, dead);
@@ -825,7 +838,7 @@ void Broker::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reason,
 void Broker::ScheduleExpiryLocked(SubState& sub) {
   if (sub.deadlines.empty() || draining_) return;
   const uint32_t sub_id = sub.id;
-  sub.expiry_timer.Arm(*timers_, sub.deadlines.begin()->first,
+  sub.expiry_timer.Arm(*clock_, sub.deadlines.begin()->first,
                        [this, sub_id](uint64_t generation) { OnLeasesDue(sub_id, generation); });
 }
 
@@ -838,7 +851,7 @@ void Broker::OnLeasesDue(uint32_t sub_id, uint64_t generation) {
   if (it == subs_.end()) return;
   SubState& sub = *it->second;
   sub.expiry_timer.Fired(generation);
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   std::vector<LeaseKey> expired;
   for (auto d = sub.deadlines.begin(); d != sub.deadlines.end() && d->first <= now; ++d) {
     expired.push_back(d->second);
@@ -1031,7 +1044,7 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
       }
       Lease& lease = sub.leases[*key];
       sub.deadlines.erase({lease.deadline, *key});
-      lease.deadline = absl::Now() + d;
+      lease.deadline = clock_->Now() + d;
       sub.deadlines.emplace(lease.deadline, *key);
       ScheduleExpiryLocked(sub);
       if (confirm) {
@@ -1161,7 +1174,7 @@ v1::Subscription Broker::DescribeLocked(SubState& sub) {
       auto event = store_->GetEvent(first[0]);
       if (event.ok() && event->has_value()) {
         *stats->mutable_oldest_unacked_age() =
-            ToProto(std::max(absl::ZeroDuration(), absl::Now() - (*event)->publish_time));
+            ToProto(std::max(absl::ZeroDuration(), clock_->Now() - (*event)->publish_time));
       }
     }
   }
@@ -1207,7 +1220,7 @@ absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& i
   config.clear_create_time();
   config.set_name(absl::StrCat(kSubscriptionsPrefix, id));
   if (auto s = NormalizeSettings(config); !s.ok()) return s;
-  *config.mutable_create_time() = ToProto(absl::Now());
+  *config.mutable_create_time() = ToProto(clock_->Now());
   const v1::StartPosition position = config.start_position();
 
   absl::Status result;
@@ -1461,8 +1474,8 @@ absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
     }
     sub->leases.clear();
     sub->deadlines.clear();
-    sub->expiry_timer.Cancel(*timers_);
-    sub->retry_timer.Cancel(*timers_);
+    sub->expiry_timer.Cancel(*clock_);
+    sub->retry_timer.Cancel(*clock_);
     sub->retry.clear();
     sub->ready.clear();
     sub->outstanding.clear();
@@ -1686,8 +1699,8 @@ absl::StatusOr<v1::StreamInfo> Broker::GetStreamInfo() {
 
 void Broker::ScheduleRetentionLocked(absl::Time at) {
   if (draining_) return;
-  if (retention_timer_.has_value()) timers_->Cancel(*retention_timer_);
-  retention_timer_ = timers_->Schedule(at, [this] { EnforceRetention(); });
+  if (retention_timer_.has_value()) clock_->Cancel(*retention_timer_);
+  retention_timer_ = clock_->Schedule(at, [this] { EnforceRetention(); });
 }
 
 void Broker::EnforceRetention() {
@@ -1696,7 +1709,7 @@ void Broker::EnforceRetention() {
     retention_timer_.reset();
     if (draining_) return;
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   uint64_t cutoff = 0;  // delete sequences below this
   auto first = store_->FirstSequence();
   if (!first.ok() || *first == 0) return;  // empty: AfterPublish restarts the clock
@@ -1745,7 +1758,9 @@ void Broker::EnforceRetention() {
   recent_.EraseBefore(cutoff);
   if (draining_) return;
   if (oldest_kept.has_value()) {
-    ScheduleRetentionLocked(*oldest_kept + options_.retention_max_age);
+    // Just past its expiry: at the instant itself it is not yet older than
+    // max_age, and a timer set for then would find nothing to do.
+    ScheduleRetentionLocked(*oldest_kept + options_.retention_max_age + absl::Nanoseconds(1));
   }
 }
 

@@ -23,6 +23,7 @@
 #include "proto/pettube/broker/v1/broker.pb.h"
 #include "services/broker/access_policy.h"
 #include "services/broker/broker_store.h"
+#include "services/broker/clock.h"
 #include "services/broker/committer.h"
 #include "services/broker/delivery_wire.h"
 #include "services/broker/event_cache.h"
@@ -95,6 +96,9 @@ class Broker {
     // budget main.cc divides).
     size_t event_cache_events = 8192;
     int64_t event_cache_bytes = 32 << 20;
+    // Time and deadlines (not owned; must outlive the broker); null: real
+    // time, a TimerQueue the broker owns. Tests pass a FakeClock.
+    Clock* clock = nullptr;
   };
 
   // Loads subscriptions and their backlogs from `store` (not owned).
@@ -193,6 +197,8 @@ class Broker {
 
   Broker(BrokerStore* store, Options options, metrics::Registry* registry);
   absl::Status Load();
+  // Cancels every timer the broker set (in ~Broker).
+  void CancelTimers() ABSL_LOCKS_EXCLUDED(mu_);
 
   void PreparePublish(std::vector<CloudEvent>& events, std::vector<v1::PublishResult>& results,
                       std::vector<std::shared_ptr<const StoredEvent>>& stored,
@@ -251,6 +257,8 @@ class Broker {
   void CollectMetrics();
   void ScheduleRetentionLocked(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Options::clock, or own_timers_.
+  Clock* clock_ = nullptr;
   BrokerStore* const store_;
   const Options options_;
   metrics::Registry* const registry_;
@@ -267,7 +275,7 @@ class Broker {
   uint64_t lease_nonce_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<TimerQueue::TimerId> retention_timer_ ABSL_GUARDED_BY(mu_);
+  std::optional<Clock::TimerId> retention_timer_ ABSL_GUARDED_BY(mu_);
   int64_t bytes_since_retention_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Written by the committer thread only; read anywhere.
@@ -290,7 +298,7 @@ class Broker {
   absl::Notification drained_;
 
   // Declared last: stop threads before the state they touch goes away.
-  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<TimerQueue> own_timers_;
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<SerialWorker> reader_;
 };

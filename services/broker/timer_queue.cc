@@ -14,6 +14,8 @@ TimerQueue::~TimerQueue() {
   thread_.join();
 }
 
+absl::Time TimerQueue::Now() const { return absl::Now(); }
+
 TimerQueue::TimerId TimerQueue::Schedule(absl::Time at, std::function<void()> callback) {
   absl::MutexLock lock(&mu_);
   const TimerId id = next_id_++;
@@ -66,7 +68,7 @@ void TimerQueue::Run() {
   }
 }
 
-void EarliestTimer::Arm(TimerQueue& timers, absl::Time at,
+void EarliestTimer::Arm(Clock& timers, absl::Time at,
                         std::function<void(uint64_t generation)> fire) {
   // Steady traffic adds later deadlines: the pending timer stays.
   if (id_.has_value() && at_ <= at) return;
@@ -76,7 +78,7 @@ void EarliestTimer::Arm(TimerQueue& timers, absl::Time at,
   at_ = at;
 }
 
-void EarliestTimer::Cancel(TimerQueue& timers) {
+void EarliestTimer::Cancel(Clock& timers) {
   if (id_.has_value()) timers.Cancel(*id_);
   id_.reset();
 }

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/broker/clock.h"
 
 namespace pettube::broker {
 
@@ -19,18 +20,18 @@ namespace pettube::broker {
 // earlier one is scheduled. An idle broker has nothing scheduled and this
 // thread sleeps without waking.
 //
+// The real Clock: Now() is absl::Now().
+//
 // Thread-safe. Callbacks run on the timer thread, without the timer's lock
 // held, so they may schedule or cancel.
-class TimerQueue {
+class TimerQueue : public Clock {
  public:
-  using TimerId = uint64_t;
-
   TimerQueue();
-  ~TimerQueue();  // Stops the thread; pending callbacks are dropped.
+  ~TimerQueue() override;  // Stops the thread; pending callbacks are dropped.
 
-  TimerId Schedule(absl::Time at, std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
-  // Returns false if the timer already fired or was cancelled.
-  bool Cancel(TimerId id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Time Now() const override;
+  TimerId Schedule(absl::Time at, std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_) override;
+  bool Cancel(TimerId id) ABSL_LOCKS_EXCLUDED(mu_) override;
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -56,15 +57,15 @@ class EarliestTimer {
  public:
   // Schedules `fire(generation)` at `at`, unless a timer due no later is
   // already pending.
-  void Arm(TimerQueue& timers, absl::Time at, std::function<void(uint64_t generation)> fire);
+  void Arm(Clock& timers, absl::Time at, std::function<void(uint64_t generation)> fire);
   // The timer with `generation` ran: forget it if it is still the current one.
   void Fired(uint64_t generation) {
     if (generation == generation_) id_.reset();
   }
-  void Cancel(TimerQueue& timers);
+  void Cancel(Clock& timers);
 
  private:
-  std::optional<TimerQueue::TimerId> id_;
+  std::optional<Clock::TimerId> id_;
   absl::Time at_;
   uint64_t generation_ = 0;
 };
