@@ -1,13 +1,14 @@
 #include "libs/broker_client/fake_broker.h"
 
-#include <algorithm>
-#include <utility>
-
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "services/broker/event_validation.h"
 
 namespace pettube::broker_client {
 namespace {
@@ -34,8 +35,7 @@ void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t seconds = absl::ToUnixSeconds(t);
   out->set_seconds(seconds);
-  out->set_nanos(
-      static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  out->set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
 }
 
 absl::Duration FromDuration(const google::protobuf::Duration& d) {
@@ -43,8 +43,7 @@ absl::Duration FromDuration(const google::protobuf::Duration& d) {
 }
 
 grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 }  // namespace
@@ -139,8 +138,7 @@ class FakeBroker::PublishReactor final
   std::vector<PublishAck> held;
 };
 
-class FakeBroker::SubscribeReactor final
-    : public StreamBase<SubscribeRequest, SubscribeResponse> {
+class FakeBroker::SubscribeReactor final : public StreamBase<SubscribeRequest, SubscribeResponse> {
  public:
   explicit SubscribeReactor(FakeBroker* broker) : StreamBase(broker) {}
 
@@ -186,6 +184,8 @@ FakeBroker::~FakeBroker() {
 void FakeBroker::AddSubscription(absl::string_view name, absl::Duration ack_deadline) {
   absl::MutexLock lock(&mu_);
   Subscription& subscription = subscriptions_[std::string(name)];
+  // Numbered from 1 as added, like the real broker's, for the lease ids.
+  if (subscription.id == 0) subscription.id = subscriptions_.size();
   subscription.name = std::string(name);
   subscription.ack_deadline = ack_deadline;
   for (uint64_t sequence = 1; sequence <= log_.size(); ++sequence) {
@@ -239,8 +239,7 @@ FakeBroker::Stats FakeBroker::GetStats() {
   return stats_;
 }
 
-bool FakeBroker::WaitUntil(const std::function<bool(const Stats&)>& done,
-                           absl::Duration timeout) {
+bool FakeBroker::WaitUntil(const std::function<bool(const Stats&)>& done, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   const auto reached = [this, &done]() {
     mu_.AssertReaderHeld();
@@ -269,19 +268,9 @@ PublishResult FakeBroker::StoreLocked(const CloudEvent& event) {
   ++stats_.events_received;
   received_keys_.emplace_back(event.source(), event.id());
   PublishResult result;
-  absl::Status invalid;
-  if (event.id().empty()) {
-    invalid = absl::InvalidArgumentError("event.id: must not be empty");
-  } else if (event.source().empty()) {
-    invalid = absl::InvalidArgumentError("event.source: must not be empty");
-  } else if (event.spec_version() != "1.0") {
-    invalid = absl::InvalidArgumentError(
-        absl::StrCat("event.spec_version: must be \"1.0\", got \"", event.spec_version(), "\""));
-  } else if (event.type().empty()) {
-    invalid = absl::InvalidArgumentError("event.type: must not be empty");
-  } else if (rule_) {
-    invalid = rule_(event);
-  }
+  // The real broker's own check, so the fake cannot accept what it refuses.
+  absl::Status invalid = broker::ValidateEvent(event, kMaxEventBytes);
+  if (invalid.ok() && rule_) invalid = rule_(event);
   if (!invalid.ok()) {
     ++stats_.refused;
     result.mutable_status()->set_code(static_cast<int32_t>(invalid.code()));
@@ -326,15 +315,16 @@ void FakeBroker::DispatchLocked(Subscription& subscription) {
     const uint64_t sequence = subscription.ready.front();
     subscription.ready.pop_front();
     const int attempt = ++subscription.attempts[sequence];
-    const std::string lease_id = absl::StrCat("lease-", ++next_lease_);
+    // Shaped like the real broker's, so clients see what they will see live.
+    const std::string lease_id = broker::FormatLeaseId(
+        {subscription.id, sequence, static_cast<uint64_t>(attempt), ++next_lease_});
     const absl::Time deadline = now + subscription.ack_deadline;
     leases_[lease_id] = Lease{subscription.name, sequence, consumer, deadline};
     consumer->leases.insert(lease_id);
     --consumer->credits;
     ++stats_.deliveries;
     if (attempt > 1) ++stats_.redeliveries;
-    stats_.max_leased =
-        std::max(stats_.max_leased, static_cast<int64_t>(consumer->leases.size()));
+    stats_.max_leased = std::max(stats_.max_leased, static_cast<int64_t>(consumer->leases.size()));
     Delivery* delivery = batches[consumer].mutable_deliveries()->add_deliveries();
     delivery->set_lease_id(lease_id);
     *delivery->mutable_event() = log_[sequence - 1];
@@ -410,8 +400,8 @@ void FakeBroker::OnPublishRead(PublishReactor* reactor, bool ok) {
     const bool stored_now = result.status().code() == 0 && !result.duplicate();
     if (stored_now && break_after_ > 0 && --break_after_ == 0) {
       // Stored, but the acks of this request are lost with the stream.
-      reactor->FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                         "fake broker: injected stream failure"));
+      reactor->FinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake broker: injected stream failure"));
       return;
     }
     PublishAck* ack = response.add_acks();
@@ -448,6 +438,12 @@ void FakeBroker::OnSubscribeRead(SubscribeReactor* reactor, bool ok) {
   if (reactor->subscription.empty()) {
     if (!request.has_attach()) {
       reactor->FinishLocked(ToGrpc(absl::InvalidArgumentError("first message: must be attach")));
+      return;
+    }
+    if (absl::Status s =
+            broker::ValidateName(request.attach().subscription(), "attach.subscription");
+        !s.ok()) {
+      reactor->FinishLocked(ToGrpc(s));
       return;
     }
     const auto it = subscriptions_.find(request.attach().subscription());

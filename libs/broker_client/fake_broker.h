@@ -2,8 +2,10 @@
 
 // An in-process stand-in for the PetTube broker, for tests of code that
 // publishes or subscribes. Implements Publish, PublishStream and Subscribe
-// with the real API's contract where a client can observe it: source + id
-// dedup, per-event results, credits, leases (with expiry and extension),
+// with the real API's contract where a client can observe it: the real
+// broker's event and name validation (//services/broker:event_validation,
+// shared, so the two cannot drift), source + id dedup, per-event results,
+// lease ids shaped like the real ones, credits, leases (with expiry and extension),
 // ack, nack (redelivered at once, ignoring retry policy), release of a
 // closed stream's leases, bad stream requests answered with request_error.
 // Everything else answers UNIMPLEMENTED. Faults can be injected (broken
@@ -16,6 +18,8 @@
 //   ASSERT_TRUE(server->broker().WaitUntil(
 //       [](const FakeBroker::Stats& s) { return s.stored == 10; }, absl::Seconds(5)));
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -23,8 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -48,41 +50,46 @@ class FakeBroker final : public pettube::broker::v1::Broker::CallbackService {
   // What clients did, since start.
   struct Stats {
     // Publishing.
-    int64_t publish_requests = 0;   // unary calls plus stream messages
-    int64_t events_received = 0;    // events in them, duplicates included
-    int64_t stored = 0;             // distinct events appended to the log
-    int64_t duplicates = 0;         // events refused as already stored
-    int64_t refused = 0;            // events answered with an error
-    int64_t publish_streams = 0;    // PublishStream calls
-    int64_t max_unacked = 0;        // most events unacked on one stream
+    int64_t publish_requests = 0;  // unary calls plus stream messages
+    int64_t events_received = 0;   // events in them, duplicates included
+    int64_t stored = 0;            // distinct events appended to the log
+    int64_t duplicates = 0;        // events refused as already stored
+    int64_t refused = 0;           // events answered with an error
+    int64_t publish_streams = 0;   // PublishStream calls
+    int64_t max_unacked = 0;       // most events unacked on one stream
     // Subscribing.
     int64_t attaches = 0;
     int64_t deliveries = 0;
-    int64_t redeliveries = 0;       // deliveries with attempt > 1
+    int64_t redeliveries = 0;  // deliveries with attempt > 1
     int64_t acks = 0;
     int64_t nacks = 0;
     int64_t extends = 0;
     int64_t refused_settlements = 0;  // unknown, expired or foreign leases
     int64_t refused_requests = 0;     // answered with request_error
     int64_t settle_messages = 0;
-    int64_t max_settle_batch = 0;   // most settlements in one Settle message
+    int64_t max_settle_batch = 0;  // most settlements in one Settle message
     int64_t flow_messages = 0;
-    int64_t credits_granted = 0;    // by Flow (Attach not included)
-    int64_t released = 0;           // leases freed by a closed stream
-    int64_t expired = 0;            // leases that ran out
-    int64_t max_leased = 0;         // most leases one stream held at once
+    int64_t credits_granted = 0;  // by Flow (Attach not included)
+    int64_t released = 0;         // leases freed by a closed stream
+    int64_t expired = 0;          // leases that ran out
+    int64_t max_leased = 0;       // most leases one stream held at once
     std::vector<std::string> nack_errors;
   };
+
+  // The real broker's default --max_event_bytes.
+  static constexpr size_t kMaxEventBytes = 1 << 20;
 
   FakeBroker();
   ~FakeBroker() override;
 
   // --- Set-up and fault injection.
 
-  // A subscription receiving every event, stored earlier or later.
+  // A subscription receiving every event, stored earlier or later. `name`
+  // should be "subscriptions/{id}": attaching to any other is refused as by
+  // the real broker.
   void AddSubscription(absl::string_view name, absl::Duration ack_deadline = absl::Seconds(30));
   // Events for which `rule` is not OK are refused with its status (after
-  // the required-attribute checks, before dedup).
+  // the real broker's validation, before dedup).
   void SetEventRule(std::function<absl::Status(const io::cloudevents::v1::CloudEvent&)> rule);
   // After `stored_events` more events are stored, the PublishStream that
   // stored the last of them ends with UNAVAILABLE before acking any event
@@ -134,6 +141,7 @@ class FakeBroker final : public pettube::broker::v1::Broker::CallbackService {
     absl::Time deadline;
   };
   struct Subscription {
+    uint64_t id = 0;
     std::string name;
     absl::Duration ack_deadline;
     // Sequences waiting for a consumer (new ones and redeliveries).
