@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "libs/testing/child_process.h"
 #include "libs/testing/http_get.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube {
@@ -30,8 +31,8 @@ using broker::v1::Broker;
 using io::cloudevents::v1::CloudEvent;
 using ::pettube::testing::ChildProcess;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
-using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 namespace v1 = ::pettube::broker::v1;
 
 CloudEvent Event(const std::string& id, const std::string& type = "pettube.test") {
@@ -51,28 +52,24 @@ std::chrono::system_clock::time_point In(int seconds) {
 class BrokerProcess {
  public:
   explicit BrokerProcess(const std::string& data_dir, std::vector<std::string> flags = {}) {
-    flags.insert(flags.begin(), {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                                 "--data_dir=" + data_dir});
-    auto p = ChildProcess::Start(RunfilePath("services/broker/broker"), flags,
-                                 NewTempDir("broker-log") + "/stderr.log");
-    EXPECT_TRUE(p.ok()) << p.status();
-    process_ = std::move(*p);
-    auto ready = process_->WaitForReady(absl::Seconds(20));
-    EXPECT_TRUE(ready.ok()) << ready.status();
-    address_ = ReadyField(*ready, "grpc");
-    metrics_ = ReadyField(*ready, "metrics");
-    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    ServiceProcess::Options options;
+    options.binary = ServiceBinary("broker");
+    options.data_dir = data_dir;
+    options.args = std::move(flags);
+    options.ready_timeout = absl::Seconds(20);
+    auto service = ServiceProcess::Start(std::move(options));
+    EXPECT_TRUE(service.ok()) << service.status();
+    if (service.ok()) service_ = std::move(*service);
+    channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
     stub_ = Broker::NewStub(channel_);
   }
   Broker::Stub& stub() { return *stub_; }
-  const std::string& address() const { return address_; }
-  ChildProcess& process() { return *process_; }
-  const std::string& metrics() const { return metrics_; }
+  std::string address() const { return service_ ? service_->grpc() : ""; }
+  ChildProcess& process() { return service_->process(); }
+  std::string metrics() const { return service_ ? service_->metrics() : ""; }
 
  private:
-  std::unique_ptr<ChildProcess> process_;
-  std::string address_;
-  std::string metrics_;
+  std::unique_ptr<ServiceProcess> service_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Broker::Stub> stub_;
 };
