@@ -21,15 +21,15 @@
 #include "libs/broker_client/stats_watcher.h"
 #include "libs/broker_client/subscriber.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube {
 namespace {
 
-using ::pettube::testing::ChildProcess;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
-using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 namespace v1 = ::pettube::broker::v1;
 
 // A broker on a fixed data dir, restartable on the same port.
@@ -37,26 +37,21 @@ class Broker {
  public:
   explicit Broker(std::string data) : data_(std::move(data)) { Start("127.0.0.1:0"); }
   void Start(const std::string& listen) {
-    auto p = ChildProcess::Start(
-        RunfilePath("services/broker/broker"),
-        {"--listen=" + listen, "--metrics_listen=127.0.0.1:0", "--data_dir=" + data_},
-        NewTempDir("broker-log") + "/stderr.log");
-    ASSERT_TRUE(p.ok());
-    process_ = std::move(*p);
-    auto ready = process_->WaitForReady(absl::Seconds(20));
-    ASSERT_TRUE(ready.ok()) << ready.status();
-    address_ = ReadyField(*ready, "grpc");
+    ServiceProcess::Options options;
+    options.binary = ServiceBinary("broker");
+    options.listen = listen;
+    options.data_dir = data_;
+    options.ready_timeout = absl::Seconds(20);
+    auto service = ServiceProcess::Start(std::move(options));
+    ASSERT_TRUE(service.ok()) << service.status();
+    service_ = std::move(*service);
   }
-  void Kill() {
-    process_->Signal(SIGKILL);
-    ASSERT_TRUE(process_->WaitForExit(absl::Seconds(10)).ok());
-  }
-  const std::string& address() const { return address_; }
+  void Kill() { ASSERT_TRUE(service_->Kill().ok()); }
+  const std::string& address() const { return service_->grpc(); }
 
  private:
   std::string data_;
-  std::unique_ptr<ChildProcess> process_;
-  std::string address_;
+  std::unique_ptr<ServiceProcess> service_;
 };
 
 void CreateSubscription(const std::string& address, const std::string& id) {
