@@ -1,0 +1,43 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "proto/pettube/broker/v1/broker.pb.h"
+#include "services/broker/broker_state.h"
+
+namespace pettube::broker {
+
+// Publish and routing: validates events, then on the committer thread
+// checks each against the dedup table, gives it the next sequence, routes
+// it through the FilterIndex and queues it for every matching
+// subscription in the group commit; once durable, answers the publisher and
+// hands the events to the subscriptions caught up with their consumers.
+//
+// Thread-safe.
+class PublishPipeline {
+ public:
+  using PublishDone = std::function<void(std::vector<v1::PublishResult>)>;
+
+  explicit PublishPipeline(BrokerState& state) : s_(state) {}
+
+  void Publish(std::vector<CloudEvent> events, PublishDone done, const Access& access)
+      ABSL_LOCKS_EXCLUDED(s_.mu);
+  absl::StatusOr<v1::StreamInfo> GetStreamInfo();
+
+ private:
+  void AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
+                    const std::vector<std::vector<uint32_t>>& routes) ABSL_LOCKS_EXCLUDED(s_.mu);
+
+  BrokerState& s_;
+  // Committer thread only: source+id of events prepared in the current
+  // group, not yet durable.
+  absl::flat_hash_map<std::string, uint64_t> unwritten_dedup_;
+};
+
+}  // namespace pettube::broker
