@@ -17,37 +17,39 @@
 #include "libs/testing/child_process.h"
 #include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube {
 namespace {
 
-using ::pettube::testing::ChildProcess;
 using ::pettube::testing::HttpGet;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
-using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 
 struct Running {
-  std::unique_ptr<ChildProcess> process;
+  std::unique_ptr<ServiceProcess> service;
   std::string grpc;
   std::string metrics;
 };
 
 Running Start(const std::string& binary, std::vector<std::string> args) {
   const std::string dir = NewTempDir(binary);
-  args.push_back("--listen=127.0.0.1:0");
-  args.push_back("--metrics_listen=127.0.0.1:0");
-  args.push_back("--data_dir=" + dir + "/data");
-  auto p = ChildProcess::Start(RunfilePath(absl::StrCat("services/", binary, "/", binary)), args,
-                               dir + "/stderr.log");
-  EXPECT_TRUE(p.ok());
-  Running r{std::move(*p), "", ""};
-  auto ready = r.process->WaitForReady(absl::Seconds(20));
-  EXPECT_TRUE(ready.ok()) << ready.status();
-  r.grpc = ReadyField(*ready, "grpc");
-  r.metrics = ReadyField(*ready, "metrics");
+  ServiceProcess::Options options;
+  options.binary = ServiceBinary(binary);
+  options.data_dir = dir + "/data";
+  options.args = std::move(args);
+  options.stderr_path = dir + "/stderr.log";
+  options.ready_timeout = absl::Seconds(20);
+  auto service = ServiceProcess::Start(std::move(options));
+  EXPECT_TRUE(service.ok()) << service.status();
+  Running r;
+  if (!service.ok()) return r;
+  r.service = std::move(*service);
+  r.grpc = r.service->grpc();
+  r.metrics = r.service->metrics();
   return r;
 }
 

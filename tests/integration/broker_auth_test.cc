@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "libs/auth/credentials/token_source.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube {
@@ -22,8 +23,9 @@ namespace {
 
 using ::pettube::testing::ChildProcess;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
 using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 namespace v1 = ::pettube::broker::v1;
 
 std::chrono::system_clock::time_point In(int seconds) {
@@ -31,22 +33,24 @@ std::chrono::system_clock::time_point In(int seconds) {
 }
 
 struct Running {
-  std::unique_ptr<ChildProcess> process;
+  std::unique_ptr<ServiceProcess> service;
   std::string grpc;
 };
 
 Running Start(const std::string& binary, std::vector<std::string> args) {
   const std::string dir = NewTempDir(binary);
-  args.push_back("--listen=127.0.0.1:0");
-  args.push_back("--metrics_listen=127.0.0.1:0");
-  args.push_back("--data_dir=" + dir + "/data");
-  auto p = ChildProcess::Start(RunfilePath(absl::StrCat("services/", binary, "/", binary)), args,
-                               dir + "/stderr.log");
-  EXPECT_TRUE(p.ok()) << p.status();
-  Running r{std::move(*p), ""};
-  auto ready = r.process->WaitForReady(absl::Seconds(20));
-  EXPECT_TRUE(ready.ok()) << ready.status();
-  r.grpc = ReadyField(*ready, "grpc");
+  ServiceProcess::Options options;
+  options.binary = ServiceBinary(binary);
+  options.data_dir = dir + "/data";
+  options.args = std::move(args);
+  options.stderr_path = dir + "/stderr.log";
+  options.ready_timeout = absl::Seconds(20);
+  auto service = ServiceProcess::Start(std::move(options));
+  EXPECT_TRUE(service.ok()) << service.status();
+  Running r;
+  if (!service.ok()) return r;
+  r.service = std::move(*service);
+  r.grpc = r.service->grpc();
   return r;
 }
 
