@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -31,24 +32,8 @@ const char* TypeName(grpc::experimental::ServerRpcInfo::Type type) {
 // One call. Created by gRPC when the call starts, destroyed when it ends.
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
-  RpcMetricsInterceptor(grpc::experimental::ServerRpcInfo* info,
-                        const RpcMetricsInterceptorFactory::Families& families)
-      : families_(families), type_(TypeName(info->type())), start_(absl::Now()) {
-    // "/pettube.broker.v1.Broker/Publish" -> service, method.
-    const absl::string_view full = info->method() == nullptr ? "" : info->method();
-    const size_t slash = full.rfind('/');
-    if (slash != absl::string_view::npos && slash > 0) {
-      service_ = std::string(full.substr(1, slash - 1));
-      method_ = std::string(full.substr(slash + 1));
-    } else {
-      service_ = std::string(full);
-    }
-    // Looked up once per call (reads and writes of a stream may run on two
-    // threads at once): building labels per message would allocate on the
-    // hot path.
-    received_ = &families_.msg_received->Add(BaseLabels());
-    sent_ = &families_.msg_sent->Add(BaseLabels());
-  }
+  explicit RpcMetricsInterceptor(const RpcMetricsInterceptorFactory::MethodMetrics& metrics)
+      : metrics_(metrics), start_(absl::Now()) {}
 
   ~RpcMetricsInterceptor() override {
     // A call cancelled by its client ends without sending a status.
@@ -63,17 +48,17 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
         if (it != md->end()) request_id_.assign(it->second.data(), it->second.size());
       }
       if (request_id_.empty() || request_id_.size() > 128) request_id_ = log::NewRequestId();
-      families_.started->Add(BaseLabels()).Increment();
+      metrics_.started().Increment();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       auto* md = methods->GetSendInitialMetadata();
       if (md != nullptr && !request_id_.empty()) md->emplace(kRequestIdHeader, request_id_);
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
-      received_->Increment();
+      metrics_.received().Increment();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
-      sent_->Increment();
+      metrics_.sent().Increment();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status status = methods->GetSendStatus();
@@ -83,41 +68,30 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   }
 
  private:
-  metrics::Labels BaseLabels() const {
-    return {{"grpc_type", type_}, {"grpc_service", service_}, {"grpc_method", method_}};
-  }
-
   void Finish(grpc::StatusCode code, const std::string& message) {
     finished_ = true;
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
-    metrics::Labels labels = BaseLabels();
-    families_.handling_seconds->Add(labels, metrics::DefaultLatencyBuckets()).Observe(seconds);
-    labels["grpc_code"] = GrpcCodeName(code);
-    families_.handled->Add(labels).Increment();
+    metrics_.handling_seconds().Observe(seconds);
+    metrics_.handled(code).Increment();
     // Health probes would drown the log; everything else gets a line.
-    if (service_ == "grpc.health.v1.Health" && code == grpc::StatusCode::OK) return;
+    if (metrics_.service() == "grpc.health.v1.Health" && code == grpc::StatusCode::OK) return;
     const log::Level level = code == grpc::StatusCode::OK || code == grpc::StatusCode::CANCELLED
                                  ? log::Level::kDebug
                                  : log::Level::kInfo;
     if (!log::Enabled(level)) return;
     log::Write(level, "rpc.done",
-               {{"method", method_},
-                {"service", service_},
+               {{"method", metrics_.method()},
+                {"service", metrics_.service()},
                 {"code", GrpcCodeName(code)},
                 {"ms", seconds * 1000.0},
                 {"message", message},
                 {"request_id", request_id_}});
   }
 
-  const RpcMetricsInterceptorFactory::Families& families_;
-  const char* type_;
-  std::string service_;
-  std::string method_;
+  const RpcMetricsInterceptorFactory::MethodMetrics& metrics_;
   std::string request_id_;
   absl::Time start_;
   bool finished_ = false;
-  metrics::Counter* received_;
-  metrics::Counter* sent_;
 };
 
 }  // namespace
@@ -191,9 +165,63 @@ RpcMetricsInterceptorFactory::RpcMetricsInterceptorFactory(metrics::Registry& re
                             .Register(registry);
 }
 
+RpcMetricsInterceptorFactory::MethodMetrics::MethodMetrics(const Families& families,
+                                                           absl::string_view full_method,
+                                                           const char* type)
+    : families_(families), type_(type) {
+  // "/pettube.broker.v1.Broker/Publish" -> service, method.
+  const size_t slash = full_method.rfind('/');
+  if (slash != absl::string_view::npos && slash > 0) {
+    service_ = std::string(full_method.substr(1, slash - 1));
+    method_ = std::string(full_method.substr(slash + 1));
+  } else {
+    service_ = std::string(full_method);
+  }
+  started_ = &families_.started->Add(BaseLabels());
+  received_ = &families_.msg_received->Add(BaseLabels());
+  sent_ = &families_.msg_sent->Add(BaseLabels());
+  handling_seconds_ =
+      &families_.handling_seconds->Add(BaseLabels(), metrics::DefaultLatencyBuckets());
+}
+
+metrics::Labels RpcMetricsInterceptorFactory::MethodMetrics::BaseLabels() const {
+  return {{"grpc_type", type_}, {"grpc_service", service_}, {"grpc_method", method_}};
+}
+
+metrics::Counter& RpcMetricsInterceptorFactory::MethodMetrics::handled(
+    grpc::StatusCode code) const {
+  const int index = code >= 0 && code < static_cast<int>(handled_.size())
+                        ? static_cast<int>(code)
+                        : static_cast<int>(grpc::StatusCode::UNKNOWN);
+  metrics::Counter* counter = handled_[index].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    // Two first calls may race here: Add returns the same series to both.
+    metrics::Labels labels = BaseLabels();
+    labels["grpc_code"] = GrpcCodeName(static_cast<grpc::StatusCode>(index));
+    counter = &families_.handled->Add(labels);
+    handled_[index].store(counter, std::memory_order_release);
+  }
+  return *counter;
+}
+
+const RpcMetricsInterceptorFactory::MethodMetrics& RpcMetricsInterceptorFactory::ForMethod(
+    absl::string_view full_method, const char* type) {
+  const std::string key = absl::StrCat(type, " ", full_method);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = methods_.find(key);
+    if (it != methods_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  auto& slot = methods_[key];
+  if (slot == nullptr) slot = std::make_unique<MethodMetrics>(families_, full_method, type);
+  return *slot;
+}
+
 grpc::experimental::Interceptor* RpcMetricsInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new RpcMetricsInterceptor(info, families_);
+  const absl::string_view full = info->method() == nullptr ? "" : info->method();
+  return new RpcMetricsInterceptor(ForMethod(full, TypeName(info->type())));
 }
 
 }  // namespace pettube::server

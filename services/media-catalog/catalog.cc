@@ -137,11 +137,17 @@ absl::Status Catalog::Apply(const io::cloudevents::v1::CloudEvent& event) {
 }
 
 absl::StatusOr<StoredMedia> Catalog::Get(const auth::Caller& caller, absl::string_view name) {
+  StoredMedia media;
+  if (absl::Status s = Read(caller, name, &media); !s.ok()) return s;
+  return media;
+}
+
+absl::Status Catalog::Read(const auth::Caller& caller, absl::string_view name, StoredMedia* out) {
   auto id = ParseMediaName("name", name);
   if (!id.ok()) return id.status();
-  auto media = store_->Get(*id);
-  if (media.ok() && CanRead(caller, *media)) return media;
-  if (!media.ok() && !absl::IsNotFound(media.status())) return media.status();
+  absl::Status read = store_->Read(*id, out);
+  if (read.ok() && CanRead(caller, *out)) return absl::OkStatus();
+  if (!read.ok() && !absl::IsNotFound(read)) return read;
   return absl::NotFoundError(absl::StrCat("name: no media \"", name, "\""));
 }
 

@@ -69,6 +69,8 @@ class Catalog {
   // INVALID_ARGUMENT for a malformed name; NOT_FOUND when absent, deleted,
   // not yet uploaded, or not visible to `caller`.
   absl::StatusOr<StoredMedia> Get(const auth::Caller& caller, absl::string_view name);
+  // Get into `out` (GetMedia's path, which parses into an arena).
+  absl::Status Read(const auth::Caller& caller, absl::string_view name, StoredMedia* out);
 
   // See ListMediaRequest. INVALID_ARGUMENT for owner, page_size, state or
   // page_token; PERMISSION_DENIED for another owner's listing without

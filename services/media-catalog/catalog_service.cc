@@ -36,6 +36,8 @@ CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
   if (authenticator_ != nullptr) {
     callers_ = std::make_unique<CallerCache>(authenticator_, CallerCache::Options{});
   }
+  SetMessageAllocatorFor_GetMedia(&get_allocator_);
+  SetMessageAllocatorFor_ListMedia(&list_allocator_);
 }
 
 void CatalogService::Drain() { catalog_->feed().Close(); }
@@ -45,9 +47,18 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
                                                    v1::Media* response) {
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
-  auto media = catalog_->Get(*caller, request->name());
-  if (!media.ok()) return server::FinishUnary(context, media.status());
-  *response = view_->Render(*media);
+  // The record is parsed into an arena on this thread's stack: its many
+  // sub-messages and map entries cost no allocations of their own.
+  alignas(std::max_align_t) char block[8192];
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = block;
+  arena_options.initial_block_size = sizeof(block);
+  google::protobuf::Arena arena(arena_options);
+  auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
+  if (absl::Status read = catalog_->Read(*caller, request->name(), media); !read.ok()) {
+    return server::FinishUnary(context, read);
+  }
+  view_->RenderInto(*media, response);
   return server::FinishUnary(context, absl::OkStatus());
 }
 
@@ -58,7 +69,7 @@ grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext*
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   auto page = catalog_->List(*caller, *request);
   if (!page.ok()) return server::FinishUnary(context, page.status());
-  for (const StoredMedia& media : page->media) *response->add_media() = view_->Render(media);
+  for (const StoredMedia& media : page->media) view_->RenderInto(media, response->add_media());
   response->set_next_page_token(std::move(page->next_page_token));
   return server::FinishUnary(context, absl::OkStatus());
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "libs/auth/credentials/authenticator.h"
+#include "libs/server/arena_message_allocator.h"
 #include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
 #include "services/media-catalog/caller_cache.h"
 #include "services/media-catalog/catalog.h"
@@ -67,6 +68,9 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
   const Options options_;
   // Null without an authenticator.
   std::unique_ptr<CallerCache> callers_;
+  // The read calls' requests and responses live on a per-call arena.
+  server::ArenaMessageAllocator<v1::GetMediaRequest, v1::Media> get_allocator_;
+  server::ArenaMessageAllocator<v1::ListMediaRequest, v1::ListMediaResponse, 65536> list_allocator_;
 };
 
 }  // namespace pettube::catalog

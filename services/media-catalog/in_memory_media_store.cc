@@ -5,12 +5,13 @@
 
 namespace pettube::catalog {
 
-absl::StatusOr<StoredMedia> InMemoryMediaStore::Get(absl::string_view media_id) {
+absl::Status InMemoryMediaStore::Read(absl::string_view media_id, StoredMedia* out) {
   absl::MutexLock lock(&mu_);
   auto it = records_.find(std::string(media_id));
   if (it == records_.end())
     return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
-  return it->second;
+  *out = it->second;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> InMemoryMediaStore::IsApplied(absl::string_view event_key) {

@@ -16,7 +16,7 @@ namespace pettube::catalog {
 // Thread-safe.
 class InMemoryMediaStore : public MediaStore {
  public:
-  absl::StatusOr<StoredMedia> Get(absl::string_view media_id) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Read(absl::string_view media_id, StoredMedia* out) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<bool> IsApplied(absl::string_view event_key) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Write(const StoredMedia& record, uint64_t expected_version,
                      absl::string_view event_key) override ABSL_LOCKS_EXCLUDED(mu_);

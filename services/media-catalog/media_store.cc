@@ -22,6 +22,12 @@ std::string InvertedTime(const google::protobuf::Timestamp& ts) {
 
 }  // namespace
 
+absl::StatusOr<StoredMedia> MediaStore::Get(absl::string_view media_id) {
+  StoredMedia media;
+  if (absl::Status s = Read(media_id, &media); !s.ok()) return s;
+  return media;
+}
+
 std::string EventKey(absl::string_view source, absl::string_view id) {
   return absl::StrCat(source, "\n", id);
 }

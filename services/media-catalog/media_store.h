@@ -61,8 +61,12 @@ class MediaStore {
  public:
   virtual ~MediaStore() = default;
 
-  // NOT_FOUND when no record (not even a tombstone) exists.
-  virtual absl::StatusOr<StoredMedia> Get(absl::string_view media_id) = 0;
+  // Reads the record into `out` (which may live on an arena: the read
+  // path parses into one). NOT_FOUND when no record (not even a tombstone)
+  // exists; `out` is then unspecified.
+  virtual absl::Status Read(absl::string_view media_id, StoredMedia* out) = 0;
+  // Read into a new record.
+  absl::StatusOr<StoredMedia> Get(absl::string_view media_id);
 
   // Whether the event with this key (see EventKey) was applied.
   virtual absl::StatusOr<bool> IsApplied(absl::string_view event_key) = 0;

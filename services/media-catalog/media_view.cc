@@ -5,7 +5,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "libs/time/proto_time.h"
 #include "services/media-catalog/catalog.h"
@@ -19,15 +18,27 @@ constexpr char kRenditionsBucket[] = "renditions";
 // Key segments are [A-Za-z0-9._-]+, never "." or ".." (the object store's
 // rule): anything else gets no URL.
 bool IsSafeKey(absl::string_view key) {
-  for (absl::string_view segment : absl::StrSplit(key, '/')) {
-    if (segment.empty() || segment == "." || segment == "..") return false;
-    for (char c : segment) {
+  size_t start = 0;
+  for (size_t i = 0; i <= key.size(); ++i) {
+    if (i < key.size() && key[i] != '/') {
+      const char c = key[i];
       const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                       c == '.' || c == '_' || c == '-';
       if (!ok) return false;
+      continue;
     }
+    const absl::string_view segment = key.substr(start, i - start);
+    if (segment.empty() || segment == "." || segment == "..") return false;
+    start = i + 1;
   }
   return true;
+}
+
+// Whether "{bucket}/{key}" starts with `prefix`, without building it.
+bool PathStartsWith(absl::string_view bucket, absl::string_view key, absl::string_view prefix) {
+  if (prefix.size() <= bucket.size()) return absl::StartsWith(bucket, prefix);
+  return absl::StartsWith(prefix, bucket) && prefix[bucket.size()] == '/' &&
+         absl::StartsWith(key, prefix.substr(bucket.size() + 1));
 }
 
 bool IsPoster(const events::v1::TranscodeJobCompleted& r) {
@@ -37,25 +48,35 @@ bool IsPoster(const events::v1::TranscodeJobCompleted& r) {
 }  // namespace
 
 MediaView::MediaView(std::shared_ptr<const signed_url::UrlSigner> signer, Options options)
-    : signer_(std::move(signer)), options_(std::move(options)) {}
+    : signer_(std::move(signer)),
+      options_(std::move(options)),
+      url_base_(absl::StrCat(absl::StripSuffix(options_.objects_url, "/"), "/o/")) {}
 
-std::string MediaView::Url(absl::string_view bucket, absl::string_view key,
-                           absl::string_view prefix, absl::string_view token) const {
-  if (token.empty() || key.empty() || !IsSafeKey(key)) return "";
-  const std::string path = absl::StrCat(bucket.empty() ? kRenditionsBucket : bucket, "/", key);
-  if (!absl::StartsWith(path, prefix)) return "";
+void MediaView::SetUrl(absl::string_view bucket, absl::string_view key, absl::string_view prefix,
+                       absl::string_view token, std::string* url) const {
+  if (token.empty() || key.empty() || !IsSafeKey(key)) return;
+  if (bucket.empty()) bucket = kRenditionsBucket;
+  if (!PathStartsWith(bucket, key, prefix)) return;
   // Same form as UrlSigner::SignedPath: "/o/{token}/{path}".
-  return absl::StrCat(absl::StripSuffix(options_.objects_url, "/"), "/o/", token, "/", path);
+  absl::StrAppend(url, url_base_, token, "/", bucket, "/", key);
 }
 
 v1::Media MediaView::Render(const StoredMedia& m) const {
+  v1::Media out;
+  RenderInto(m, &out);
+  return out;
+}
+
+void MediaView::RenderInto(const StoredMedia& m, v1::Media* out_ptr) const {
+  out_ptr->Clear();
+  v1::Media& out = *out_ptr;
   const absl::Time expire = options_.now() + options_.url_ttl;
   const std::string prefix =
       absl::StrCat(kRenditionsBucket, "/", m.owner(), "/", m.media_id(), "/");
   const bool signing = signer_ != nullptr && !m.owner().empty();
   // One token covers every object of the item: one HMAC per render.
   const std::string token = signing ? signer_->Sign(prefix, expire) : "";
-  v1::Media out;
+  const google::protobuf::Timestamp expire_time = time::ToProto(expire);
   out.set_name(absl::StrCat("media/", m.media_id()));
   out.set_owner(m.owner());
   out.set_title(m.title());
@@ -91,8 +112,8 @@ v1::Media MediaView::Render(const StoredMedia& m) const {
                                                                  : r.output().content_type());
       poster->set_sha256(r.output().sha256());
       poster->set_format(r.rendition().format());
-      poster->set_url(Url(r.output().store(), r.output().key(), prefix, token));
-      if (signing) *poster->mutable_url_expire_time() = time::ToProto(expire);
+      SetUrl(r.output().store(), r.output().key(), prefix, token, poster->mutable_url());
+      if (signing) *poster->mutable_url_expire_time() = expire_time;
     } else {
       videos.push_back(&r);
     }
@@ -119,13 +140,13 @@ v1::Media MediaView::Render(const StoredMedia& m) const {
     v->set_content_type(r->output().content_type().empty() ? "video/mp4"
                                                            : r->output().content_type());
     if (r->has_duration()) *v->mutable_duration() = r->duration();
-    v->set_url(Url(r->output().store(), r->output().key(), prefix, token));
-    v->set_hls_playlist_url(Url(r->hls_playlist().store(), r->hls_playlist().key(), prefix, token));
-    if (signing) *v->mutable_url_expire_time() = time::ToProto(expire);
+    SetUrl(r->output().store(), r->output().key(), prefix, token, v->mutable_url());
+    SetUrl(r->hls_playlist().store(), r->hls_playlist().key(), prefix, token,
+           v->mutable_hls_playlist_url());
+    if (signing) *v->mutable_url_expire_time() = expire_time;
   }
-  out.set_hls_master_url(Url(kRenditionsBucket, m.hls_master_key(), prefix, token));
-  if (signing) *out.mutable_url_expire_time() = time::ToProto(expire);
-  return out;
+  SetUrl(kRenditionsBucket, m.hls_master_key(), prefix, token, out.mutable_hls_master_url());
+  if (signing) *out.mutable_url_expire_time() = expire_time;
 }
 
 }  // namespace pettube::catalog

@@ -32,15 +32,20 @@ class MediaView {
   MediaView(std::shared_ptr<const signed_url::UrlSigner> signer, Options options);
 
   v1::Media Render(const StoredMedia& media) const;
+  // Render into `out` (cleared first), e.g. a response on an arena.
+  void RenderInto(const StoredMedia& media, v1::Media* out) const;
 
  private:
-  // The signed URL of bucket/key under `token` (for `prefix`); "" when the
-  // object is not the item's own or there is no token.
-  std::string Url(absl::string_view bucket, absl::string_view key, absl::string_view prefix,
-                  absl::string_view token) const;
+  // Appends to `url` (empty) the signed URL of bucket/key under `token`
+  // (for `prefix`); leaves it empty when the object is not the item's own
+  // or there is no token.
+  void SetUrl(absl::string_view bucket, absl::string_view key, absl::string_view prefix,
+              absl::string_view token, std::string* url) const;
 
   const std::shared_ptr<const signed_url::UrlSigner> signer_;
   const Options options_;
+  // "{objects_url}/o/".
+  const std::string url_base_;
 };
 
 }  // namespace pettube::catalog

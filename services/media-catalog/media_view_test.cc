@@ -112,6 +112,28 @@ TEST_F(MediaViewTest, ObjectsOutsideTheItemsPrefixGetNoUrl) {
   EXPECT_FALSE(out.renditions(0).url().empty());
 }
 
+TEST_F(MediaViewTest, NeighboursOfThePrefixAndOtherBucketsGetNoUrl) {
+  for (const auto& [store, key] : std::vector<std::pair<std::string, std::string>>{
+           {"renditions", "alice/m10/360p.mp4"},  // m10 is not under m1/
+           {"renditions", "alice/m1"},            // the prefix itself is no object
+           {"originals", "alice/m1/360p.mp4"},    // never the original's bucket
+           {"renditionsx", "alice/m1/360p.mp4"},
+           {"renditions", "alice//m1/360p.mp4"},
+           {"renditions", "alice/m1/./360p.mp4"}}) {
+    StoredMedia m = ReadyRecord();
+    auto* output = (*m.mutable_renditions())["360p"].mutable_output();
+    output->set_store(store);
+    output->set_key(key);
+    const v1::Media out = View().Render(m);
+    ASSERT_EQ(out.renditions(1).name(), "360p");
+    EXPECT_EQ(out.renditions(1).url(), "") << store << "/" << key;
+  }
+  StoredMedia m = ReadyRecord();
+  (*m.mutable_renditions())["360p"].mutable_output()->set_store("");  // default bucket
+  EXPECT_TRUE(
+      absl::EndsWith(View().Render(m).renditions(1).url(), "/renditions/alice/m1/360p.mp4"));
+}
+
 TEST_F(MediaViewTest, WithoutASignerUrlsAreEmpty) {
   const v1::Media out = MediaView(nullptr, {.objects_url = kBase}).Render(ReadyRecord());
   EXPECT_EQ(out.hls_master_url(), "");

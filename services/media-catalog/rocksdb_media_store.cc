@@ -80,16 +80,16 @@ absl::Status RocksDbMediaStore::Commit(rocksdb::WriteBatch& batch, absl::string_
   return FromRocksDb(db_->Write(write_options, &batch), what);
 }
 
-absl::StatusOr<StoredMedia> RocksDbMediaStore::Get(absl::string_view media_id) {
-  std::string value;
+absl::Status RocksDbMediaStore::Read(absl::string_view media_id, StoredMedia* out) {
+  // Pinned: parsed straight from the block cache, no copy of the value.
+  rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, S(media_id), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
   if (!s.ok()) return FromRocksDb(s, "read media record");
-  StoredMedia media;
-  if (!media.ParseFromString(value)) {
+  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
   }
-  return media;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> RocksDbMediaStore::IsApplied(absl::string_view event_key) {

@@ -43,7 +43,7 @@ class RocksDbMediaStore : public MediaStore {
                                                                  Options options);
   ~RocksDbMediaStore() override;
 
-  absl::StatusOr<StoredMedia> Get(absl::string_view media_id) override;
+  absl::Status Read(absl::string_view media_id, StoredMedia* out) override;
   absl::StatusOr<bool> IsApplied(absl::string_view event_key) override;
   absl::Status Write(const StoredMedia& record, uint64_t expected_version,
                      absl::string_view event_key) override;

@@ -126,6 +126,12 @@ load() {
     --seconds="$SECONDS_PER_ROW" --records="$RECORDS" --owners="$OWNERS"
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# cpu_ticks PID: user+system CPU time of PID so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# us_per_call TICKS_BEFORE TICKS_AFTER ROW: server CPU per call of a row.
+us_per_call() {
+  echo "scale=1; ($2 - $1) * 1000000 / $(getconf CLK_TCK) / ($(field qps "$3") * $SECONDS_PER_ROW)" | bc
+}
 # profile NAME PID: with PERF_DIR set, samples PID's stacks for the length of
 # a measured row (started just before it) into $PERF_DIR/NAME.data.
 profile() {
@@ -137,12 +143,17 @@ profile() {
 
 log "GetMedia: trivial server (warm-up, then measured)"
 SECONDS_PER_ROW=2 load "$TRIVIAL" get >/dev/null
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 profile trivial "$TRIVIAL_PID"
+t0=$(cpu_ticks "$TRIVIAL_PID")
 trivial_row=$(load "$TRIVIAL" get)
+trivial_us=$(us_per_call "$t0" "$(cpu_ticks "$TRIVIAL_PID")" "$trivial_row")
 log "GetMedia: catalog"
 SECONDS_PER_ROW=2 load "$CATALOG" get >/dev/null
 profile catalog "$CATALOG_PID"
+t0=$(cpu_ticks "$CATALOG_PID")
 catalog_row=$(load "$CATALOG" get)
+catalog_us=$(us_per_call "$t0" "$(cpu_ticks "$CATALOG_PID")" "$catalog_row")
 log "ListMedia first page: catalog"
 list_row=$(load "$CATALOG" list)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$CATALOG_PID/status")
@@ -168,12 +179,14 @@ cat <<TABLE
 
 PetTube media-catalog benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores
 records=$RECORDS owners=$OWNERS concurrency=$CONCURRENCY seconds/row=$SECONDS_PER_ROW block_cache_mb=$BLOCK_CACHE_MB (seeding: ${seed_s%.*} s)
+load average before the GetMedia rows: $load_before (read the ratio only from a quiet machine)
 
 | measurement                         | value |
 |-------------------------------------|-------|
 | GetMedia trivial server, calls/s    | $q_t (p50 $(field p50_ms "$trivial_row") ms, p99 $(field p99_ms "$trivial_row") ms, $(field bytes "$trivial_row") B) |
 | GetMedia catalog, calls/s           | $q_c (p50 $(field p50_ms "$catalog_row") ms, p99 $(field p99_ms "$catalog_row") ms, $(field bytes "$catalog_row") B, errors $(field errors "$catalog_row")) |
 | GetMedia catalog / trivial          | $(echo "scale=2; $q_c / $q_t" | bc)x (target 0.7x, goal 0.9x) |
+| server CPU per GetMedia, µs         | trivial $trivial_us, catalog $catalog_us |
 | ListMedia first page (50), calls/s  | $(field qps "$list_row") (errors $(field errors "$list_row")) |
 | ListMedia first page p50 / p99      | $(field p50_ms "$list_row") ms / $(field p99_ms "$list_row") ms ($(field bytes "$list_row") B) |
 | projection from a backlog, events/s | $(field events_per_s "$drain_row") ($(field acked "$drain_row") acked in $(field seconds "$drain_row") s, dead $(field dead "$drain_row")) |
