@@ -31,16 +31,16 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "libs/testing/child_process.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 
 namespace pettube {
 namespace {
 
 using io::cloudevents::v1::CloudEvent;
-using ::pettube::testing::ChildProcess;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
-using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 namespace v1 = ::pettube::broker::v1;
 
 constexpr int kProducers = 4;
@@ -96,25 +96,20 @@ struct Ledger {
 class Broker {
  public:
   explicit Broker(const std::string& data) {
-    auto p = ChildProcess::Start(
-        RunfilePath("services/broker/broker"),
-        {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--data_dir=" + data},
-        NewTempDir("broker-log") + "/stderr.log");
-    EXPECT_TRUE(p.ok()) << p.status();
-    process_ = std::move(*p);
-    auto ready = process_->WaitForReady(absl::Seconds(30));
-    EXPECT_TRUE(ready.ok()) << ready.status();
-    channel_ = grpc::CreateChannel(ReadyField(*ready, "grpc"), grpc::InsecureChannelCredentials());
+    ServiceProcess::Options options;
+    options.binary = ServiceBinary("broker");
+    options.data_dir = data;
+    auto service = ServiceProcess::Start(std::move(options));
+    EXPECT_TRUE(service.ok()) << service.status();
+    if (service.ok()) service_ = std::move(*service);
+    channel_ =
+        grpc::CreateChannel(service_ ? service_->grpc() : "", grpc::InsecureChannelCredentials());
   }
   std::unique_ptr<v1::Broker::Stub> Stub() { return v1::Broker::NewStub(channel_); }
-  void Kill() {
-    process_->Signal(SIGKILL);
-    auto code = process_->WaitForExit(absl::Seconds(10));
-    EXPECT_TRUE(code.ok());
-  }
+  void Kill() { EXPECT_TRUE(service_ && service_->Kill().ok()); }
 
  private:
-  std::unique_ptr<ChildProcess> process_;
+  std::unique_ptr<ServiceProcess> service_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
