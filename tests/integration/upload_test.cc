@@ -29,6 +29,7 @@
 #include "libs/testing/child_process.h"
 #include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 #include "proto/pettube/events/v1/events.pb.h"
@@ -41,12 +42,14 @@ namespace {
 using ::pettube::testing::ChildProcess;
 using ::pettube::testing::HttpFetch;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
-using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 using upload::v1::Upload;
 
+// A started service; `process` belongs to `service`.
 struct Running {
-  std::unique_ptr<ChildProcess> process;
+  std::unique_ptr<ServiceProcess> service;
+  ChildProcess* process = nullptr;
   std::string grpc;
   std::string objects;
 };
@@ -86,7 +89,10 @@ std::string Capture(const std::string& cmd) {
 }
 
 std::string FakeMp4(size_t size, char fill) {
-  std::string data = std::string("\0\0\0\x20" "ftypisom", 12);
+  std::string data = std::string(
+      "\0\0\0\x20"
+      "ftypisom",
+      12);
   data.resize(size, fill);
   return data;
 }
@@ -104,7 +110,8 @@ class UploadSystemTest : public ::testing::Test {
         {"admin", R"("events.publish", "events.subscribe", "events.admin")"},
     };
     for (const auto& [id, scopes] : workloads) {
-      std::ofstream(absl::StrCat(secrets, "/", id, ".secret")) << id << "-secret-0123456789abcdef\n";
+      std::ofstream(absl::StrCat(secrets, "/", id, ".secret"))
+          << id << "-secret-0123456789abcdef\n";
       absl::StrAppend(&clients, clients.size() > 1 ? "," : "", R"({"client_id": ")", id,
                       R"(", "secret_file": ")", secrets, "/", id, R"(.secret", "scopes": [)",
                       scopes, "]}");
@@ -125,18 +132,20 @@ class UploadSystemTest : public ::testing::Test {
 
   Running Start(const std::string& binary, const std::string& data_dir,
                 std::vector<std::string> args, const std::string& listen = "127.0.0.1:0") {
-    args.push_back("--listen=" + listen);
-    args.push_back("--metrics_listen=127.0.0.1:0");
-    args.push_back("--data_dir=" + data_dir);
-    auto p = ChildProcess::Start(RunfilePath(absl::StrCat("services/", binary, "/", binary)), args,
-                                 absl::StrCat(data_dir, ".", ++starts_, ".stderr"));
-    EXPECT_TRUE(p.ok()) << p.status();
-    Running r{std::move(*p), "", ""};
-    auto ready = r.process->WaitForReady(absl::Seconds(30));
-    EXPECT_TRUE(ready.ok()) << ready.status();
-    if (!ready.ok()) return r;
-    r.grpc = ReadyField(*ready, "grpc");
-    r.objects = ReadyField(*ready, "objects");
+    ServiceProcess::Options options;
+    options.binary = ServiceBinary(binary);
+    options.listen = listen;
+    options.data_dir = data_dir;
+    options.args = std::move(args);
+    options.stderr_path = absl::StrCat(data_dir, ".", ++starts_, ".stderr");
+    auto service = ServiceProcess::Start(std::move(options));
+    EXPECT_TRUE(service.ok()) << service.status();
+    Running r;
+    if (!service.ok()) return r;
+    r.service = std::move(*service);
+    r.process = &r.service->process();
+    r.grpc = r.service->grpc();
+    r.objects = r.service->ReadyField("objects");
     return r;
   }
 
@@ -149,8 +158,7 @@ class UploadSystemTest : public ::testing::Test {
 
   void StartUpload(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--auth_server=" + auth_.grpc,
-                                     "--broker_server=" + broker_.grpc,
-                                     "--client_id=upload",
+                                     "--broker_server=" + broker_.grpc, "--client_id=upload",
                                      "--client_secret_file=" + dir_ + "/secrets/upload.secret",
                                      "--url_signing_keys_file=" + dir_ + "/secrets/url-keys"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -202,7 +210,8 @@ class UploadSystemTest : public ::testing::Test {
     req.set_key(key);
     upload::v1::UploadSession session;
     grpc::Status s = stub_->CreateUpload(&ctx, req, &session);
-    if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
     return session;
   }
 
@@ -338,8 +347,8 @@ TEST_F(UploadSystemTest, ARealClipIsCommittedAnnouncedOnceAndPlaysFromItsSignedU
   EXPECT_EQ(Receive("test-uploaded", 1), std::vector<std::string>{done.media()});
 
   const std::string object = "originals/" + done.committed().key();
-  const std::string prefix = absl::StrCat("originals/", IdentityId(alice), "/",
-                                          done.media().substr(6), "/");
+  const std::string prefix =
+      absl::StrCat("originals/", IdentityId(alice), "/", done.media().substr(6), "/");
   auto whole = HttpFetch(upload_.objects, "GET", SignedPath(object, prefix), {});
   ASSERT_TRUE(whole.ok());
   EXPECT_EQ(whole->status, 200);
@@ -379,12 +388,12 @@ TEST_F(UploadSystemTest, BadUrlsAreRefusedPrecisely) {
   upload::v1::UploadSession done = UploadWhole(alice.access_token(), FakeMp4(3000, 'a'));
   const std::string object = "originals/" + done.committed().key();
   const std::string prefix = "originals/" + IdentityId(alice) + "/";
-  EXPECT_EQ(HttpFetch(upload_.objects, "GET", SignedPath(object, prefix, -absl::Seconds(5)), {})
-                ->status,
-            403);
-  EXPECT_EQ(HttpFetch(upload_.objects, "GET", SignedPath(object, "originals/someoneelse/"), {})
-                ->status,
-            403);
+  EXPECT_EQ(
+      HttpFetch(upload_.objects, "GET", SignedPath(object, prefix, -absl::Seconds(5)), {})->status,
+      403);
+  EXPECT_EQ(
+      HttpFetch(upload_.objects, "GET", SignedPath(object, "originals/someoneelse/"), {})->status,
+      403);
   std::string tampered = SignedPath(object, prefix);
   tampered.replace(tampered.find(".k1.") + 4, 1, "9");
   EXPECT_EQ(HttpFetch(upload_.objects, "GET", tampered, {})->status, 403);
@@ -393,11 +402,12 @@ TEST_F(UploadSystemTest, BadUrlsAreRefusedPrecisely) {
   for (const std::string& path :
        {"/o/" + token + "/originals/../../../etc/passwd",
         "/o/" + token + "/originals/%2e%2e/%2e%2e/etc/passwd",
-        "/o/" + token + "/originals/a%2f..%2f..%2fetc/passwd",
-        "/o/" + token + "/originals/%00/x", "/o/" + token + "/etc/passwd"}) {
+        "/o/" + token + "/originals/a%2f..%2f..%2fetc/passwd", "/o/" + token + "/originals/%00/x",
+        "/o/" + token + "/etc/passwd"}) {
     auto r = HttpFetch(upload_.objects, "GET", path, {});
     ASSERT_TRUE(r.ok());
-    EXPECT_TRUE(r->status == 400 || r->status == 403 || r->status == 404) << path << " " << r->status;
+    EXPECT_TRUE(r->status == 400 || r->status == 403 || r->status == 404)
+        << path << " " << r->status;
     EXPECT_FALSE(absl::StrContains(r->body, "root:")) << path;
   }
   auto unsatisfiable =
@@ -430,17 +440,17 @@ TEST_F(UploadSystemTest, BadWritesGetPreciseStatusesAndNothingIsPublished) {
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Write(alice.access_token(), session->name(), data, 100, 1000, false, "").error_code(),
             grpc::StatusCode::OUT_OF_RANGE);
-  EXPECT_EQ(Write(alice.access_token(), session->name(), FakeMp4(5 << 20, 'y'), 0, 5 << 20,
-                  false, "")
-                .error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT)
+  EXPECT_EQ(
+      Write(alice.access_token(), session->name(), FakeMp4(5 << 20, 'y'), 0, 5 << 20, false, "")
+          .error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT)
       << "a chunk over 4 MiB";
   grpc::Status wrong =
       Write(alice.access_token(), session->name(), data, 0, 1000, true, Sha("not it"));
   EXPECT_EQ(wrong.error_code(), grpc::StatusCode::DATA_LOSS) << wrong.error_message();
-  EXPECT_EQ(Write(alice.access_token(), session->name(), data, 0, 1000, true, Sha(data))
-                .error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION)
+  EXPECT_EQ(
+      Write(alice.access_token(), session->name(), data, 0, 1000, true, Sha(data)).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION)
       << "the failed checksum aborted the upload";
 
   // A second stream while one is open is ABORTED, never interleaved.
@@ -501,8 +511,9 @@ TEST_F(UploadSystemTest, AnUploadKilledMidwayResumesFromItsCommittedOffset) {
   EXPECT_LE(resume, 16 << 20);
   EXPECT_EQ(resume % (4 << 20), 0) << "offsets are recorded at chunk boundaries";
   upload::v1::WriteResponse response;
-  grpc::Status s = Write(alice.access_token(), session->name(), absl::string_view(data).substr(resume),
-                         resume, 4 << 20, true, Sha(data), &response);
+  grpc::Status s =
+      Write(alice.access_token(), session->name(), absl::string_view(data).substr(resume), resume,
+            4 << 20, true, Sha(data), &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(response.committed().sha256(), Sha(data));
   EXPECT_EQ(response.committed().size_bytes(), 20 << 20);
@@ -533,8 +544,8 @@ TEST_F(UploadSystemTest, ADroppedStreamResumesFromQueryUpload) {
   grpc::Status s;
   for (int attempt = 0; attempt < 3; ++attempt) {
     resume = Query(alice.access_token(), session->name()).committed_size();
-    s = Write(alice.access_token(), session->name(), absl::string_view(data).substr(resume),
-              resume, 1 << 20, true, Sha(data));
+    s = Write(alice.access_token(), session->name(), absl::string_view(data).substr(resume), resume,
+              1 << 20, true, Sha(data));
     if (s.error_code() != grpc::StatusCode::OUT_OF_RANGE) break;
   }
   ASSERT_TRUE(s.ok()) << s.error_message();
