@@ -21,6 +21,7 @@
 #include "libs/testing/child_process.h"
 #include "libs/testing/http_get.h"
 #include "libs/testing/reflection_check.h"
+#include "libs/testing/service_process.h"
 
 namespace pettube {
 namespace {
@@ -28,8 +29,8 @@ namespace {
 using ::pettube::testing::ChildProcess;
 using ::pettube::testing::HttpGet;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
-using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 
 struct ServiceCase {
   std::string binary;        // name under services/
@@ -42,39 +43,40 @@ struct ServiceCase {
 const ServiceCase kServices[] = {
     {"broker", "pettube.broker.v1.Broker"},
     {"auth-token-exchange", "pettube.auth.v1.TokenExchange"},
-    {"upload", "pettube.upload.v1.Upload",
+    {"upload",
+     "pettube.upload.v1.Upload",
      {"--auth_server=127.0.0.1:9", "--broker_server=127.0.0.1:9"}},
     {"media-catalog", "pettube.catalog.v1.MediaCatalog"},
-    {"transcode-coordinator", "pettube.transcode.v1.TranscodeCoordinator",
+    {"transcode-coordinator",
+     "pettube.transcode.v1.TranscodeCoordinator",
      {"--objects_url=http://127.0.0.1:9", "--upload_server=127.0.0.1:9",
       "--auth_server=127.0.0.1:9", "--broker_server=127.0.0.1:9"}},
 };
 
-std::string BinaryPath(const std::string& name) {
-  return RunfilePath(absl::StrCat("services/", name, "/", name));
-}
-
-// A started service with its addresses.
+// A started service with its addresses; `process` belongs to `service`.
 struct Running {
-  std::unique_ptr<ChildProcess> process;
+  std::unique_ptr<ServiceProcess> service;
+  ChildProcess* process = nullptr;
   std::string grpc;
   std::string metrics;
 };
 
 Running StartService(const std::string& name, std::vector<std::string> extra_args = {}) {
   const std::string dir = NewTempDir(name);
-  std::vector<std::string> args = {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                                   absl::StrCat("--data_dir=", dir, "/data")};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  auto process = ChildProcess::Start(BinaryPath(name), args, dir + "/stderr.log");
-  EXPECT_TRUE(process.ok()) << process.status();
-  Running r{std::move(*process), "", ""};
-  auto ready = r.process->WaitForReady(absl::Seconds(20));
-  EXPECT_TRUE(ready.ok()) << name << ": " << ready.status();
-  if (ready.ok()) {
-    r.grpc = ReadyField(*ready, "grpc");
-    r.metrics = ReadyField(*ready, "metrics");
-  }
+  ServiceProcess::Options options;
+  options.binary = ServiceBinary(name);
+  options.data_dir = dir + "/data";
+  options.args = std::move(extra_args);
+  options.stderr_path = dir + "/stderr.log";
+  options.ready_timeout = absl::Seconds(20);
+  auto service = ServiceProcess::Start(std::move(options));
+  EXPECT_TRUE(service.ok()) << service.status();
+  Running r;
+  if (!service.ok()) return r;
+  r.service = std::move(*service);
+  r.process = &r.service->process();
+  r.grpc = r.service->grpc();
+  r.metrics = r.service->metrics();
   return r;
 }
 
@@ -170,7 +172,7 @@ void ExpectStartupFailure(const std::string& binary, std::vector<std::string> ar
                           const std::vector<std::string>& required_args = {}) {
   args.insert(args.end(), required_args.begin(), required_args.end());
   const std::string dir = NewTempDir("bad-" + binary);
-  auto process = ChildProcess::Start(BinaryPath(binary), args, dir + "/stderr.log");
+  auto process = ChildProcess::Start(ServiceBinary(binary), args, dir + "/stderr.log");
   ASSERT_TRUE(process.ok());
   auto code = (*process)->WaitForExit(absl::Seconds(20));
   ASSERT_TRUE(code.ok()) << code.status();
