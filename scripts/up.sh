@@ -50,8 +50,7 @@ export PETTUBE_HOME="$home"
 # directory from an older checkout gets new clients and scopes.
 declare -A SCOPES=(
   [upload]='"events.publish", "events.subscribe"'
-  # events.admin: the catalog asks for it (--rebuild seeks its subscription).
-  [media-catalog]='"events.publish", "events.subscribe", "events.admin"'
+  [media-catalog]='"events.publish", "events.subscribe"'
   [transcode-coordinator]='"events.publish", "events.subscribe", "objects.read", "objects.write"'
   [transcode-worker]='"events.publish", "events.subscribe", "objects.read", "objects.write"'
   [transcode-supervisor]='"events.subscribe"'

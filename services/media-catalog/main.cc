@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   // and metrics only (every API call is UNAUTHENTICATED, nothing projected).
   std::optional<workload::Workload> work;
   if (!absl::GetFlag(FLAGS_auth_server).empty()) {
-    auto w = workload::FromFlags({"events.subscribe", "events.publish", "events.admin"});
+    auto w = workload::FromFlags({"events.subscribe", "events.publish"});
     if (!w.ok()) return server::ExitWith(w.status());
     work = *std::move(w);
     if (auto s = work->authenticator->Prefetch(); !s.ok()) {

@@ -80,7 +80,7 @@ class CatalogSystemTest : public ::testing::Test {
     }
     std::ofstream(config_ + "/clients.json") << absl::StrCat(
         R"([{"client_id": "media-catalog", "secret_file": ")", config_,
-        R"(/media-catalog.secret", "scopes": ["events.subscribe", "events.publish", "events.admin"]},
+        R"(/media-catalog.secret", "scopes": ["events.subscribe", "events.publish"]},
             {"client_id": "tester", "secret_file": ")",
         config_,
         R"(/tester.secret", "scopes": ["events.subscribe", "events.publish", "events.admin"]},

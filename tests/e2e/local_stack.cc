@@ -17,7 +17,7 @@ namespace {
 const std::map<std::string, std::vector<std::string>>& Clients() {
   static const auto* clients = new std::map<std::string, std::vector<std::string>>{
       {"upload", {"events.publish", "events.subscribe"}},
-      {"media-catalog", {"events.publish", "events.subscribe", "events.admin"}},
+      {"media-catalog", {"events.publish", "events.subscribe"}},
       {"transcode-coordinator",
        {"events.publish", "events.subscribe", "objects.read", "objects.write"}},
       {"transcode-worker", {"events.publish", "events.subscribe", "objects.read", "objects.write"}},

@@ -78,7 +78,7 @@ mkdir -p "$cfg"
 for c in media-catalog bench; do echo "$c-secret-0123456789abcdef" >"$cfg/$c.secret"; done
 cat >"$cfg/clients.json" <<JSON
 [{"client_id": "media-catalog", "secret_file": "$cfg/media-catalog.secret",
-  "scopes": ["events.subscribe", "events.publish", "events.admin"]},
+  "scopes": ["events.subscribe", "events.publish"]},
  {"client_id": "bench", "secret_file": "$cfg/bench.secret",
   "scopes": ["media.read", "media.admin", "events.subscribe", "events.publish", "events.admin"]}]
 JSON
@@ -137,7 +137,7 @@ us_per_call() {
 profile() {
   [[ -n "${PERF_DIR:-}" ]] || return 0
   mkdir -p "$PERF_DIR"
-  perf record -q -F 499 ${PERF_CALLGRAPH:---call-graph=dwarf,16384} -p "$2" -o "$PERF_DIR/$1.data" -- sleep "$SECONDS_PER_ROW" \
+  perf record -q -F ${PERF_HZ:-499} ${PERF_CALLGRAPH:---call-graph=dwarf,16384} -p "$2" -o "$PERF_DIR/$1.data" -- sleep "$SECONDS_PER_ROW" \
     >/dev/null 2>&1 &
 }
 
