@@ -21,10 +21,11 @@
 namespace pettube::transcode::testing {
 
 using ::io::cloudevents::v1::CloudEvent;
-using ::pettube::testing::ChildProcess;
 using ::pettube::testing::NewTempDir;
 using ::pettube::testing::ReadyField;
 using ::pettube::testing::RunfilePath;
+using ::pettube::testing::ServiceBinary;
+using ::pettube::testing::ServiceProcess;
 
 std::chrono::system_clock::time_point In(int seconds) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
@@ -39,23 +40,21 @@ std::string ReadAll(const std::string& path) {
 
 Running StartBinary(const std::string& binary, const std::string& dir,
                     std::vector<std::string> args) {
-  args.push_back("--listen=127.0.0.1:0");
-  args.push_back("--metrics_listen=127.0.0.1:0");
-  args.push_back("--data_dir=" + dir + "/data");
   static int n = 0;
-  auto p = ChildProcess::Start(RunfilePath(absl::StrCat("services/", binary, "/", binary)), args,
-                               absl::StrCat(dir, "/stderr.", ++n, ".log"));
-  EXPECT_TRUE(p.ok()) << p.status();
+  ServiceProcess::Options options;
+  options.binary = ServiceBinary(binary);
+  options.data_dir = dir + "/data";
+  options.args = std::move(args);
+  options.stderr_path = absl::StrCat(dir, "/stderr.", ++n, ".log");
+  auto service = ServiceProcess::Start(std::move(options));
+  EXPECT_TRUE(service.ok()) << service.status();
   Running r;
-  if (!p.ok()) return r;
-  r.process = std::move(*p);
-  auto ready = r.process->WaitForReady(absl::Seconds(30));
-  EXPECT_TRUE(ready.ok()) << binary << ": " << ready.status();
-  if (ready.ok()) {
-    r.grpc = ReadyField(*ready, "grpc");
-    r.metrics = ReadyField(*ready, "metrics");
-    r.ready = *ready;
-  }
+  if (!service.ok()) return r;
+  r.service = std::move(*service);
+  r.process = &r.service->process();
+  r.grpc = r.service->grpc();
+  r.metrics = r.service->metrics();
+  r.ready = r.service->ready_line();
   return r;
 }
 

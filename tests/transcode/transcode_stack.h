@@ -23,6 +23,7 @@
 #include "libs/broker_client/subscriber.h"
 #include "libs/testing/child_process.h"
 #include "libs/testing/http_get.h"
+#include "libs/testing/service_process.h"
 #include "proto/io/cloudevents/v1/cloudevents.pb.h"
 #include "proto/pettube/transcode/v1/transcode.grpc.pb.h"
 
@@ -30,8 +31,10 @@ namespace pettube::transcode::testing {
 
 std::chrono::system_clock::time_point In(int seconds);
 
+// A started service; `process` belongs to `service` (null if it did not start).
 struct Running {
-  std::unique_ptr<pettube::testing::ChildProcess> process;
+  std::unique_ptr<pettube::testing::ServiceProcess> service;
+  pettube::testing::ChildProcess* process = nullptr;
   std::string grpc;
   std::string metrics;
   std::string ready;
