@@ -1,9 +1,11 @@
 #include "services/broker/broker.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "libs/time/proto_time.h"
 #include "services/broker/broker_state.h"
 #include "services/broker/committer.h"
@@ -28,6 +30,25 @@ v1::Status ToProtoStatus(const absl::Status& status) {
   out.set_message(std::string(status.message()));
   return out;
 }
+
+namespace {
+
+// Starts an operation that answers a callback, and waits for the answer:
+// the waiting forms of the broker's calls (tests, tools), over the ones
+// BrokerService uses.
+template <typename R, typename Start>
+R Await(Start start) {
+  absl::Notification answered;
+  std::optional<R> out;
+  start([&](R r) {
+    out.emplace(std::move(r));
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return *std::move(out);
+}
+
+}  // namespace
 
 struct Broker::CollectHook {
   absl::Mutex mu;
@@ -162,7 +183,8 @@ absl::StatusOr<v1::StreamInfo> Broker::GetStreamInfo() { return publisher_->GetS
 absl::StatusOr<v1::Subscription> Broker::CreateSubscription(const std::string& id,
                                                             const v1::Subscription& settings,
                                                             const Access& access) {
-  return subscriptions_->CreateSubscription(id, settings, access);
+  return Await<absl::StatusOr<v1::Subscription>>(
+      [&](auto done) { CreateSubscription(id, settings, access, std::move(done)); });
 }
 
 absl::StatusOr<v1::Subscription> Broker::GetSubscription(const std::string& name) {
@@ -177,29 +199,64 @@ absl::StatusOr<v1::ListSubscriptionsResponse> Broker::ListSubscriptions(
 absl::StatusOr<v1::Subscription> Broker::UpdateSubscription(const v1::Subscription& subscription,
                                                             const std::vector<std::string>& paths,
                                                             const Access& access) {
-  return subscriptions_->UpdateSubscription(subscription, paths, access);
+  return Await<absl::StatusOr<v1::Subscription>>(
+      [&](auto done) { UpdateSubscription(subscription, paths, access, std::move(done)); });
 }
 
 absl::Status Broker::DeleteSubscription(const std::string& name, const Access& access) {
-  return subscriptions_->DeleteSubscription(name, access);
+  return Await<absl::Status>([&](auto done) { DeleteSubscription(name, access, std::move(done)); });
 }
 
 absl::StatusOr<v1::Subscription> Broker::Seek(const std::string& name,
                                               const v1::StartPosition& position,
                                               const Access& access) {
-  return seeker_->Seek(name, position, access);
+  return Await<absl::StatusOr<v1::Subscription>>(
+      [&](auto done) { Seek(name, position, access, std::move(done)); });
 }
 
 absl::StatusOr<v1::ListDeadLettersResponse> Broker::ListDeadLetters(const std::string& name,
                                                                     int page_size,
                                                                     const std::string& page_token,
                                                                     const Access& access) {
-  return dead_letters_->List(name, page_size, page_token, access);
+  return Await<absl::StatusOr<v1::ListDeadLettersResponse>>(
+      [&](auto done) { ListDeadLetters(name, page_size, page_token, access, std::move(done)); });
 }
 
 absl::StatusOr<int64_t> Broker::Redrive(const std::string& name, int64_t max_events,
                                         int max_per_second, const Access& access) {
-  return redriver_->Redrive(name, max_events, max_per_second, access);
+  return Await<absl::StatusOr<int64_t>>(
+      [&](auto done) { Redrive(name, max_events, max_per_second, access, std::move(done)); });
+}
+
+void Broker::CreateSubscription(const std::string& id, const v1::Subscription& settings,
+                                const Access& access, Done<v1::Subscription> done) {
+  subscriptions_->CreateSubscription(id, settings, access, std::move(done));
+}
+
+void Broker::UpdateSubscription(const v1::Subscription& subscription,
+                                const std::vector<std::string>& paths, const Access& access,
+                                Done<v1::Subscription> done) {
+  subscriptions_->UpdateSubscription(subscription, paths, access, std::move(done));
+}
+
+void Broker::DeleteSubscription(const std::string& name, const Access& access,
+                                std::function<void(absl::Status)> done) {
+  subscriptions_->DeleteSubscription(name, access, std::move(done));
+}
+
+void Broker::Seek(const std::string& name, const v1::StartPosition& position, const Access& access,
+                  Done<v1::Subscription> done) {
+  seeker_->Seek(name, position, access, std::move(done));
+}
+
+void Broker::ListDeadLetters(const std::string& name, int page_size, const std::string& page_token,
+                             const Access& access, Done<v1::ListDeadLettersResponse> done) {
+  dead_letters_->List(name, page_size, page_token, access, std::move(done));
+}
+
+void Broker::Redrive(const std::string& name, int64_t max_events, int max_per_second,
+                     const Access& access, Done<int64_t> done) {
+  redriver_->Redrive(name, max_events, max_per_second, access, std::move(done));
 }
 
 absl::StatusOr<WatchId> Broker::WatchStats(const std::string& name, StatsObserver* observer,
@@ -222,16 +279,22 @@ absl::StatusOr<ConsumerId> Broker::Attach(const std::string& subscription, int c
         absl::StrCat("attach.max_in_flight: must be 1 to ", kMaxCredits, ", got ", credits));
   }
   BrokerState& s = *state_;
-  absl::MutexLock lock(&s.mu);
-  if (s.draining) return absl::UnavailableError("broker is shutting down");
-  SubState* sub = s.FindLocked(subscription);
-  if (sub == nullptr) {
-    return absl::NotFoundError(absl::StrCat("subscription ", subscription, " does not exist"));
+  ConsumerId id;
+  uint32_t sub_id;
+  {
+    absl::MutexLock lock(&s.mu);
+    if (s.draining) return absl::UnavailableError("broker is shutting down");
+    SubState* sub = s.FindLocked(subscription);
+    if (sub == nullptr) {
+      return absl::NotFoundError(absl::StrCat("subscription ", subscription, " does not exist"));
+    }
+    if (auto st = s.MayUseLocked(*sub, access); !st.ok()) return st;
+    id = dispatcher_->AttachLocked(*sub, credits, consumer_name, consumer);
+    *settings = subscriptions_->DescribeLocked(*sub);
+    sub_id = sub->id;
+    dispatcher_->PumpLocked(*sub);
   }
-  if (auto st = s.MayUseLocked(*sub, access); !st.ok()) return st;
-  const ConsumerId id = dispatcher_->AttachLocked(*sub, credits, consumer_name, consumer);
-  *settings = subscriptions_->DescribeLocked(*sub);
-  dispatcher_->PumpLocked(*sub);
+  subscriptions_->AddOldestAge(sub_id, settings->mutable_stats());
   return id;
 }
 
@@ -249,30 +312,40 @@ void Broker::Settle(ConsumerId id, const v1::Settle& settle, bool confirm) {
 
 void Broker::Drain() {
   BrokerState& s = *state_;
-  absl::MutexLock lock(&s.mu);
-  if (s.draining) return;
-  s.draining = true;
-  for (auto& [id, sub] : s.subs) {
-    dispatcher_->CloseConsumersLocked(*sub,
-                                      absl::UnavailableError("broker is shutting down; reconnect"));
+  std::vector<std::function<void()>> redrives;
+  {
+    absl::MutexLock lock(&s.mu);
+    if (s.draining) return;
+    s.draining = true;
+    for (auto& [id, sub] : s.subs) {
+      dispatcher_->CloseConsumersLocked(
+          *sub, absl::UnavailableError("broker is shutting down; reconnect"));
+    }
+    // Watchers end cleanly: the stats they hold are final for this instance.
+    s.watchers.CloseAll(absl::OkStatus());
+    redrives = redriver_->DrainLocked();
   }
-  // Watchers end cleanly: the stats they hold are final for this instance.
-  s.watchers.CloseAll(absl::OkStatus());
-  s.drained.Notify();
+  // Redrives waiting for their next chunk answer with what they moved.
+  for (auto& answer : redrives) answer();
 }
 
 void Broker::EnforceRetention() { retention_->Enforce(); }
 
 void Broker::CollectMetrics() {
   std::vector<std::pair<std::string, v1::SubscriptionStats>> stats;
+  std::vector<uint32_t> ids;
   {
     BrokerState& s = *state_;
     absl::MutexLock lock(&s.mu);
     stats.reserve(s.subs.size());
     for (auto& [id, sub] : s.subs) {
       stats.emplace_back(sub->config.name(), subscriptions_->DescribeLocked(*sub).stats());
+      ids.push_back(id);
     }
   }
+  // The oldest ages read the store: off the lock, so a scrape never holds
+  // up dispatch.
+  for (size_t i = 0; i < ids.size(); ++i) subscriptions_->AddOldestAge(ids[i], &stats[i].second);
   state_->probe.SetGauges(stats);
 }
 

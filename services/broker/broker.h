@@ -86,10 +86,30 @@ class Broker {
       const std::string& name, int page_size, const std::string& page_token,
       const Access& access = Access::Unchecked());
   // Moves up to `max_events` (0: all) dead letters back, `max_per_second`
-  // at a time (waits between chunks; returns early if the broker stops).
+  // at a time (a second between chunks; returns early if the broker stops).
   absl::StatusOr<int64_t> Redrive(const std::string& name, int64_t max_events, int max_per_second,
                                   const Access& access = Access::Unchecked());
   absl::StatusOr<v1::StreamInfo> GetStreamInfo();
+
+  // The same changes without a waiting thread: `done` runs once the change
+  // is durable, from the committer thread (or, for Redrive between chunks,
+  // a timer's; inline when refused up front). What BrokerService calls, so
+  // no gRPC thread waits for an fsync. The waiting forms above wrap these.
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+  void CreateSubscription(const std::string& id, const v1::Subscription& settings,
+                          const Access& access, Done<v1::Subscription> done);
+  void UpdateSubscription(const v1::Subscription& subscription,
+                          const std::vector<std::string>& paths, const Access& access,
+                          Done<v1::Subscription> done);
+  void DeleteSubscription(const std::string& name, const Access& access,
+                          std::function<void(absl::Status)> done);
+  void Seek(const std::string& name, const v1::StartPosition& position, const Access& access,
+            Done<v1::Subscription> done);
+  void ListDeadLetters(const std::string& name, int page_size, const std::string& page_token,
+                       const Access& access, Done<v1::ListDeadLettersResponse> done);
+  void Redrive(const std::string& name, int64_t max_events, int max_per_second,
+               const Access& access, Done<int64_t> done);
 
   // ----------------------------------------------------------- stats watch
   // Starts watching a subscription's stats: `observer` hears of each change

@@ -145,10 +145,12 @@ grpc::ServerUnaryReactor* BrokerService::CreateSubscription(
   if (!who.ok()) {
     Reply(reactor, who.status());
   } else {
-    Reply(reactor,
-          broker_.CreateSubscription(request->subscription_id(), request->subscription(),
-                                     who->access),
-          response);
+    // Finished from the committer's completion: no gRPC thread waits for
+    // the fsync.
+    broker_.CreateSubscription(request->subscription_id(), request->subscription(), who->access,
+                               [reactor, response](absl::StatusOr<v1::Subscription> created) {
+                                 Reply(reactor, std::move(created), response);
+                               });
   }
   return reactor;
 }
@@ -189,9 +191,10 @@ grpc::ServerUnaryReactor* BrokerService::UpdateSubscription(
                if (!who.ok()) return Reply(reactor, who.status());
                std::vector<std::string> paths(request->update_mask().paths().begin(),
                                               request->update_mask().paths().end());
-               Reply(reactor,
-                     broker_.UpdateSubscription(request->subscription(), paths, who->access),
-                     response);
+               broker_.UpdateSubscription(request->subscription(), paths, who->access,
+                                          [reactor, response](absl::StatusOr<v1::Subscription> r) {
+                                            Reply(reactor, std::move(r), response);
+                                          });
              });
   return reactor;
 }
@@ -203,7 +206,8 @@ grpc::ServerUnaryReactor* BrokerService::DeleteSubscription(
   WithAccess(context, {kSubscribeScope, kAdminScope},
              [this, reactor, request](absl::StatusOr<CallerAccess> who) {
                if (!who.ok()) return Reply(reactor, who.status());
-               Reply(reactor, broker_.DeleteSubscription(request->name(), who->access));
+               broker_.DeleteSubscription(request->name(), who->access,
+                                          [reactor](absl::Status s) { Reply(reactor, s); });
              });
   return reactor;
 }
@@ -225,8 +229,10 @@ grpc::ServerUnaryReactor* BrokerService::SeekSubscription(
   WithAccess(context, {kSubscribeScope, kAdminScope},
              [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
                if (!who.ok()) return Reply(reactor, who.status());
-               Reply(reactor, broker_.Seek(request->name(), request->position(), who->access),
-                     response);
+               broker_.Seek(request->name(), request->position(), who->access,
+                            [reactor, response](absl::StatusOr<v1::Subscription> r) {
+                              Reply(reactor, std::move(r), response);
+                            });
              });
   return reactor;
 }
@@ -238,10 +244,11 @@ grpc::ServerUnaryReactor* BrokerService::ListDeadLetters(grpc::CallbackServerCon
   WithAccess(context, {kSubscribeScope, kAdminScope},
              [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
                if (!who.ok()) return Reply(reactor, who.status());
-               Reply(reactor,
-                     broker_.ListDeadLetters(request->subscription(), request->page_size(),
-                                             request->page_token(), who->access),
-                     response);
+               broker_.ListDeadLetters(
+                   request->subscription(), request->page_size(), request->page_token(),
+                   who->access, [reactor, response](absl::StatusOr<v1::ListDeadLettersResponse> r) {
+                     Reply(reactor, std::move(r), response);
+                   });
              });
   return reactor;
 }
@@ -253,12 +260,15 @@ grpc::ServerUnaryReactor* BrokerService::RedriveDeadLetters(
   WithAccess(context, {kSubscribeScope, kAdminScope},
              [this, reactor, request, response](absl::StatusOr<CallerAccess> who) {
                if (!who.ok()) return Reply(reactor, who.status());
-               auto moved = broker_.Redrive(request->subscription(), request->max_events(),
-                                            request->max_per_second(), who->access);
-               // Never a StatusOr built from an OK status (that aborts).
-               if (!moved.ok()) return Reply(reactor, moved.status());
-               response->set_redriven(*moved);
-               Reply(reactor, absl::OkStatus());
+               // Finished when the last chunk is written; the rate limit is a
+               // timer between chunks, not a waiting thread.
+               broker_.Redrive(request->subscription(), request->max_events(),
+                               request->max_per_second(), who->access,
+                               [reactor, response](absl::StatusOr<int64_t> moved) {
+                                 if (!moved.ok()) return Reply(reactor, moved.status());
+                                 response->set_redriven(*moved);
+                                 Reply(reactor, absl::OkStatus());
+                               });
              });
   return reactor;
 }

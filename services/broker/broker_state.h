@@ -174,8 +174,6 @@ struct BrokerState {
   StatsWatchers watchers ABSL_GUARDED_BY(mu);
   absl::BitGen rng ABSL_GUARDED_BY(mu);
   bool draining ABSL_GUARDED_BY(mu) = false;
-  // Notified by Drain().
-  absl::Notification drained;
 
   // Written by the committer thread only; read anywhere.
   std::atomic<uint64_t> last_seq{0};

@@ -59,30 +59,39 @@ void DeadLetters::DeadLetterLocked(SubState& sub, uint64_t seq, std::string reas
                         nullptr, true, false});
 }
 
-absl::StatusOr<v1::ListDeadLettersResponse> DeadLetters::List(const std::string& name,
-                                                              int page_size,
-                                                              const std::string& page_token,
-                                                              const Access& access) {
-  if (auto s = ValidateName(name, "subscription"); !s.ok()) return s;
-  if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+void DeadLetters::List(const std::string& name, int page_size, const std::string& page_token,
+                       const Access& access, Done done) {
+  if (auto s = ValidateName(name, "subscription"); !s.ok()) return done(s);
+  if (page_size < 0) return done(absl::InvalidArgumentError("page_size: must not be negative"));
   if (page_size == 0) page_size = 50;
   page_size = std::min(page_size, 1000);
   uint64_t from = 0;
   if (!page_token.empty() && !absl::SimpleAtoi(page_token, &from)) {
-    return absl::InvalidArgumentError("page_token: not a token from a previous response");
+    return done(absl::InvalidArgumentError("page_token: not a token from a previous response"));
   }
   uint32_t id;
   {
     absl::MutexLock lock(&s_.mu);
     SubState* sub = s_.FindLocked(name);
-    if (sub == nullptr)
-      return absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
-    if (auto s = s_.MayUseLocked(*sub, access); !s.ok()) return s;
+    if (sub == nullptr) {
+      return done(absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist")));
+    }
+    if (auto s = s_.MayUseLocked(*sub, access); !s.ok()) return done(s);
     id = sub->id;
   }
-  // Dead-lettering is queued to the committer; wait for what is queued so
-  // a listing sees every settlement made before it.
-  if (auto s = s_.committer->SubmitAndWait({}); !s.ok()) return s;
+  // Dead-lettering is queued to the committer: read once what is queued is
+  // written, so a listing sees every settlement made before it. Read on the
+  // committer thread (one page), answered from there.
+  Committer::Op op;
+  op.done = [this, id, from, page_size, done = std::move(done)](const absl::Status& status) {
+    if (!status.ok()) return done(status);
+    done(ReadPage(id, from, page_size));
+  };
+  s_.committer->Submit(std::move(op));
+}
+
+absl::StatusOr<v1::ListDeadLettersResponse> DeadLetters::ReadPage(uint32_t id, uint64_t from,
+                                                                  int page_size) {
   v1::ListDeadLettersResponse out;
   // Bounded by bytes too: a page of large events must still reach a client
   // with the default receive limit (a letter bigger than the limit comes

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,11 +31,15 @@ class DeadLetters {
   absl::StatusOr<std::optional<StoredEvent>> OwedCopyLocked(SubState& sub, uint64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_.mu);
 
-  absl::StatusOr<v1::ListDeadLettersResponse> List(const std::string& name, int page_size,
-                                                   const std::string& page_token,
-                                                   const Access& access) ABSL_LOCKS_EXCLUDED(s_.mu);
+  using Done = std::function<void(absl::StatusOr<v1::ListDeadLettersResponse>)>;
+  // Answers `done` from the committer thread once every dead-lettering
+  // queued before is written (inline when refused up front).
+  void List(const std::string& name, int page_size, const std::string& page_token,
+            const Access& access, Done done) ABSL_LOCKS_EXCLUDED(s_.mu);
 
  private:
+  absl::StatusOr<v1::ListDeadLettersResponse> ReadPage(uint32_t id, uint64_t from, int page_size);
+
   BrokerState& s_;
 };
 

@@ -40,13 +40,19 @@ void Retention::Enforce() {
     // Size: only events no subscription still owes (below every queue's
     // first entry) may go early.
     uint64_t owed_floor = s_.last_seq.load() + 1;
+    std::vector<uint32_t> ids;
     {
       absl::MutexLock lock(&s_.mu);
-      for (auto& [id, sub] : s_.subs) {
-        std::vector<uint64_t> head;
-        if (s_.store->ScanQueue(id, 0, 1, &head).ok() && !head.empty()) {
-          owed_floor = std::min(owed_floor, head[0]);
-        }
+      for (auto& [id, sub] : s_.subs) ids.push_back(id);
+    }
+    // The queue heads are read off the lock. A subscription created since
+    // owes nothing below the floor read for the others (it starts at the
+    // end of the log, or its backfill is an exclusive write retention's
+    // own write waits behind).
+    for (uint32_t id : ids) {
+      std::vector<uint64_t> head;
+      if (s_.store->ScanQueue(id, 0, 1, &head).ok() && !head.empty()) {
+        owed_floor = std::min(owed_floor, head[0]);
       }
     }
     auto bytes = s_.store->ApproximateEventBytes();

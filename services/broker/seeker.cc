@@ -14,7 +14,7 @@ namespace pettube::broker {
 
 using time::FromProto;
 
-absl::Status Seeker::Backfill(const SubState& sub, const v1::StartPosition& position,
+absl::Status Seeker::Backfill(const v1::Filter& filter, const v1::StartPosition& position,
                               std::vector<uint64_t>* seqs) {
   uint64_t from = 0;
   std::optional<absl::Time> from_time;
@@ -32,44 +32,71 @@ absl::Status Seeker::Backfill(const SubState& sub, const v1::StartPosition& posi
       from_time = FromProto(position.time());
       break;
   }
-  const bool match_all = IsMatchAll(sub.config.filter());
+  const bool match_all = IsMatchAll(filter);
   return s_.store->ScanEvents(from, [&](const StoredEvent& e) {
     if (from_time.has_value() && e.publish_time < *from_time) return true;
     if (!match_all) {
       CloudEvent event;
-      if (!e.Parse(&event) || !Matches(sub.config.filter(), event)) return true;
+      if (!e.Parse(&event) || !Matches(filter, event)) return true;
     }
     seqs->push_back(e.sequence);
     return true;
   });
 }
 
-absl::StatusOr<v1::Subscription> Seeker::Seek(const std::string& name,
-                                              const v1::StartPosition& position,
-                                              const Access& access) {
-  if (auto s = ValidateName(name, "name"); !s.ok()) return s;
+void Seeker::Seek(const std::string& name, const v1::StartPosition& position, const Access& access,
+                  std::function<void(absl::StatusOr<v1::Subscription>)> done) {
+  if (auto s = ValidateName(name, "name"); !s.ok()) return done(s);
   if (position.position_case() == v1::StartPosition::POSITION_NOT_SET) {
-    return absl::InvalidArgumentError("position: must be set");
+    return done(absl::InvalidArgumentError("position: must be set"));
   }
-  absl::Status result;
-  v1::Subscription described;
+  struct State {
+    std::string name;
+    v1::StartPosition position;
+    Access access;
+    absl::Status result;
+    v1::Subscription described;
+    uint32_t id = 0;
+    std::function<void(absl::StatusOr<v1::Subscription>)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->name = name;
+  st->position = position;
+  st->access = access;
+  st->done = std::move(done);
   Committer::Op op;
+  // Scans the log: must see every earlier publish committed.
   op.exclusive = true;
-  op.prepare = [&](BrokerStore::Batch& batch) {
-    absl::MutexLock lock(&s_.mu);
-    SubState* sub = s_.FindLocked(name);
-    if (sub == nullptr) {
-      result = absl::NotFoundError(absl::StrCat("subscription ", name, " does not exist"));
-      return;
+  op.prepare = [this, st](BrokerStore::Batch& batch) {
+    v1::Filter filter;
+    {
+      absl::MutexLock lock(&s_.mu);
+      SubState* sub = s_.FindLocked(st->name);
+      if (sub == nullptr) {
+        st->result =
+            absl::NotFoundError(absl::StrCat("subscription ", st->name, " does not exist"));
+        return;
+      }
+      if (auto s = s_.MayUseLocked(*sub, st->access); !s.ok()) {
+        st->result = s;
+        return;
+      }
+      filter = sub->config.filter();
+      st->id = sub->id;
     }
-    if (auto s = s_.MayUseLocked(*sub, access); !s.ok()) {
-      result = s;
-      return;
-    }
-    // The new queue is read first: a failed read changes nothing.
+    // The new queue is read first, off the lock (dispatch goes on; this
+    // exclusive op holds back publishes and every other change, so the
+    // subscription and its filter stay as read): a failed read changes
+    // nothing.
     std::vector<uint64_t> backfill;
-    if (auto s = Backfill(*sub, position, &backfill); !s.ok()) {
-      result = s;
+    if (auto s = Backfill(filter, st->position, &backfill); !s.ok()) {
+      st->result = s;
+      return;
+    }
+    absl::MutexLock lock(&s_.mu);
+    SubState* sub = s_.FindLocked(st->name);
+    if (sub == nullptr || sub->id != st->id) {
+      st->result = absl::NotFoundError(absl::StrCat("subscription ", st->name, " does not exist"));
       return;
     }
     // Start over: in-flight leases are dropped (their late acks are
@@ -102,18 +129,28 @@ absl::StatusOr<v1::Subscription> Seeker::Seek(const std::string& name,
     for (uint64_t seq : backfill) batch.Enqueue(sub->id, seq);
     sub->backlog = static_cast<int64_t>(backfill.size());
   };
-  op.done = [&](const absl::Status& status) {
-    absl::MutexLock lock(&s_.mu);
-    SubState* sub = s_.FindLocked(name);
-    if (sub == nullptr) return;
-    sub->refill_paused = false;
-    if (status.ok() && result.ok()) described = s_.parts.subscriptions->DescribeLocked(*sub);
-    // Also after a failed write: refills read what the store holds.
-    s_.parts.dispatcher->PumpLocked(*sub);
+  op.done = [this, st](const absl::Status& status) {
+    bool described = false;
+    {
+      absl::MutexLock lock(&s_.mu);
+      SubState* sub = s_.FindLocked(st->name);
+      if (sub != nullptr) {
+        sub->refill_paused = false;
+        if (status.ok() && st->result.ok()) {
+          st->described = s_.parts.subscriptions->DescribeLocked(*sub);
+          st->id = sub->id;
+          described = true;
+        }
+        // Also after a failed write: refills read what the store holds.
+        s_.parts.dispatcher->PumpLocked(*sub);
+      }
+    }
+    if (st->result.ok()) st->result = status;
+    if (!st->result.ok()) return st->done(st->result);
+    if (described) s_.parts.subscriptions->AddOldestAge(st->id, st->described.mutable_stats());
+    st->done(std::move(st->described));
   };
-  if (auto s = s_.committer->SubmitAndWait(std::move(op)); !s.ok() && result.ok()) result = s;
-  if (!result.ok()) return result;
-  return described;
+  s_.committer->Submit(std::move(op));
 }
 
 }  // namespace pettube::broker

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,13 +23,16 @@ class Seeker {
  public:
   explicit Seeker(BrokerState& state) : s_(state) {}
 
-  absl::StatusOr<v1::Subscription> Seek(const std::string& name, const v1::StartPosition& position,
-                                        const Access& access) ABSL_LOCKS_EXCLUDED(s_.mu);
+  // Answers `done` from the committer thread once the rebuilt queue is
+  // durable (inline when refused up front).
+  void Seek(const std::string& name, const v1::StartPosition& position, const Access& access,
+            std::function<void(absl::StatusOr<v1::Subscription>)> done) ABSL_LOCKS_EXCLUDED(s_.mu);
 
-  // The sequences a subscription starting at `position` owes (none for
-  // latest), read from the log.
-  absl::Status Backfill(const SubState& sub, const v1::StartPosition& position,
-                        std::vector<uint64_t>* seqs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_.mu);
+  // The sequences a subscription with `filter` starting at `position` owes
+  // (none for latest), read from the log. Takes no lock: callers run it in
+  // an exclusive committer op, so it sees every earlier publish.
+  absl::Status Backfill(const v1::Filter& filter, const v1::StartPosition& position,
+                        std::vector<uint64_t>* seqs) ABSL_LOCKS_EXCLUDED(s_.mu);
 
  private:
   BrokerState& s_;

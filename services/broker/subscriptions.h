@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,20 +25,24 @@ class Subscriptions {
  public:
   explicit Subscriptions(BrokerState& state) : s_(state) {}
 
-  absl::StatusOr<v1::Subscription> CreateSubscription(const std::string& id,
-                                                      const v1::Subscription& settings,
-                                                      const Access& access)
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+
+  // The changes answer `done` from the committer thread once durable (or
+  // inline when refused up front): no caller's thread waits for a write.
+  void CreateSubscription(const std::string& id, const v1::Subscription& settings,
+                          const Access& access, Done<v1::Subscription> done)
       ABSL_LOCKS_EXCLUDED(s_.mu);
+  void UpdateSubscription(const v1::Subscription& subscription,
+                          const std::vector<std::string>& paths, const Access& access,
+                          Done<v1::Subscription> done) ABSL_LOCKS_EXCLUDED(s_.mu);
+  void DeleteSubscription(const std::string& name, const Access& access,
+                          std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(s_.mu);
+  // Reads no store under the lock.
   absl::StatusOr<v1::Subscription> GetSubscription(const std::string& name)
       ABSL_LOCKS_EXCLUDED(s_.mu);
   absl::StatusOr<v1::ListSubscriptionsResponse> ListSubscriptions(int page_size,
                                                                   const std::string& page_token)
-      ABSL_LOCKS_EXCLUDED(s_.mu);
-  absl::StatusOr<v1::Subscription> UpdateSubscription(const v1::Subscription& subscription,
-                                                      const std::vector<std::string>& paths,
-                                                      const Access& access)
-      ABSL_LOCKS_EXCLUDED(s_.mu);
-  absl::Status DeleteSubscription(const std::string& name, const Access& access)
       ABSL_LOCKS_EXCLUDED(s_.mu);
 
   absl::StatusOr<WatchId> WatchStats(const std::string& name, StatsObserver* observer,
@@ -49,8 +54,10 @@ class Subscriptions {
   // Adds a loaded or created subscription to the maps, index and metrics.
   void RegisterLocked(std::unique_ptr<SubState> sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_.mu);
   void UnregisterLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_.mu);
-  // The settings with stats now.
+  // The settings with stats now, but for the oldest unacked age, which
+  // needs a store read: AddOldestAge adds it, off the lock.
   v1::Subscription DescribeLocked(SubState& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_.mu);
+  void AddOldestAge(uint32_t sub_id, v1::SubscriptionStats* stats) ABSL_LOCKS_EXCLUDED(s_.mu);
 
  private:
   BrokerState& s_;
