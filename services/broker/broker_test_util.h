@@ -164,6 +164,14 @@ class BrokerTest : public ::testing::Test {
     return s.ok() ? s->stats().backlog() : -1;
   }
 
+  // Deliveries leased now; read under the broker's lock, so after any
+  // dispatch pass in progress.
+  int64_t InFlight(const std::string& id) {
+    auto s = broker_->GetSubscription("subscriptions/" + id);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? s->stats().in_flight() : -1;
+  }
+
   // Outlive the broker, like reactors that detach before they go.
   FakeConsumer& NewConsumer() {
     consumers_.push_back(std::make_unique<FakeConsumer>());
