@@ -49,8 +49,8 @@ std::string KeyOf(const std::string& service) {
 
 const std::vector<std::string>& LocalStack::AllServices() {
   static const auto* all = new std::vector<std::string>{
-      "auth-token-exchange", "broker", "upload", "media-catalog", "transcode-coordinator",
-      "transcode-worker"};
+      "auth-token-exchange",   "broker",          "upload", "media-catalog",
+      "transcode-coordinator", "transcode-worker"};
   return *all;
 }
 
@@ -67,8 +67,7 @@ absl::StatusOr<std::unique_ptr<LocalStack>> LocalStack::Start(const std::string&
     const std::string file = stack->SecretFile(client);
     if (!std::filesystem::exists(file)) std::ofstream(file) << RandomBase64(32);
     entries.push_back(absl::StrCat("{\"client_id\": \"", client, "\", \"secret_file\": \"", file,
-                                   "\", \"scopes\": [\"", absl::StrJoin(scopes, "\", \""),
-                                   "\"]}"));
+                                   "\", \"scopes\": [\"", absl::StrJoin(scopes, "\", \""), "\"]}"));
   }
   std::ofstream(dir + "/secrets/workload-clients.json")
       << "[" << absl::StrJoin(entries, ",\n") << "]\n";
@@ -82,10 +81,10 @@ absl::StatusOr<std::unique_ptr<LocalStack>> LocalStack::Start(const std::string&
 
 LocalStack::~LocalStack() {
   for (auto it = started_order_.rbegin(); it != started_order_.rend(); ++it) {
-    if (Running(*it)) processes_[*it]->Signal(SIGTERM);
+    if (Running(*it)) processes_[*it]->process().Signal(SIGTERM);
   }
   for (auto it = started_order_.rbegin(); it != started_order_.rend(); ++it) {
-    if (processes_.count(*it)) (void)processes_[*it]->WaitForExit(absl::Seconds(20));
+    if (processes_.count(*it)) (void)processes_[*it]->process().WaitForExit(absl::Seconds(20));
   }
 }
 
@@ -106,7 +105,8 @@ std::vector<std::string> LocalStack::ArgsFor(const std::string& name) const {
   };
   if (name == "auth-token-exchange") {
     args.push_back("--dev_idp");
-    args.push_back(absl::StrCat("--workload_clients_file=", dir_, "/secrets/workload-clients.json"));
+    args.push_back(
+        absl::StrCat("--workload_clients_file=", dir_, "/secrets/workload-clients.json"));
     return args;
   }
   args.push_back(absl::StrCat("--auth_server=", at("auth-token-exchange")));
@@ -134,10 +134,10 @@ std::vector<std::string> LocalStack::ArgsFor(const std::string& name) const {
     args.push_back(absl::StrCat("--worker_binary=", runfiles_root_,
                                 "/services/transcode-worker/transcode-worker"));
     args.push_back(absl::StrCat(
-        "--worker_args=--auth_server=", at("auth-token-exchange"), ",--broker_server=",
-        at("broker"), ",--client_id=transcode-worker,--client_secret_file=",
-        SecretFile("transcode-worker"), ",--objects_url=http://", objects_, ",--upload_server=",
-        at("upload"), ",--coordinator=", at("transcode-coordinator")));
+        "--worker_args=--auth_server=", at("auth-token-exchange"),
+        ",--broker_server=", at("broker"), ",--client_id=transcode-worker,--client_secret_file=",
+        SecretFile("transcode-worker"), ",--objects_url=http://", objects_,
+        ",--upload_server=", at("upload"), ",--coordinator=", at("transcode-coordinator")));
   }
   return args;
 }
@@ -147,24 +147,25 @@ absl::Status LocalStack::StartService(const std::string& name, bool same_port) {
   std::vector<std::string> args = ArgsFor(name);
   const std::string listen =
       same_port && grpc_.count(name) ? grpc_.at(name) : std::string("127.0.0.1:0");
-  args.insert(args.begin(), absl::StrCat("--listen=", listen));
   if (same_port && name == "upload" && !objects_.empty()) {
     for (std::string& a : args) {
       if (a == "--objects_listen=127.0.0.1:0") a = absl::StrCat("--objects_listen=", objects_);
     }
   }
-  const std::string binary =
-      absl::StrCat(runfiles_root_, "/services/", name, "/", name);
-  auto process = testing::ChildProcess::Start(binary, args, LogPath(name));
-  if (!process.ok()) return process.status();
-  auto ready = (*process)->WaitForReady(absl::Seconds(30));
-  if (!ready.ok()) {
-    return absl::UnavailableError(absl::StrCat(name, " did not start: ", ready.status().message()));
+  testing::ServiceProcess::Options options;
+  options.binary = absl::StrCat(runfiles_root_, "/services/", name, "/", name);
+  options.listen = listen;
+  options.metrics_listen.clear();  // ArgsFor has it, and --data_dir
+  options.args = std::move(args);
+  options.stderr_path = LogPath(name);
+  auto service = testing::ServiceProcess::Start(std::move(options));
+  if (!service.ok()) {
+    return absl::UnavailableError(absl::StrCat("did not start: ", service.status().message()));
   }
-  grpc_[name] = testing::ReadyField(*ready, "grpc");
-  metrics_[name] = testing::ReadyField(*ready, "metrics");
-  if (name == "upload") objects_ = testing::ReadyField(*ready, "objects");
-  processes_[name] = std::move(*process);
+  grpc_[name] = (*service)->grpc();
+  metrics_[name] = (*service)->metrics();
+  if (name == "upload") objects_ = (*service)->ReadyField("objects");
+  processes_[name] = std::move(*service);
   if (std::find(started_order_.begin(), started_order_.end(), name) == started_order_.end()) {
     started_order_.push_back(name);
   }
@@ -174,8 +175,8 @@ absl::Status LocalStack::StartService(const std::string& name, bool same_port) {
 absl::StatusOr<int> LocalStack::StopService(const std::string& name, int signal_number) {
   auto it = processes_.find(name);
   if (it == processes_.end()) return absl::NotFoundError(absl::StrCat(name, " never started"));
-  it->second->Signal(signal_number);
-  auto code = it->second->WaitForExit(absl::Seconds(30));
+  it->second->process().Signal(signal_number);
+  auto code = it->second->process().WaitForExit(absl::Seconds(30));
   if (code.ok()) processes_.erase(it);
   return code;
 }
@@ -184,7 +185,7 @@ bool LocalStack::Running(const std::string& name) const { return processes_.coun
 
 pid_t LocalStack::Pid(const std::string& name) const {
   auto it = processes_.find(name);
-  return it == processes_.end() ? -1 : it->second->pid();
+  return it == processes_.end() ? -1 : it->second->process().pid();
 }
 
 std::string LocalStack::Grpc(const std::string& name) const {

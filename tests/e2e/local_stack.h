@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "libs/testing/child_process.h"
+#include "libs/testing/service_process.h"
 
 namespace pettube::e2e {
 
@@ -64,7 +64,7 @@ class LocalStack {
   std::string dir_;
   std::string runfiles_root_;
   std::vector<std::string> started_order_;
-  std::map<std::string, std::unique_ptr<testing::ChildProcess>> processes_;
+  std::map<std::string, std::unique_ptr<testing::ServiceProcess>> processes_;
   std::map<std::string, std::string> grpc_;
   std::map<std::string, std::string> metrics_;
   std::string objects_;
