@@ -13,9 +13,11 @@
 #include "libs/log/log.h"
 #include "libs/server/server.h"
 #include "services/broker/access_policy.h"
+#include "services/broker/allocator_limits.h"
 #include "services/broker/broker.h"
 #include "services/broker/broker_service.h"
 #include "services/broker/client_id_resolver.h"
+#include "services/broker/memory_budget.h"
 #include "services/broker/rocksdb_broker_store.h"
 
 ABSL_FLAG(absl::Duration, dedup_window, absl::Hours(24),
@@ -26,6 +28,10 @@ ABSL_FLAG(int64_t, max_response_bytes, (4 << 20) - (64 << 10),
           "goes alone); the default fits a default gRPC client's 4 MiB receive limit");
 ABSL_FLAG(bool, sync, true,
           "fsync before acknowledging (turn off only for tests that trade crash safety for speed)");
+ABSL_FLAG(int64_t, memory_budget_bytes, pettube::broker::MemoryBudget::kDefaultBytes,
+          "memory for what grows with traffic, at least 8 MiB: two thirds for RocksDB's "
+          "memtables, a sixth for its block cache (index and filter blocks included), a sixth "
+          "for the cache of recent events (see services/broker/memory_budget.h)");
 ABSL_FLAG(int64_t, max_subscription_bytes, 128 << 20,
           "bytes of events one subscription holds in memory (ready, leased, retrying) at most; "
           "past it delivery waits for settlements");
@@ -46,12 +52,56 @@ ABSL_FLAG(std::string, publish_policy_file, "",
 ABSL_FLAG(bool, allow_unauthenticated, false,
           "serve without --auth_server on a non-loopback address (never in production)");
 
+namespace {
+
+// RocksDB's memory on /metrics: how the budget's store parts are used.
+void ExportStoreMemory(pettube::broker::RocksDbBrokerStore* store,
+                       pettube::metrics::Registry& registry) {
+  auto& family = pettube::metrics::BuildGauge()
+                     .Name("pettube_broker_store_memory_bytes")
+                     .Help("RocksDB memory by part (block_cache includes the memtables' charge).")
+                     .Register(registry);
+  auto& memtables = family.Add({{"part", "memtables"}});
+  auto& block_cache = family.Add({{"part", "block_cache"}});
+  auto& table_readers = family.Add({{"part", "table_readers"}});
+  auto& heap = pettube::metrics::BuildGauge()
+                   .Name("pettube_broker_heap_bytes")
+                   .Help("The allocator's memory: in use, and free but kept (tcmalloc only).")
+                   .Register(registry);
+  auto& in_use = heap.Add({{"state", "in_use"}});
+  auto& page_heap_free = heap.Add({{"state", "page_heap_free"}});
+  auto& cached_free = heap.Add({{"state", "cached_free"}});
+  registry.AddCollectCallback(
+      [=, &memtables, &block_cache, &table_readers, &in_use, &page_heap_free, &cached_free] {
+        const auto usage = store->GetMemoryUsage();
+        memtables.Set(static_cast<double>(usage.memtables));
+        block_cache.Set(static_cast<double>(usage.block_cache));
+        table_readers.Set(static_cast<double>(usage.table_readers));
+        const auto heap_stats = pettube::broker::ReadAllocatorStats();
+        in_use.Set(static_cast<double>(heap_stats.in_use));
+        page_heap_free.Set(static_cast<double>(heap_stats.page_heap_free));
+        cached_free.Set(static_cast<double>(heap_stats.cached_free));
+      });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   const pettube::server::Options opts = pettube::server::ParseFlagsOrExit(argc, argv, "broker");
-  auto store =
-      pettube::broker::RocksDbBrokerStore::Open(opts.data_dir, absl::GetFlag(FLAGS_dedup_window));
+  const auto budget =
+      pettube::broker::MemoryBudget::Divide(absl::GetFlag(FLAGS_memory_budget_bytes));
+  if (!budget.ok()) return pettube::server::ExitWith(budget.status());
+  pettube::broker::LimitAllocatorThreadCaches(budget->allocator_thread_cache_bytes);
+  pettube::broker::RocksDbBrokerStore::Options store_options;
+  store_options.dedup_window = absl::GetFlag(FLAGS_dedup_window);
+  store_options.write_buffer_bytes = budget->write_buffer_bytes;
+  store_options.block_cache_bytes = budget->block_cache_bytes;
+  store_options.after_background_work = &pettube::broker::ReleaseAllocatorFreeMemory;
+  auto store = pettube::broker::RocksDbBrokerStore::Open(opts.data_dir, store_options);
   if (!store.ok()) return pettube::server::ExitWith(store.status());
+  ExportStoreMemory(store->get(), pettube::server::ProcessRegistry());
   pettube::broker::Broker::Options options;
+  options.event_cache_bytes = static_cast<int64_t>(budget->event_cache_bytes);
   options.dedup_window = absl::GetFlag(FLAGS_dedup_window);
   options.max_event_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_event_bytes));
   options.sync = absl::GetFlag(FLAGS_sync);
@@ -104,7 +154,8 @@ int main(int argc, char** argv) {
     pettube::log::Warning("auth.disabled", {{"reason", "no --auth_server; loopback only"}});
   }
   pettube::broker::BrokerService service(**broker, authenticator.get(), resolver.get());
-  return pettube::server::Serve(
-      opts, {.services = {pettube::server::Expose<pettube::broker::v1::Broker>(&service)},
-             .on_drain = [&] { (*broker)->Drain(); }});
+  pettube::server::ServeSpec spec;
+  spec.services.push_back(pettube::server::Expose<pettube::broker::v1::Broker>(&service));
+  spec.on_drain = [&] { (*broker)->Drain(); };
+  return pettube::server::Serve(opts, std::move(spec));
 }

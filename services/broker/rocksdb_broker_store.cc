@@ -9,8 +9,10 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
 
 namespace pettube::broker {
 namespace {
@@ -106,6 +108,17 @@ class QueueFloorFilter : public rocksdb::CompactionFilter {
   const AckFloors& floors_;
 };
 
+// Tells Options::after_background_work of finished flushes and compactions.
+class BackgroundWorkListener : public rocksdb::EventListener {
+ public:
+  explicit BackgroundWorkListener(std::function<void()> done) : done_(std::move(done)) {}
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { done_(); }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { done_(); }
+
+ private:
+  const std::function<void()> done_;
+};
+
 class RocksDbBatch : public BrokerStore::Batch {
  public:
   explicit RocksDbBatch(const std::vector<rocksdb::ColumnFamilyHandle*>& cf) : cf_(cf) {}
@@ -188,6 +201,20 @@ class RocksDbBatch : public BrokerStore::Batch {
 
 absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
     const std::string& dir, absl::Duration dedup_window) {
+  Options options;
+  options.dedup_window = dedup_window;
+  return Open(dir, options);
+}
+
+absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
+    const std::string& dir, const Options& options) {
+  if (options.write_buffer_bytes < kMinWriteBufferBytes ||
+      options.block_cache_bytes < kMinBlockCacheBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("broker store memory: write buffers need at least ", kMinWriteBufferBytes,
+                     " bytes and the block cache ", kMinBlockCacheBytes, " (got ",
+                     options.write_buffer_bytes, " and ", options.block_cache_bytes, ")"));
+  }
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -196,23 +223,61 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.keep_log_file_num = 2;
 
+  // One bound for RocksDB's memory: memtables are charged to the block
+  // cache, so blocks get what the memtables leave. Few shards: a shard
+  // must hold the cache's 256 KiB memtable charges, and two cores see
+  // little contention.
+  auto cache = rocksdb::NewLRUCache(options.write_buffer_bytes + options.block_cache_bytes,
+                                    /*num_shard_bits=*/2);
+  if (options.after_background_work) {
+    db_options.listeners.push_back(
+        std::make_shared<BackgroundWorkListener>(options.after_background_work));
+  }
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_bytes, cache);
+
   rocksdb::ColumnFamilyOptions base;
-  // Events live on disk, not in memory: bounded memtables and block cache.
-  base.write_buffer_size = 16 << 20;
+  // A column family flushes at half the budget by itself (the manager
+  // flushes sooner when all together pass it): at most one memtable
+  // being written and one being flushed.
+  base.write_buffer_size = options.write_buffer_bytes / 2;
   base.max_write_buffer_number = 2;
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(16 << 20);
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = cache;
+  // Index and filter blocks live in the cache too (not beside it, growing
+  // with the log).
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  // Newly flushed files' blocks stay pinned (still charged to the cache):
+  // every dedup lookup checks each L0 file's filter, without a cache
+  // lookup each time.
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Events are read by sequences that exist (a filter never saves a read)
+  // and queues are only scanned: only the dedup lookups, most of which
+  // miss, get a filter. Events are big and read in runs: bigger blocks,
+  // a smaller index.
+  rocksdb::BlockBasedTableOptions events_table = table;
+  events_table.block_size = 16 << 10;
+  rocksdb::BlockBasedTableOptions dedup_table = table;
+  dedup_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   base.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   auto store = std::unique_ptr<RocksDbBrokerStore>(new RocksDbBrokerStore());
   // Per store, not process-wide: each store keeps its own window.
-  store->dedup_filter_ = std::make_unique<DedupExpiryFilter>(dedup_window);
+  store->dedup_filter_ = std::make_unique<DedupExpiryFilter>(options.dedup_window);
+  store->cache_ = cache;
   store->queue_filter_ = std::make_unique<QueueFloorFilter>(store->floors_);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (int i = 0; i < kCfCount; ++i) {
     rocksdb::ColumnFamilyOptions o = base;
+    if (i == kEvents) o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(events_table));
     if (i == kDedup) {
+      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(dedup_table));
+      // Every publish looks its source+id up and nearly all miss: a bloom
+      // filter over the memtable's keys (a tenth of its size) answers most
+      // misses without searching the skip list.
+      o.memtable_prefix_bloom_size_ratio = 0.1;
+      o.memtable_whole_key_filtering = true;
       o.compaction_filter = store->dedup_filter_.get();
       o.periodic_compaction_seconds = 24 * 3600;
     }
@@ -501,6 +566,19 @@ absl::Status RocksDbBrokerStore::CompactQueue() {
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountStoredQueueEntries(uint32_t sub) {
   return CountFrom(kQueue, sub, 0, "count queue");
+}
+
+RocksDbBrokerStore::MemoryUsage RocksDbBrokerStore::GetMemoryUsage() {
+  MemoryUsage usage;
+  uint64_t v = 0;
+  if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kSizeAllMemTables, &v)) {
+    usage.memtables = static_cast<int64_t>(v);
+  }
+  if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kEstimateTableReadersMem, &v)) {
+    usage.table_readers = static_cast<int64_t>(v);
+  }
+  usage.block_cache = static_cast<int64_t>(cache_->GetUsage());
+  return usage;
 }
 
 absl::StatusOr<int64_t> RocksDbBrokerStore::CountFrom(size_t column_family, uint32_t sub,

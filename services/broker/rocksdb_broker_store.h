@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,9 +32,39 @@ class AckFloors {
 // Thread-safe as BrokerStore says.
 class RocksDbBrokerStore : public BrokerStore {
  public:
-  // Opens (creating if missing) the store in `dir`. Dedup entries older than
-  // `dedup_window` are dropped during compaction. UNAVAILABLE if the
+  struct Options {
+    // Dedup entries older than this are dropped during compaction.
+    absl::Duration dedup_window = absl::Hours(24);
+    // RocksDB's memory, two parts of one bound: one LRU cache of
+    // `write_buffer_bytes + block_cache_bytes` holds the data, index and
+    // filter blocks read, and a WriteBufferManager charges every column
+    // family's memtables to it, flushing when they pass
+    // `write_buffer_bytes`. Blocks get what the memtables leave.
+    size_t write_buffer_bytes = 16 << 20;
+    size_t block_cache_bytes = 8 << 20;
+    // Called on a RocksDB thread after each flush and compaction, which
+    // free memtables and compaction buffers in bulk (main.cc hands the
+    // freed pages back to the OS with it). Null: nothing.
+    std::function<void()> after_background_work;
+  };
+
+  // What RocksDB holds in memory now, bytes.
+  struct MemoryUsage {
+    int64_t memtables = 0;      // active, immutable and pinned, all column families
+    int64_t block_cache = 0;    // the cache's whole usage (memtable charges included)
+    int64_t table_readers = 0;  // outside the cache (open files' metadata)
+  };
+
+  // The least each part of Options may be: below it RocksDB flushes
+  // memtables of a few hundred KiB and re-reads index blocks constantly.
+  static constexpr size_t kMinWriteBufferBytes = 2 << 20;
+  static constexpr size_t kMinBlockCacheBytes = 1 << 20;
+
+  // Opens (creating if missing) the store in `dir`. INVALID_ARGUMENT for
+  // memory below the minimums, UNAVAILABLE if the
   // directory is locked by another broker.
+  static absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> Open(const std::string& dir,
+                                                                  const Options& options);
   static absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> Open(const std::string& dir,
                                                                   absl::Duration dedup_window);
   ~RocksDbBrokerStore() override;
@@ -73,6 +104,8 @@ class RocksDbBrokerStore : public BrokerStore {
   // Queue entries physically stored for a subscription, settled or not.
   absl::StatusOr<int64_t> CountStoredQueueEntries(uint32_t subscription);
 
+  MemoryUsage GetMemoryUsage();
+
  private:
   RocksDbBrokerStore() = default;
   // Entries of a subscription at or after `from` in one column family.
@@ -83,6 +116,7 @@ class RocksDbBrokerStore : public BrokerStore {
   AckFloors floors_;
   std::unique_ptr<rocksdb::CompactionFilter> queue_filter_;
   std::unique_ptr<rocksdb::CompactionFilter> dedup_filter_;
+  std::shared_ptr<rocksdb::Cache> cache_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
 };

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+
+namespace pettube::broker {
+
+// The broker's one memory bound for what grows with traffic
+// (--memory_budget_bytes), divided between its parts: RocksDB's memtables
+// and block cache (one LRU cache, RocksDbBrokerStore::Options) and the
+// broker's cache of recent events (Broker::Options). Two thirds go to the
+// memtables: with less, a backlog of 1 KiB events publishes at half the
+// rate (more, smaller flushes and L0 files for every dedup lookup to
+// check). A sixth each goes to the blocks read back (reads of the log are
+// sequential: a few blocks serve a refill) and to recent events. Not in
+// it: each
+// subscription's own bound (--max_subscription_bytes) and the process's
+// fixed cost (code, threads, gRPC).
+struct MemoryBudget {
+  static constexpr int64_t kDefaultBytes = 24 << 20;
+  // Below this the parts fall under RocksDbBrokerStore's minimums.
+  static constexpr int64_t kMinBytes = 8 << 20;
+
+  // INVALID_ARGUMENT below kMinBytes.
+  static absl::StatusOr<MemoryBudget> Divide(int64_t total_bytes);
+
+  size_t write_buffer_bytes = 0;
+  size_t block_cache_bytes = 0;
+  size_t event_cache_bytes = 0;
+  // Beside the budget, fixed: tcmalloc's per-thread free lists (its own
+  // default, 32 MiB, would be as much as the whole default budget).
+  size_t allocator_thread_cache_bytes = 4 << 20;
+};
+
+}  // namespace pettube::broker
