@@ -10,6 +10,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "services/broker/broker_test_util.h"
+#include "services/broker/fake_clock.h"
 #include "services/broker/rocksdb_broker_store.h"
 
 namespace pettube::broker {
@@ -256,11 +257,18 @@ TEST_F(BrokerTest, NackRedeliversWithTheNextAttempt) {
 }
 
 TEST_F(BrokerTest, LateAckAfterRedeliveryIsRejectedAndNotCredited) {
+  FakeClock clock;
+  Broker::Options options = DefaultOptions();
+  options.clock = &clock;
+  Reopen(options);
   Create("q", Settings(absl::Seconds(1)));
   Publish({Event("1")});
   FakeConsumer& c = NewConsumer();
   ConsumerId id = Attach("q", &c);
-  auto both = c.WaitForDeliveries(2, absl::Seconds(10));  // the lease expires after 1 s
+  ASSERT_EQ(c.WaitForDeliveries(1).size(), 1u);
+  clock.Advance(absl::Seconds(1));        // the lease expires
+  clock.Advance(absl::Milliseconds(20));  // and the backoff (10-20 ms) passes
+  auto both = c.WaitForDeliveries(2);
   ASSERT_EQ(both.size(), 2u);
   EXPECT_EQ(both[1].attempt(), 2);
   broker_->Settle(id, Acks({both[0].lease_id()}), true);
@@ -274,9 +282,14 @@ TEST_F(BrokerTest, LateAckAfterRedeliveryIsRejectedAndNotCredited) {
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[1].status().code(), 0);
   EXPECT_EQ(Backlog("q"), 0);
+  broker_.reset();  // before the clock it uses
 }
 
 TEST_F(BrokerTest, ExtendedLeaseOutlivesItsOriginalDeadline) {
+  FakeClock clock;
+  Broker::Options options = DefaultOptions();
+  options.clock = &clock;
+  Reopen(options);
   Create("q", Settings(absl::Seconds(1)));
   Publish({Event("1")});
   FakeConsumer& c = NewConsumer();
@@ -290,8 +303,11 @@ TEST_F(BrokerTest, ExtendedLeaseOutlivesItsOriginalDeadline) {
   auto results = c.WaitForResults(1);
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].status().code(), 0);
-  // Past the original 1 s deadline there is no redelivery...
-  EXPECT_EQ(c.WaitForDeliveries(2, absl::Seconds(2)).size(), 1u);
+  // Past the original 1 s deadline (and any backoff) there is no
+  // redelivery: the lease is still in flight...
+  clock.Advance(absl::Seconds(2));
+  EXPECT_EQ(InFlight("q"), 1);
+  EXPECT_EQ(c.count(), 1u);
   // ...and the lease still settles.
   broker_->Settle(id, Acks({first[0].lease_id()}), true);
   results = c.WaitForResults(2);
@@ -302,6 +318,7 @@ TEST_F(BrokerTest, ExtendedLeaseOutlivesItsOriginalDeadline) {
   results = c.WaitForResults(3);
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[2].status().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  broker_.reset();  // before the clock it uses
 }
 
 TEST_F(BrokerTest, GarbageLeaseIdIsInvalidArgument) {

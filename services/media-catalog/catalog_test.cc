@@ -375,12 +375,18 @@ TEST_F(CatalogTest, DeletePublishesTheEventAndRemovesTheRecordOnce) {
 
 TEST_F(CatalogTest, EveryCommittedChangeReachesItsWatchers) {
   std::vector<std::string> by_media, by_owner;
-  feed_.Subscribe({.media_id = "m1", .on_change = [&](const StoredMedia& m) {
-                     by_media.push_back(absl::StrCat(m.media_id(), "@", m.version()));
-                   }});
-  feed_.Subscribe({.owner = "alice", .on_change = [&](const StoredMedia& m) {
-                     by_owner.push_back(absl::StrCat(m.media_id(), "@", m.version()));
-                   }});
+  ChangeFeed::Watch media_watch;
+  media_watch.media_id = "m1";
+  media_watch.on_change = [&](const StoredMedia& m) {
+    by_media.push_back(absl::StrCat(m.media_id(), "@", m.version()));
+  };
+  feed_.Subscribe(media_watch);
+  ChangeFeed::Watch owner_watch;
+  owner_watch.owner = "alice";
+  owner_watch.on_change = [&](const StoredMedia& m) {
+    by_owner.push_back(absl::StrCat(m.media_id(), "@", m.version()));
+  };
+  feed_.Subscribe(owner_watch);
   Apply(t::Uploaded("m1", "alice", "cat"));
   Apply(t::Uploaded("m2", "alice", "dog"));
   Apply(t::Uploaded("b1", "bob", "bird"));

@@ -56,11 +56,11 @@ ABSL_FLAG(absl::Duration, broker_wait, absl::Seconds(30),
 int main(int argc, char** argv) {
   using namespace pettube;  // NOLINT: main only wires the parts together.
   const server::Options opts = server::ParseFlagsOrExit(argc, argv, "media-catalog");
-  auto store = catalog::RocksDbMediaStore::Open(
-      opts.data_dir + "/db",
-      {.sync = absl::GetFlag(FLAGS_sync),
-       .block_cache_bytes = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_block_cache_mb)))
-                            << 20});
+  catalog::RocksDbMediaStore::Options store_options;
+  store_options.sync = absl::GetFlag(FLAGS_sync);
+  store_options.block_cache_bytes =
+      static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_block_cache_mb))) << 20;
+  auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db", store_options);
   if (!store.ok()) return server::ExitWith(store.status());
 
   std::shared_ptr<signed_url::UrlSigner> signer;
@@ -175,13 +175,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  catalog::MediaView view(signer, {.objects_url = absl::GetFlag(FLAGS_objects_url),
-                                   .url_ttl = absl::GetFlag(FLAGS_signed_url_ttl)});
+  catalog::MediaView::Options view_options;
+  view_options.objects_url = absl::GetFlag(FLAGS_objects_url);
+  view_options.url_ttl = absl::GetFlag(FLAGS_signed_url_ttl);
+  catalog::MediaView view(signer, view_options);
   std::string backup_dir = absl::GetFlag(FLAGS_backup_dir);
   if (backup_dir.empty()) backup_dir = opts.data_dir + "/backups";
+  catalog::CatalogService::Options service_options;
+  service_options.backup_dir = backup_dir;
   catalog::CatalogService service(core->get(), &view,
                                   work.has_value() ? work->authenticator.get() : nullptr,
-                                  {.backup_dir = backup_dir});
+                                  service_options);
   server::ServeSpec spec;
   spec.services.push_back(server::Expose<catalog::v1::MediaCatalog>(&service));
   spec.on_drain = [&] {

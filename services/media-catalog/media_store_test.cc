@@ -33,6 +33,17 @@ std::vector<std::string> Ids(const ScanResult& r) {
   return ids;
 }
 
+// A ScanRequest by position (C++17 has no designated initializers).
+ScanRequest Request(MediaIndex index, const std::string& owner = "", const std::string& after = "",
+                    int limit = ScanRequest().limit) {
+  ScanRequest request;
+  request.index = index;
+  request.owner = owner;
+  request.after = after;
+  request.limit = limit;
+  return request;
+}
+
 class MediaStoreTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
@@ -45,7 +56,9 @@ class MediaStoreTest : public ::testing::TestWithParam<bool> {
   }
   void Reopen() {
     store_.reset();
-    auto opened = RocksDbMediaStore::Open(dir_ + "/db", {.sync = false});
+    RocksDbMediaStore::Options unsynced;
+    unsynced.sync = false;
+    auto opened = RocksDbMediaStore::Open(dir_ + "/db", unsynced);
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = std::move(*opened);
   }
@@ -77,41 +90,39 @@ TEST_P(MediaStoreTest, OwnerIndexIsNewestFirstAndPagesResumeAfterTheCursor) {
     ASSERT_TRUE(store_->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
   }
   ASSERT_TRUE(store_->Write(Uploaded("b0", "bob", 10), 0, "").ok());
-  auto first = store_->Scan({.index = MediaIndex::kOwner, .owner = "alice", .limit = 2});
+  auto first = store_->Scan(Request(MediaIndex::kOwner, "alice", "", 2));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(Ids(*first), (std::vector<std::string>{"m4", "m3"}));
   EXPECT_FALSE(first->end);
   // A newer item arriving between pages lands before the cursor.
   ASSERT_TRUE(store_->Write(Uploaded("m9", "alice", 9), 0, "").ok());
-  auto second = store_->Scan(
-      {.index = MediaIndex::kOwner, .owner = "alice", .after = first->last_key, .limit = 10});
+  auto second = store_->Scan(Request(MediaIndex::kOwner, "alice", first->last_key, 10));
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(Ids(*second), (std::vector<std::string>{"m2", "m1", "m0"}));
   EXPECT_TRUE(second->end);
   // A cursor from another owner's range is refused.
   EXPECT_TRUE(absl::IsInvalidArgument(
-      store_->Scan({.index = MediaIndex::kOwner, .owner = "bob", .after = first->last_key})
-          .status()));
+      store_->Scan(Request(MediaIndex::kOwner, "bob", first->last_key)).status()));
 }
 
 TEST_P(MediaStoreTest, PublicIndexFollowsVisibilityAndTombstonesLeaveEveryIndex) {
   StoredMedia m = Uploaded("m1", "alice", 1);
   m.set_visibility(v1::PUBLIC);
   ASSERT_TRUE(store_->Write(m, 0, "").ok());
-  EXPECT_EQ(Ids(*store_->Scan({.index = MediaIndex::kPublic})), (std::vector<std::string>{"m1"}));
+  EXPECT_EQ(Ids(*store_->Scan(Request(MediaIndex::kPublic))), (std::vector<std::string>{"m1"}));
   m.set_version(2);
   m.set_visibility(v1::UNLISTED);
   ASSERT_TRUE(store_->Write(m, 1, "").ok());
-  EXPECT_TRUE(store_->Scan({.index = MediaIndex::kPublic})->media.empty());
-  EXPECT_EQ(Ids(*store_->Scan({.index = MediaIndex::kAll})), (std::vector<std::string>{"m1"}));
+  EXPECT_TRUE(store_->Scan(Request(MediaIndex::kPublic))->media.empty());
+  EXPECT_EQ(Ids(*store_->Scan(Request(MediaIndex::kAll))), (std::vector<std::string>{"m1"}));
   StoredMedia tombstone;
   tombstone.set_media_id("m1");
   tombstone.set_owner("alice");
   tombstone.set_deleted(true);
   tombstone.set_version(3);
   ASSERT_TRUE(store_->Write(tombstone, 2, "").ok());
-  EXPECT_TRUE(store_->Scan({.index = MediaIndex::kOwner, .owner = "alice"})->media.empty());
-  EXPECT_TRUE(store_->Scan({.index = MediaIndex::kAll})->media.empty());
+  EXPECT_TRUE(store_->Scan(Request(MediaIndex::kOwner, "alice"))->media.empty());
+  EXPECT_TRUE(store_->Scan(Request(MediaIndex::kAll))->media.empty());
   EXPECT_TRUE(store_->Get("m1")->deleted());
 }
 
@@ -121,7 +132,8 @@ TEST_P(MediaStoreTest, FilterAndScanBudgetBoundAPage) {
     m.set_ready(i % 2 == 0);
     ASSERT_TRUE(store_->Write(m, 0, "").ok());
   }
-  ScanRequest req{.index = MediaIndex::kOwner, .owner = "alice", .limit = 10, .max_scan = 3};
+  ScanRequest req = Request(MediaIndex::kOwner, "alice", "", 10);
+  req.max_scan = 3;
   req.filter = [](const StoredMedia& m) { return m.ready(); };
   auto page = store_->Scan(req);
   ASSERT_TRUE(page.ok());
