@@ -4,7 +4,7 @@
 extern "C" {
 int MallocExtension_SetNumericProperty(const char* property, size_t value) __attribute__((weak));
 int MallocExtension_GetNumericProperty(const char* property, size_t* value) __attribute__((weak));
-void MallocExtension_ReleaseFreeMemory() __attribute__((weak));
+void MallocExtension_ReleaseToSystem(size_t num_bytes) __attribute__((weak));
 }
 
 namespace pettube::broker {
@@ -26,8 +26,10 @@ bool LimitAllocatorThreadCaches(size_t bytes) {
   return MallocExtension_SetNumericProperty("tcmalloc.max_total_thread_cache_bytes", bytes) != 0;
 }
 
-void ReleaseAllocatorFreeMemory() {
-  if (MallocExtension_ReleaseFreeMemory != nullptr) MallocExtension_ReleaseFreeMemory();
+void TrimAllocatorFreeMemory(size_t keep_bytes) {
+  if (MallocExtension_ReleaseToSystem == nullptr) return;
+  const auto free_bytes = static_cast<size_t>(Property("tcmalloc.pageheap_free_bytes"));
+  if (free_bytes > keep_bytes) MallocExtension_ReleaseToSystem(free_bytes - keep_bytes);
 }
 
 AllocatorStats ReadAllocatorStats() {

@@ -15,9 +15,10 @@ namespace pettube::broker {
 // is not tcmalloc.
 bool LimitAllocatorThreadCaches(size_t bytes);
 
-// Returns the allocator's free pages to the OS (they stay reserved and
-// fault back in when reused).
-void ReleaseAllocatorFreeMemory();
+// Returns the allocator's free pages beyond `keep_bytes` to the OS (they
+// stay reserved and fault back in when reused). Keeping some avoids
+// re-faulting the next memtable's worth of pages after every flush.
+void TrimAllocatorFreeMemory(size_t keep_bytes);
 
 struct AllocatorStats {
   int64_t in_use = 0;          // allocated by the program

@@ -96,7 +96,9 @@ int main(int argc, char** argv) {
   store_options.dedup_window = absl::GetFlag(FLAGS_dedup_window);
   store_options.write_buffer_bytes = budget->write_buffer_bytes;
   store_options.block_cache_bytes = budget->block_cache_bytes;
-  store_options.after_background_work = &pettube::broker::ReleaseAllocatorFreeMemory;
+  store_options.after_background_work = [keep = budget->allocator_free_keep_bytes] {
+    pettube::broker::TrimAllocatorFreeMemory(keep);
+  };
   auto store = pettube::broker::RocksDbBrokerStore::Open(opts.data_dir, store_options);
   if (!store.ok()) return pettube::server::ExitWith(store.status());
   ExportStoreMemory(store->get(), pettube::server::ProcessRegistry());

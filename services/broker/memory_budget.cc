@@ -15,6 +15,7 @@ absl::StatusOr<MemoryBudget> MemoryBudget::Divide(int64_t total_bytes) {
   budget.event_cache_bytes = total / 6;
   // The rest, so the parts add up to the whole.
   budget.block_cache_bytes = total - budget.write_buffer_bytes - budget.event_cache_bytes;
+  budget.allocator_free_keep_bytes = budget.write_buffer_bytes / 2;
   return budget;
 }
 

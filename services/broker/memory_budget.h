@@ -32,6 +32,11 @@ struct MemoryBudget {
   // Beside the budget, fixed: tcmalloc's per-thread free lists (its own
   // default, 32 MiB, would be as much as the whole default budget).
   size_t allocator_thread_cache_bytes = 4 << 20;
+  // Free pages the allocator keeps after a flush or compaction (the rest
+  // go back to the OS): one column family's memtable, so the next one
+  // reuses them instead of faulting every page in again (which cost a
+  // fifth of the CPU of a 4 KiB publish when all were returned).
+  size_t allocator_free_keep_bytes = 0;
 };
 
 }  // namespace pettube::broker

@@ -19,6 +19,7 @@ TEST(MemoryBudgetTest, TheDefaultGivesTwoThirdsToMemtablesAndASixthEachToBlocksA
   EXPECT_EQ(budget->write_buffer_bytes, 16u << 20);
   EXPECT_EQ(budget->block_cache_bytes, 4u << 20);
   EXPECT_EQ(budget->event_cache_bytes, 4u << 20);
+  EXPECT_EQ(budget->allocator_free_keep_bytes, 8u << 20);
 }
 
 TEST(MemoryBudgetTest, ThePartsAddUpToTheWholeForAnOddTotal) {
