@@ -1,6 +1,8 @@
 #include "services/media-catalog/catalog.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -248,6 +250,40 @@ absl::StatusOr<StoredMedia> Catalog::ReadForChange(const auth::Caller& caller,
   return media;
 }
 
+absl::Time Catalog::NextStamp(const StoredMedia& current) const {
+  // Later than every stamp already in the record, so this update wins over
+  // the ones before it even when the clock stepped back.
+  int64_t latest = std::numeric_limits<int64_t>::min();
+  for (const storage::UpdateStamp* stamp :
+       {&current.title_stamp(), &current.description_stamp(), &current.visibility_stamp()}) {
+    latest = std::max(latest, stamp->micros());
+  }
+  const absl::Time now = options_.now();
+  if (latest == std::numeric_limits<int64_t>::min() || absl::ToUnixMicros(now) > latest) return now;
+  return absl::FromUnixMicros(latest + 1);
+}
+
+void Catalog::PublishFromOutbox(io::cloudevents::v1::CloudEvent event) {
+  const std::string id = event.id();
+  publish_(std::move(event), [this, id](absl::Status published) {
+    if (!published.ok()) {
+      // Still in the outbox: published again at the next start.
+      log::Warning("media.update_event_deferred", {{"event_id", id}, {"code", published}});
+      return;
+    }
+    if (absl::Status s = store_->RemoveFromOutbox(id); !s.ok()) {
+      log::Warning("media.outbox_remove_failed", {{"event_id", id}, {"code", s}});
+    }
+  });
+}
+
+absl::Status Catalog::PublishOutbox() {
+  auto events = store_->Outbox();
+  if (!events.ok()) return events.status();
+  for (io::cloudevents::v1::CloudEvent& event : *events) PublishFromOutbox(std::move(event));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<StoredMedia> Catalog::Update(const auth::Caller& caller,
                                             const v1::UpdateMediaRequest& request) {
   const v1::Media& in = request.media();
@@ -287,15 +323,41 @@ absl::StatusOr<StoredMedia> Catalog::Update(const auth::Caller& caller,
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto current = ReadForChange(caller, in.name(), in.etag());
     if (!current.ok()) return current.status();
+    // The change is an event, applied here through the same merge as any
+    // other and kept in the outbox until the broker has it: a rebuild from
+    // the broker's log replays it.
+    events::v1::MediaUpdated updated;
+    updated.set_media(absl::StrCat("media/", current->media_id()));
+    updated.set_owner(current->owner());
+    if (title) {
+      updated.add_paths("title");
+      updated.set_title(in.title());
+    }
+    if (description) {
+      updated.add_paths("description");
+      updated.set_description(in.description());
+    }
+    if (visibility) {
+      updated.add_paths("visibility");
+      updated.set_visibility(static_cast<events::v1::MediaVisibility>(in.visibility()));
+    }
+    *updated.mutable_update_time() = time::ToProto(NextStamp(*current));
+    io::cloudevents::v1::CloudEvent event =
+        broker_client::NewEvent(kMediaUpdated, kCatalogSource, updated.media(), updated);
+    broker_client::SetPartitionKey(&event, current->media_id());
+    auto decoded = DecodeEvent(event);
+    if (!decoded.ok()) {
+      return absl::InternalError(
+          absl::StrCat("UpdateMedia built a bad event: ", decoded.status().message()));
+    }
     StoredMedia next = *current;
-    if (title) next.set_title(in.title());
-    if (description) next.set_description(in.description());
-    if (visibility) next.set_visibility(in.visibility());
+    MergeEvent(*decoded, &next);
     next.set_version(current->version() + 1);
     *next.mutable_update_time() = time::ToProto(options_.now());
-    absl::Status s = store_->Write(next, current->version(), "");
+    absl::Status s = store_->Write(next, current->version(), decoded->key, &event);
     if (s.ok()) {
       feed_->Publish(next);
+      PublishFromOutbox(std::move(event));
       return next;
     }
     // With an etag the caller asked to lose a race; without, we retry.

@@ -77,11 +77,19 @@ class Catalog {
   // media.admin.
   absl::StatusOr<MediaPage> List(const auth::Caller& caller, const v1::ListMediaRequest& request);
 
-  // Applies `request.update_mask` (title, description, visibility).
-  // INVALID_ARGUMENT for the mask or a value; NOT_FOUND / PERMISSION_DENIED
-  // as above; ABORTED when request.media.etag is set and stale.
+  // Applies `request.update_mask` (title, description, visibility) as a
+  // pettube.media.updated event: the record and the event commit together
+  // (the event into the store's outbox), then the event goes to the broker
+  // and leaves the outbox once stored there, so a rebuild from the broker's
+  // log keeps every edit. INVALID_ARGUMENT for the mask or a value;
+  // NOT_FOUND / PERMISSION_DENIED as above; ABORTED when
+  // request.media.etag is set and stale.
   absl::StatusOr<StoredMedia> Update(const auth::Caller& caller,
                                      const v1::UpdateMediaRequest& request);
+
+  // Publishes what the outbox still holds (events of updates the broker had
+  // not acknowledged before a stop). Call once at start.
+  absl::Status PublishOutbox();
 
   // Publishes pettube.media.deleted, then applies it here at once (its id
   // is then already applied when the broker delivers it back), then calls
@@ -108,6 +116,12 @@ class Catalog {
           std::string secret);
   absl::StatusOr<StoredMedia> ReadForChange(const auth::Caller& caller, absl::string_view name,
                                             absl::string_view etag);
+  // The stamp of an update following `current`'s: now, or just past its
+  // newest stamp.
+  absl::Time NextStamp(const StoredMedia& current) const;
+  // Hands an outbox event to the broker; removes it from the outbox once
+  // stored there.
+  void PublishFromOutbox(io::cloudevents::v1::CloudEvent event);
 
   MediaStore* const store_;
   ChangeFeed* const feed_;

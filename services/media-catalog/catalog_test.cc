@@ -166,13 +166,15 @@ TEST_F(CatalogTest, AnotherPersonsPrivateMediaIsNotFoundButPublicAndUnlistedAreR
   pub.set_owner("public");
   EXPECT_EQ(ListAll(bob, pub), std::vector<std::string>{"m1"});
   // Bob can see it but not change or delete it.
+  const size_t published = published_.size();  // alice's two updates
+  EXPECT_EQ(published, 2u);
   up.mutable_media()->set_title("mine now");
   up.mutable_update_mask()->add_paths("title");
   EXPECT_TRUE(absl::IsPermissionDenied(catalog_->Update(bob, up).status()));
   v1::DeleteMediaRequest del;
   del.set_name("media/m1");
   EXPECT_TRUE(absl::IsPermissionDenied(Delete(bob, del)));
-  EXPECT_TRUE(published_.empty());
+  EXPECT_EQ(published_.size(), published);
 }
 
 TEST_F(CatalogTest, MalformedNamesAreInvalidArgumentNamingTheField) {
@@ -341,6 +343,59 @@ TEST_F(CatalogTest, BadMasksTitlesDescriptionsAndVisibilitiesAreInvalidArgument)
   up.mutable_update_mask()->add_paths("visibility");
   up.mutable_media()->set_visibility(v1::VISIBILITY_UNSPECIFIED);
   expect_invalid(up, "media.visibility: must be PRIVATE, PUBLIC or UNLISTED");
+}
+
+TEST_F(CatalogTest, AnUpdateIsAnEventThatWaitsInTheOutboxUntilTheBrokerHasIt) {
+  const auto upload = t::Uploaded("m1", "alice", "cat");
+  Apply(upload);
+  v1::UpdateMediaRequest up;
+  up.mutable_media()->set_name("media/m1");
+  up.mutable_media()->set_title("a cat");
+  up.mutable_media()->set_visibility(v1::PUBLIC);
+  up.mutable_update_mask()->add_paths("title");
+  up.mutable_update_mask()->add_paths("visibility");
+  publish_status_ = absl::UnavailableError("broker down");
+  auto updated = catalog_->Update(Person("alice"), up);
+  ASSERT_TRUE(updated.ok()) << updated.status();  // the edit does not wait for the broker
+  EXPECT_EQ(updated->title(), "a cat");
+  ASSERT_EQ(store_.Outbox()->size(), 1u);
+  EXPECT_TRUE(published_.empty());
+  // At the next start the outbox goes out, and leaves once acknowledged.
+  publish_status_ = absl::OkStatus();
+  ASSERT_TRUE(catalog_->PublishOutbox().ok());
+  ASSERT_EQ(published_.size(), 1u);
+  EXPECT_EQ(published_[0].type(), "pettube.media.updated");
+  EXPECT_EQ(published_[0].source(), "//pettube/media-catalog");
+  EXPECT_TRUE(store_.Outbox()->empty());
+  // The broker delivers it back: already applied.
+  const int writes = store_.writes();
+  Apply(published_[0]);
+  EXPECT_EQ(store_.writes(), writes);
+  // A second update while the broker is up leaves nothing behind.
+  up.mutable_media()->set_title("the cat");
+  up.mutable_update_mask()->clear_paths();
+  up.mutable_update_mask()->add_paths("title");
+  ASSERT_TRUE(catalog_->Update(Person("alice"), up).ok());
+  ASSERT_EQ(published_.size(), 2u);
+  EXPECT_TRUE(store_.Outbox()->empty());
+  // A rebuild from the broker's events, in any order, keeps the edits.
+  InMemoryMediaStore rebuilt_store;
+  ChangeFeed rebuilt_feed;
+  auto rebuilt = Catalog::Create(
+      &rebuilt_store, &rebuilt_feed,
+      [](io::cloudevents::v1::CloudEvent, Catalog::DoneFn done) { done(absl::OkStatus()); }, {});
+  ASSERT_TRUE(rebuilt.ok());
+  for (const io::cloudevents::v1::CloudEvent* e :
+       std::vector<const io::cloudevents::v1::CloudEvent*>{&published_[1], &upload,
+                                                           &published_[0]}) {
+    ASSERT_TRUE((*rebuilt)->Apply(*e).ok());
+  }
+  auto again = (*rebuilt)->Get(Person("alice"), "media/m1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->title(), "the cat");
+  EXPECT_EQ(again->visibility(), v1::PUBLIC);
+  EXPECT_EQ(again->title_stamp().micros(),
+            catalog_->Get(Person("alice"), "media/m1")->title_stamp().micros());
 }
 
 TEST_F(CatalogTest, DeletePublishesTheEventAndRemovesTheRecordOnce) {

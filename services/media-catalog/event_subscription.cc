@@ -23,7 +23,7 @@ pettube::broker::v1::Subscription CatalogSubscription(int max_delivery_attempts)
   pettube::broker::v1::Subscription s;
   auto* any = s.mutable_filter()->mutable_any();
   for (const char* type : {kMediaUploaded, kJobRequested, kJobProgressed, kJobCompleted, kJobFailed,
-                           kMediaReady, kMediaFailed, kMediaDeleted}) {
+                           kMediaReady, kMediaFailed, kMediaDeleted, kMediaUpdated}) {
     auto* exact = any->add_filters()->mutable_exact();
     exact->set_attribute("type");
     exact->set_value(type);
@@ -54,8 +54,20 @@ absl::Status EnsureSubscription(const std::shared_ptr<grpc::Channel>& broker,
   *req.mutable_subscription() = settings;
   pettube::broker::v1::Subscription created;
   const grpc::Status s = stub->CreateSubscription(&ctx, req, &created);
-  if (s.ok() || s.error_code() == grpc::ALREADY_EXISTS) return absl::OkStatus();
-  return status::FromGrpcStatus(s, absl::StrCat("CreateSubscription ", name));
+  if (s.ok()) return absl::OkStatus();
+  if (s.error_code() != grpc::ALREADY_EXISTS) {
+    return status::FromGrpcStatus(s, absl::StrCat("CreateSubscription ", name));
+  }
+  // Made by an older catalog: bring its filter up to today's event types.
+  grpc::ClientContext update_ctx;
+  Prepare(update_ctx, configure, timeout);
+  pettube::broker::v1::UpdateSubscriptionRequest update;
+  *update.mutable_subscription() = settings;
+  update.mutable_subscription()->set_name(name);
+  update.mutable_update_mask()->add_paths("filter");
+  pettube::broker::v1::Subscription updated;
+  return status::FromGrpcStatus(stub->UpdateSubscription(&update_ctx, update, &updated),
+                                absl::StrCat("UpdateSubscription ", name));
 }
 
 absl::Status Seek(const std::shared_ptr<grpc::Channel>& broker,

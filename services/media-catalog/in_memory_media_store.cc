@@ -20,7 +20,8 @@ absl::StatusOr<bool> InMemoryMediaStore::IsApplied(absl::string_view event_key) 
 }
 
 absl::Status InMemoryMediaStore::Write(const StoredMedia& record, uint64_t expected_version,
-                                       absl::string_view event_key) {
+                                       absl::string_view event_key,
+                                       const io::cloudevents::v1::CloudEvent* outbox) {
   if (record.media_id().empty()) return absl::InvalidArgumentError("record.media_id: empty");
   if (record.version() != expected_version + 1) {
     return absl::InvalidArgumentError("record.version: must be expected_version + 1");
@@ -44,7 +45,21 @@ absl::Status InMemoryMediaStore::Write(const StoredMedia& record, uint64_t expec
   if (IsPublicListed(record)) public_index_[PublicIndexKey(record)] = record.media_id();
   records_[record.media_id()] = record;
   if (!event_key.empty()) applied_.insert(std::string(event_key));
+  if (outbox != nullptr) outbox_[outbox->id()] = *outbox;
   ++writes_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<io::cloudevents::v1::CloudEvent>> InMemoryMediaStore::Outbox() {
+  absl::MutexLock lock(&mu_);
+  std::vector<io::cloudevents::v1::CloudEvent> events;
+  for (const auto& [id, event] : outbox_) events.push_back(event);
+  return events;
+}
+
+absl::Status InMemoryMediaStore::RemoveFromOutbox(absl::string_view event_id) {
+  absl::MutexLock lock(&mu_);
+  outbox_.erase(std::string(event_id));
   return absl::OkStatus();
 }
 

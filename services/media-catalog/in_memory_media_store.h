@@ -18,8 +18,14 @@ class InMemoryMediaStore : public MediaStore {
  public:
   absl::Status Read(absl::string_view media_id, StoredMedia* out) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<bool> IsApplied(absl::string_view event_key) override ABSL_LOCKS_EXCLUDED(mu_);
+  using MediaStore::Write;
   absl::Status Write(const StoredMedia& record, uint64_t expected_version,
-                     absl::string_view event_key) override ABSL_LOCKS_EXCLUDED(mu_);
+                     absl::string_view event_key,
+                     const io::cloudevents::v1::CloudEvent* outbox) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<io::cloudevents::v1::CloudEvent>> Outbox() override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RemoveFromOutbox(absl::string_view event_id) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status MarkApplied(absl::string_view media_id, absl::string_view event_key) override
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<ScanResult> Scan(const ScanRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -37,6 +43,7 @@ class InMemoryMediaStore : public MediaStore {
   std::map<std::string, std::string> owner_index_ ABSL_GUARDED_BY(mu_);   // key -> media id
   std::map<std::string, std::string> public_index_ ABSL_GUARDED_BY(mu_);  // key -> media id
   absl::flat_hash_set<std::string> applied_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, io::cloudevents::v1::CloudEvent> outbox_ ABSL_GUARDED_BY(mu_);  // by id
   bool fail_writes_ ABSL_GUARDED_BY(mu_) = false;
   int writes_ ABSL_GUARDED_BY(mu_) = 0;
 };

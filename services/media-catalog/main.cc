@@ -114,6 +114,13 @@ int main(int argc, char** argv) {
       },
       {});
   if (!core.ok()) return server::ExitWith(core.status());
+  // Update events a stop left unacknowledged go out again (the broker
+  // drops any it already has).
+  if (projecting) {
+    if (auto s = (*core)->PublishOutbox(); !s.ok()) {
+      log::Warning("catalog.outbox_unreadable", {{"code", s}});
+    }
+  }
 
   const std::string subscription = absl::GetFlag(FLAGS_subscription);
   catalog::ProjectionProbe probe(server::ProcessRegistry());

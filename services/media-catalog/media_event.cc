@@ -14,6 +14,7 @@ namespace {
 using events::v1::MediaDeleted;
 using events::v1::MediaFailed;
 using events::v1::MediaReady;
+using events::v1::MediaUpdated;
 using events::v1::MediaUploaded;
 using events::v1::TranscodeJobCompleted;
 using events::v1::TranscodeJobFailed;
@@ -45,6 +46,25 @@ absl::Status Unpack(const io::cloudevents::v1::CloudEvent& event, absl::string_v
   if (!id.ok()) return id.status();
   out->media_id = std::move(*id);
   out->payload = std::move(payload);
+  return absl::OkStatus();
+}
+
+// A pettube.media.updated payload the merge can apply.
+absl::Status CheckUpdate(const MediaUpdated& e) {
+  if (e.paths().empty()) return absl::InvalidArgumentError("event.data.paths: empty");
+  for (const std::string& path : e.paths()) {
+    if (path != "title" && path != "description" && path != "visibility") {
+      return absl::InvalidArgumentError(absl::StrCat("event.data.paths: \"", path.substr(0, 100),
+                                                     "\" is not title, description or visibility"));
+    }
+    if (path == "visibility" && e.visibility() != events::v1::MEDIA_VISIBILITY_PRIVATE &&
+        e.visibility() != events::v1::MEDIA_VISIBILITY_PUBLIC &&
+        e.visibility() != events::v1::MEDIA_VISIBILITY_UNLISTED) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "event.data.visibility: must be PRIVATE, PUBLIC or UNLISTED, got ", e.visibility()));
+    }
+  }
+  if (!e.has_update_time()) return absl::InvalidArgumentError("event.data.update_time: missing");
   return absl::OkStatus();
 }
 
@@ -160,14 +180,23 @@ bool Outcome(StoredMedia* media, int64_t generation, bool failed, const std::str
   return true;
 }
 
+// Whether `stamp` is newer than the field's current one (`has`: set).
+bool Newer(bool has, const storage::UpdateStamp& current, const storage::UpdateStamp& stamp) {
+  if (!has) return true;
+  if (stamp.micros() != current.micros()) return stamp.micros() > current.micros();
+  return stamp.event_id() > current.event_id();
+}
+
 struct Merger {
   StoredMedia* media;
+  const MediaEvent& event;
 
   bool operator()(const MediaUploaded& e) {
     if (media->uploaded()) return false;
     media->set_uploaded(true);
     media->set_owner(e.owner());  // the upload is authoritative for the owner
-    media->set_title(e.title());
+    // Any update, even one that arrived first, beats the upload's title.
+    if (!media->has_title_stamp()) media->set_title(e.title());
     *media->mutable_source() = e.source();
     *media->mutable_create_time() = e.upload_time();
     return true;
@@ -215,6 +244,30 @@ struct Merger {
     return Outcome(media, e.generation(), /*failed=*/true,
                    e.error().empty() ? "transcoding failed" : e.error()) |
            changed;
+  }
+  bool operator()(const MediaUpdated& e) {
+    bool changed = SetOwner(media, e.owner());
+    storage::UpdateStamp stamp;
+    stamp.set_micros(absl::ToUnixMicros(time::FromProto(e.update_time())));
+    stamp.set_event_id(event.key);
+    for (const std::string& path : e.paths()) {
+      if (path == "title" && Newer(media->has_title_stamp(), media->title_stamp(), stamp)) {
+        media->set_title(e.title());
+        *media->mutable_title_stamp() = stamp;
+        changed = true;
+      } else if (path == "description" &&
+                 Newer(media->has_description_stamp(), media->description_stamp(), stamp)) {
+        media->set_description(e.description());
+        *media->mutable_description_stamp() = stamp;
+        changed = true;
+      } else if (path == "visibility" &&
+                 Newer(media->has_visibility_stamp(), media->visibility_stamp(), stamp)) {
+        media->set_visibility(static_cast<v1::Visibility>(e.visibility()));
+        *media->mutable_visibility_stamp() = stamp;
+        changed = true;
+      }
+    }
+    return changed;
   }
   bool operator()(const MediaDeleted& e) {
     StoredMedia tombstone;
@@ -267,6 +320,9 @@ absl::StatusOr<MediaEvent> DecodeEvent(const io::cloudevents::v1::CloudEvent& ev
     s = Unpack<MediaFailed>(event, kCoordinatorSource, &out);
   } else if (type == kMediaDeleted) {
     s = Unpack<MediaDeleted>(event, kCatalogSource, &out);
+  } else if (type == kMediaUpdated) {
+    s = Unpack<MediaUpdated>(event, kCatalogSource, &out);
+    if (s.ok()) s = CheckUpdate(std::get<MediaUpdated>(out.payload));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("event.type: unknown event type \"", type.substr(0, 200), "\""));
@@ -289,7 +345,7 @@ absl::StatusOr<MediaEvent> DecodeEvent(const io::cloudevents::v1::CloudEvent& ev
 
 bool MergeEvent(const MediaEvent& event, StoredMedia* media) {
   if (media->deleted()) return false;  // a tombstone is final
-  return std::visit(Merger{media}, event.payload);
+  return std::visit(Merger{media, event}, event.payload);
 }
 
 v1::MediaState DerivedState(const StoredMedia& media) {

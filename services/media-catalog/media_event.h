@@ -12,7 +12,10 @@
 // plan's generation (the newest run's outcome wins; FAILED wins a tie).
 // Every rule is a max, a set union or a sticky flag, so any order of the
 // same events yields the same record. A deletion is a tombstone that later
-// events cannot undo.
+// events cannot undo. Title, description and visibility are last-writer-
+// wins registers: each pettube.media.updated stamps the fields it sets
+// (update time, then event key), the newest stamp wins, and the upload's
+// title counts as older than any update.
 
 #include <string>
 #include <variant>
@@ -35,6 +38,7 @@ inline constexpr char kJobFailed[] = "pettube.transcode.job.failed";
 inline constexpr char kMediaReady[] = "pettube.media.ready";
 inline constexpr char kMediaFailed[] = "pettube.media.failed";
 inline constexpr char kMediaDeleted[] = "pettube.media.deleted";
+inline constexpr char kMediaUpdated[] = "pettube.media.updated";
 inline constexpr char kCatalogSource[] = "//pettube/media-catalog";
 
 // One decoded event.
@@ -48,7 +52,7 @@ struct MediaEvent {
   std::variant<events::v1::MediaUploaded, events::v1::TranscodeJobRequested,
                events::v1::TranscodeJobProgressed, events::v1::TranscodeJobCompleted,
                events::v1::TranscodeJobFailed, events::v1::MediaReady, events::v1::MediaFailed,
-               events::v1::MediaDeleted>
+               events::v1::MediaDeleted, events::v1::MediaUpdated>
       payload;
 };
 

@@ -156,5 +156,78 @@ TEST(MergeEventTest, ATombstoneIsFinalAndDuplicatesChangeNothing) {
   EXPECT_FALSE(MergeEvent(*progress, &r));
 }
 
+TEST(MergeEventTest, UpdatesAreLastWriterWinsPerFieldInAnyOrder) {
+  const absl::Time t0 = absl::FromUnixSeconds(1767225600);
+  std::vector<io::cloudevents::v1::CloudEvent> events = {
+      t::Uploaded("m1", "alice", "cat"),
+      t::Updated("m1", "alice", "a cat", t0 + absl::Minutes(1),
+                 events::v1::MEDIA_VISIBILITY_PUBLIC),
+      t::Updated("m1", "alice", "the cat", t0 + absl::Minutes(2)),
+      t::Updated("m1", "alice", "old", t0, events::v1::MEDIA_VISIBILITY_UNLISTED),
+      t::Ready("m1", "alice"),
+  };
+  const StoredMedia expected = Project(events);
+  EXPECT_EQ(expected.title(), "the cat");        // the newest title
+  EXPECT_EQ(expected.visibility(), v1::PUBLIC);  // the newest visibility
+  std::vector<int> order(events.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  int permutations = 0;
+  do {
+    std::vector<io::cloudevents::v1::CloudEvent> shuffled;
+    for (int i : order) shuffled.push_back(events[i]);
+    const StoredMedia got = Project(shuffled);
+    ASSERT_TRUE(MessageDifferencer::Equals(got, expected)) << "order #" << permutations << ":\n"
+                                                           << got.DebugString();
+    ++permutations;
+  } while (std::next_permutation(order.begin(), order.end()));
+  EXPECT_EQ(permutations, 120);
+}
+
+TEST(MergeEventTest, AnUpdateThatArrivesBeforeTheUploadKeepsItsTitle) {
+  const absl::Time t0 = absl::FromUnixSeconds(1767225600);
+  StoredMedia m =
+      Project({t::Updated("m1", "alice", "renamed", t0), t::Uploaded("m1", "alice", "cat")});
+  EXPECT_EQ(m.title(), "renamed");
+  EXPECT_TRUE(m.uploaded());
+  // Equal times: the event key breaks the tie, the same way in both orders.
+  auto a = t::Updated("m1", "alice", "A", t0 + absl::Seconds(1));
+  auto b = t::Updated("m1", "alice", "B", t0 + absl::Seconds(1));
+  EXPECT_EQ(Project({a, b}).title(), Project({b, a}).title());
+}
+
+TEST(DecodeEventTest, RefusesUpdatesItCannotApply) {
+  const absl::Time t0 = absl::FromUnixSeconds(1767225600);
+  auto with = [&](auto edit) {
+    auto e = t::Updated("m1", "alice", "x", t0);
+    events::v1::MediaUpdated p;
+    EXPECT_TRUE(broker_client::UnpackPayload(e, &p).ok());
+    edit(p);
+    e.mutable_proto_data()->PackFrom(p);
+    return e;
+  };
+  ExpectInvalid(with([](events::v1::MediaUpdated& p) { p.clear_paths(); }),
+                "event.data.paths: empty");
+  ExpectInvalid(with([](events::v1::MediaUpdated& p) { p.add_paths("owner"); }),
+                "\"owner\" is not title, description or visibility");
+  ExpectInvalid(with([](events::v1::MediaUpdated& p) {
+                  p.add_paths("visibility");
+                  p.set_visibility(static_cast<events::v1::MediaVisibility>(7));
+                }),
+                "event.data.visibility: must be PRIVATE, PUBLIC or UNLISTED, got 7");
+  ExpectInvalid(with([](events::v1::MediaUpdated& p) { p.clear_update_time(); }),
+                "event.data.update_time: missing");
+  auto forged = t::Updated("m1", "alice", "x", t0);
+  forged.set_source("//pettube/upload");
+  ExpectInvalid(forged, "must come from \"//pettube/media-catalog\"");
+  EXPECT_TRUE(DecodeEvent(t::Updated("m1", "alice", "x", t0)).ok());
+}
+
+TEST(MediaVisibilityTest, EventNumbersAreTheApisNumbers) {
+  EXPECT_EQ(static_cast<int>(events::v1::MEDIA_VISIBILITY_PRIVATE), static_cast<int>(v1::PRIVATE));
+  EXPECT_EQ(static_cast<int>(events::v1::MEDIA_VISIBILITY_PUBLIC), static_cast<int>(v1::PUBLIC));
+  EXPECT_EQ(static_cast<int>(events::v1::MEDIA_VISIBILITY_UNLISTED),
+            static_cast<int>(v1::UNLISTED));
+}
+
 }  // namespace
 }  // namespace pettube::catalog

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proto/io/cloudevents/v1/cloudevents.pb.h"
 #include "services/media-catalog/catalog_storage.pb.h"
 
 namespace pettube::catalog {
@@ -76,8 +77,22 @@ class MediaStore {
   // `record.version()` must be `expected_version + 1`; the stored version
   // must be `expected_version` (0: no record yet), else ABORTED. ALREADY_EXISTS
   // when `event_key` was applied already (nothing is written).
+  // With `outbox`, that event is stored in the outbox in the same atomic
+  // unit (UpdateMedia: the change and the event announcing it commit
+  // together, and the event is published from the outbox).
   virtual absl::Status Write(const StoredMedia& record, uint64_t expected_version,
-                             absl::string_view event_key) = 0;
+                             absl::string_view event_key,
+                             const io::cloudevents::v1::CloudEvent* outbox) = 0;
+  absl::Status Write(const StoredMedia& record, uint64_t expected_version,
+                     absl::string_view event_key) {
+    return Write(record, expected_version, event_key, nullptr);
+  }
+  // The outbox: events written with a record and not yet removed.
+  virtual absl::StatusOr<std::vector<io::cloudevents::v1::CloudEvent>> Outbox() = 0;
+  // Removes the outbox event with this id, once the broker stored it. Need
+  // not be synced: an event removed but forgotten in a crash is published
+  // again, and the broker drops it as a duplicate.
+  virtual absl::Status RemoveFromOutbox(absl::string_view event_id) = 0;
 
   // Marks an event applied that changes no record (e.g. a late event for a
   // deleted item is still remembered). ALREADY_EXISTS when it was.

@@ -145,6 +145,29 @@ TEST_P(MediaStoreTest, FilterAndScanBudgetBoundAPage) {
   EXPECT_TRUE(page->end);
 }
 
+TEST_P(MediaStoreTest, AnOutboxEventCommitsWithItsRecordAndLeavesWhenRemoved) {
+  io::cloudevents::v1::CloudEvent event;
+  event.set_id("e-1");
+  event.set_type("pettube.media.updated");
+  ASSERT_TRUE(store_->Write(Uploaded("m1", "alice", 1), 0, "src\ne-1", &event).ok());
+  // A write that fails its version check stores no event.
+  io::cloudevents::v1::CloudEvent refused = event;
+  refused.set_id("e-2");
+  EXPECT_TRUE(absl::IsAborted(store_->Write(Uploaded("m1", "alice", 1), 0, "src\ne-2", &refused)));
+  auto outbox = store_->Outbox();
+  ASSERT_TRUE(outbox.ok()) << outbox.status();
+  ASSERT_EQ(outbox->size(), 1u);
+  EXPECT_EQ((*outbox)[0].id(), "e-1");
+  EXPECT_EQ((*outbox)[0].type(), "pettube.media.updated");
+  if (GetParam()) {
+    Reopen();  // the outbox is durable
+    ASSERT_EQ(store_->Outbox()->size(), 1u);
+  }
+  ASSERT_TRUE(store_->RemoveFromOutbox("e-1").ok());
+  EXPECT_TRUE(store_->Outbox()->empty());
+  EXPECT_TRUE(store_->RemoveFromOutbox("never-there").ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDb" : "InMemory"; });
 

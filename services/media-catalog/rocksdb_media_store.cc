@@ -5,6 +5,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/log/log.h"
 #include "libs/storage/rocksdb_status.h"
 #include "openssl/rand.h"
 #include "rocksdb/cache.h"
@@ -50,6 +51,7 @@ absl::StatusOr<std::unique_ptr<RocksDbMediaStore>> RocksDbMediaStore::Open(const
       {"owner_index", cf_options},
       {"public_index", cf_options},
       {"applied", cf_options},
+      {"outbox", cf_options},
   };
   auto store = std::unique_ptr<RocksDbMediaStore>(new RocksDbMediaStore());
   store->options_ = options;
@@ -61,6 +63,7 @@ absl::StatusOr<std::unique_ptr<RocksDbMediaStore>> RocksDbMediaStore::Open(const
   store->owner_index_ = store->handles_[2];
   store->public_index_ = store->handles_[3];
   store->applied_ = store->handles_[4];
+  store->outbox_ = store->handles_[5];
   return store;
 }
 
@@ -105,7 +108,8 @@ absl::StatusOr<bool> RocksDbMediaStore::IsAppliedLocked(absl::string_view event_
 }
 
 absl::Status RocksDbMediaStore::Write(const StoredMedia& record, uint64_t expected_version,
-                                      absl::string_view event_key) {
+                                      absl::string_view event_key,
+                                      const io::cloudevents::v1::CloudEvent* outbox) {
   if (record.media_id().empty()) return absl::InvalidArgumentError("record.media_id: empty");
   if (record.version() != expected_version + 1) {
     return absl::InvalidArgumentError(
@@ -136,7 +140,31 @@ absl::Status RocksDbMediaStore::Write(const StoredMedia& record, uint64_t expect
   if (IsPublicListed(record)) batch.Put(public_index_, PublicIndexKey(record), "");
   batch.Put(records_, record.media_id(), record.SerializeAsString());
   if (!event_key.empty()) batch.Put(applied_, S(event_key), "");
+  if (outbox != nullptr) batch.Put(outbox_, outbox->id(), outbox->SerializeAsString());
   return Commit(batch, "write media record");
+}
+
+absl::StatusOr<std::vector<io::cloudevents::v1::CloudEvent>> RocksDbMediaStore::Outbox() {
+  std::vector<io::cloudevents::v1::CloudEvent> events;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    io::cloudevents::v1::CloudEvent event;
+    if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      // A damaged entry must not hold back the others (nor stop a start).
+      log::Error("catalog.outbox_unreadable", {{"event_id", it->key().ToString()}});
+      continue;
+    }
+    events.push_back(std::move(event));
+  }
+  if (!it->status().ok()) return FromRocksDb(it->status(), "read the outbox");
+  return events;
+}
+
+absl::Status RocksDbMediaStore::RemoveFromOutbox(absl::string_view event_id) {
+  // Unsynced: forgotten in a crash, the event is only published again.
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;
+  return FromRocksDb(db_->Delete(write_options, outbox_, S(event_id)), "remove an outbox event");
 }
 
 absl::Status RocksDbMediaStore::MarkApplied(absl::string_view media_id,

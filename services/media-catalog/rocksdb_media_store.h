@@ -45,8 +45,12 @@ class RocksDbMediaStore : public MediaStore {
 
   absl::Status Read(absl::string_view media_id, StoredMedia* out) override;
   absl::StatusOr<bool> IsApplied(absl::string_view event_key) override;
+  using MediaStore::Write;
   absl::Status Write(const StoredMedia& record, uint64_t expected_version,
-                     absl::string_view event_key) override;
+                     absl::string_view event_key,
+                     const io::cloudevents::v1::CloudEvent* outbox) override;
+  absl::StatusOr<std::vector<io::cloudevents::v1::CloudEvent>> Outbox() override;
+  absl::Status RemoveFromOutbox(absl::string_view event_id) override;
   absl::Status MarkApplied(absl::string_view media_id, absl::string_view event_key) override;
   absl::StatusOr<ScanResult> Scan(const ScanRequest& request) override;
   absl::Status Checkpoint(const std::string& dir) override;
@@ -71,6 +75,7 @@ class RocksDbMediaStore : public MediaStore {
   rocksdb::ColumnFamilyHandle* owner_index_ = nullptr;
   rocksdb::ColumnFamilyHandle* public_index_ = nullptr;
   rocksdb::ColumnFamilyHandle* applied_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
   std::array<absl::Mutex, kStripes> stripes_;
   absl::Mutex secret_mu_;
   std::string secret_ ABSL_GUARDED_BY(secret_mu_);

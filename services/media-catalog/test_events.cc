@@ -153,6 +153,21 @@ CloudEvent Failed(const std::string& id, const std::string& owner, const std::st
   return Make(kMediaFailed, kCoordinator, id, p);
 }
 
+CloudEvent Updated(const std::string& id, const std::string& owner, const std::string& title,
+                   absl::Time update_time, events::v1::MediaVisibility visibility) {
+  events::v1::MediaUpdated p;
+  p.set_media(absl::StrCat("media/", id));
+  p.set_owner(owner);
+  p.add_paths("title");
+  p.set_title(title);
+  if (visibility != events::v1::MEDIA_VISIBILITY_UNSPECIFIED) {
+    p.add_paths("visibility");
+    p.set_visibility(visibility);
+  }
+  *p.mutable_update_time() = time::ToProto(update_time);
+  return Make(kMediaUpdated, kCatalogSource, id, p);
+}
+
 CloudEvent Deleted(const std::string& id, const std::string& owner) {
   events::v1::MediaDeleted p;
   p.set_media(absl::StrCat("media/", id));

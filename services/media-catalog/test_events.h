@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "proto/io/cloudevents/v1/cloudevents.pb.h"
+#include "proto/pettube/events/v1/events.pb.h"
 
 namespace pettube::catalog::testing {
 
@@ -32,5 +33,11 @@ CloudEvent Ready(const std::string& id, const std::string& owner, int64_t genera
 CloudEvent Failed(const std::string& id, const std::string& owner, const std::string& error,
                   int64_t generation = 1);
 CloudEvent Deleted(const std::string& id, const std::string& owner);
+// pettube.media.updated (the catalog's UpdateMedia) setting the title, and
+// the visibility unless UNSPECIFIED, stamped `update_time`.
+CloudEvent Updated(
+    const std::string& id, const std::string& owner, const std::string& title,
+    absl::Time update_time,
+    events::v1::MediaVisibility visibility = events::v1::MEDIA_VISIBILITY_UNSPECIFIED);
 
 }  // namespace pettube::catalog::testing

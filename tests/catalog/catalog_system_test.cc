@@ -458,8 +458,25 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
     ASSERT_TRUE(stub_->DeleteMedia(ctx.get(), req, &empty).ok());
   }
   WaitForStats([](const auto& s) { return s.backlog() == 0 && s.acked() >= 15; });
+  // An edit is an event too (through the catalog's outbox): the rebuild
+  // keeps it.
+  {
+    auto ctx = As(token);
+    catalog::v1::UpdateMediaRequest req;
+    req.mutable_media()->set_name("media/r2");
+    req.mutable_media()->set_title("renamed");
+    req.mutable_media()->set_visibility(catalog::v1::PUBLIC);
+    req.mutable_update_mask()->add_paths("title");
+    req.mutable_update_mask()->add_paths("visibility");
+    Media updated;
+    const grpc::Status s = stub_->UpdateMedia(ctx.get(), req, &updated);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  WaitForStats([](const auto& s) { return s.backlog() == 0 && s.acked() >= 16; });
   const auto before = Snapshot(stub_.get(), ops_.get());
   ASSERT_EQ(before.size(), 4u);
+  EXPECT_NE(before.at("media/r2").find("title: \"renamed\""), std::string::npos);
+  EXPECT_NE(before.at("media/r2").find("visibility: PUBLIC"), std::string::npos);
 
   // Online backup while serving.
   catalog::v1::Backup backup;
@@ -472,7 +489,7 @@ TEST_F(CatalogSystemTest, ARebuildFromTheBrokersEventsAndARestoredBackupEndWithT
   }
   // An event after the backup.
   Publish(t::Uploaded("r9", alice, "after the backup"));
-  WaitForStats([](const auto& s) { return s.backlog() == 0 && s.acked() >= 16; });
+  WaitForStats([](const auto& s) { return s.backlog() == 0 && s.acked() >= 17; });
   const auto after = Snapshot(stub_.get(), ops_.get());
   ASSERT_EQ(after.size(), 5u);
   catalog_.process->Signal(SIGTERM);
