@@ -7,7 +7,9 @@
 //   int main(int argc, char** argv) {
 //     const auto opts = pettube::server::ParseFlagsOrExit(argc, argv, "media-catalog");
 //     ... open storage, build the service ...
-//     return pettube::server::Serve(opts, {.services = {&service}});
+//     pettube::server::ServeSpec spec;
+//     spec.services.push_back(pettube::server::Expose<v1::MediaCatalog>(&service));
+//     return pettube::server::Serve(opts, std::move(spec));
 //   }
 
 #include <grpcpp/grpcpp.h>

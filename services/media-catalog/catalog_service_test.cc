@@ -40,7 +40,9 @@ class CatalogServiceTest : public ::testing::Test {
     authenticator_ = std::make_unique<auth::Authenticator>(
         auth::Authenticator::Options{}, [jwks = auth::ToJwksJson(set)]() { return jwks; });
     dir_ = pettube::testing::NewTempDir("service");
-    auto store = RocksDbMediaStore::Open(dir_ + "/db", {.sync = false});
+    RocksDbMediaStore::Options unsynced;
+    unsynced.sync = false;
+    auto store = RocksDbMediaStore::Open(dir_ + "/db", unsynced);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
     auto catalog = Catalog::Create(
@@ -56,8 +58,9 @@ class CatalogServiceTest : public ::testing::Test {
     auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("u1"));
     ASSERT_TRUE(ring.ok());
     signer_ = std::make_shared<signed_url::UrlSigner>(*ring);
-    view_ =
-        std::make_unique<MediaView>(signer_, MediaView::Options{.objects_url = "http://objects:1"});
+    MediaView::Options view_options;
+    view_options.objects_url = "http://objects:1";
+    view_ = std::make_unique<MediaView>(signer_, view_options);
     service_ = std::make_unique<CatalogService>(catalog_.get(), view_.get(), authenticator_.get(),
                                                 CatalogService::Options{dir_ + "/backups"});
     grpc::ServerBuilder builder;

@@ -52,9 +52,11 @@ class MediaViewTest : public ::testing::Test {
     signer_ = std::make_shared<signed_url::UrlSigner>(*ring);
   }
   MediaView View() {
-    return MediaView(signer_, {.objects_url = std::string(kBase) + "/",
-                               .url_ttl = absl::Minutes(10),
-                               .now = [this] { return now_; }});
+    MediaView::Options options;
+    options.objects_url = std::string(kBase) + "/";
+    options.url_ttl = absl::Minutes(10);
+    options.now = [this] { return now_; };
+    return MediaView(signer_, options);
   }
 
   std::shared_ptr<signed_url::UrlSigner> signer_;
@@ -135,7 +137,9 @@ TEST_F(MediaViewTest, NeighboursOfThePrefixAndOtherBucketsGetNoUrl) {
 }
 
 TEST_F(MediaViewTest, WithoutASignerUrlsAreEmpty) {
-  const v1::Media out = MediaView(nullptr, {.objects_url = kBase}).Render(ReadyRecord());
+  MediaView::Options options;
+  options.objects_url = kBase;
+  const v1::Media out = MediaView(nullptr, options).Render(ReadyRecord());
   EXPECT_EQ(out.hls_master_url(), "");
   EXPECT_EQ(out.renditions(0).url(), "");
   EXPECT_EQ(out.renditions(0).name(), "720p");

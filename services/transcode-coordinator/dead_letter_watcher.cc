@@ -6,6 +6,17 @@
 #include "libs/status/grpc_status.h"
 
 namespace pettube::transcode {
+namespace {
+
+broker_client::StatsWatcher::Options WatcherOptions(
+    const std::string& subscription, std::function<void(grpc::ClientContext&)> configure) {
+  broker_client::StatsWatcher::Options options;
+  options.subscription = subscription;
+  options.configure_context = std::move(configure);
+  return options;
+}
+
+}  // namespace
 
 DeadLetterWatcher::DeadLetterWatcher(std::shared_ptr<grpc::Channel> broker,
                                      std::function<void(grpc::ClientContext&)> configure,
@@ -14,7 +25,7 @@ DeadLetterWatcher::DeadLetterWatcher(std::shared_ptr<grpc::Channel> broker,
       coordinator_(coordinator),
       subscription_(std::move(subscription)),
       stub_(pettube::broker::v1::Broker::NewStub(broker)),
-      watcher_(broker, {.subscription = subscription_, .configure_context = configure}) {}
+      watcher_(broker, WatcherOptions(subscription_, configure)) {}
 
 DeadLetterWatcher::~DeadLetterWatcher() { Shutdown(); }
 

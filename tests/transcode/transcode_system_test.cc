@@ -265,16 +265,22 @@ TEST_F(TranscodeSystemTest, MediaDeletedWhileTranscodingKillsFfmpegAndLeavesNoOu
   EXPECT_EQ(plan.state(), tv::PLAN_CANCELLED);
 }
 
+// The work queue's stats every 10 ms, watched as the tester.
+broker_client::StatsWatcher::Options JobQueueWatch(TranscodeStack& stack) {
+  broker_client::StatsWatcher::Options options;
+  options.subscription = "subscriptions/transcode-jobs";
+  options.min_interval = absl::Milliseconds(10);
+  options.configure_context = [t = stack.tester()](grpc::ClientContext& c) {
+    (void)t->Attach(c);
+  };
+  return options;
+}
+
 // The work queue's stats as the broker pushes them.
 class QueueStats {
  public:
   explicit QueueStats(TranscodeStack& stack)
-      : watcher_(stack.broker_channel(),
-                 {.subscription = "subscriptions/transcode-jobs",
-                  .min_interval = absl::Milliseconds(10),
-                  .configure_context = [t = stack.tester()](grpc::ClientContext& c) {
-                    (void)t->Attach(c);
-                  }}) {
+      : watcher_(stack.broker_channel(), JobQueueWatch(stack)) {
     EXPECT_TRUE(watcher_
                     .Start([this](const broker_client::SubscriptionStats& s) {
                       absl::MutexLock lock(&mu_);

@@ -92,7 +92,9 @@ StoredMedia SeedRecord(int64_t i, int owners) {
 }
 
 int Seed() {
-  auto store = RocksDbMediaStore::Open(absl::GetFlag(FLAGS_data_dir), {.sync = false});
+  RocksDbMediaStore::Options unsynced;
+  unsynced.sync = false;
+  auto store = RocksDbMediaStore::Open(absl::GetFlag(FLAGS_data_dir), unsynced);
   if (!store.ok()) {
     std::cerr << store.status() << "\n";
     return 1;
@@ -135,8 +137,9 @@ class TrivialCatalog : public v1::MediaCatalog::CallbackService {
 
 int Trivial() {
   auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("k1"));
-  MediaView view(std::make_shared<signed_url::UrlSigner>(*ring),
-                 {.objects_url = "http://127.0.0.1:8081"});
+  MediaView::Options view_options;
+  view_options.objects_url = "http://127.0.0.1:8081";
+  MediaView view(std::make_shared<signed_url::UrlSigner>(*ring), view_options);
   TrivialCatalog service(view.Render(SeedRecord(12345, 10000)));
   grpc::ServerBuilder builder;
   int port = 0;

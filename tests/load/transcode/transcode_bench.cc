@@ -75,15 +75,21 @@ double CpuSeconds(pid_t pid) {
   return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// The work queue's stats every 10 ms, watched as the tester.
+pettube::broker_client::StatsWatcher::Options JobQueueWatch(TranscodeStack& stack) {
+  pettube::broker_client::StatsWatcher::Options options;
+  options.subscription = "subscriptions/transcode-jobs";
+  options.min_interval = absl::Milliseconds(10);
+  options.configure_context = [t = stack.tester()](grpc::ClientContext& c) {
+    (void)t->Attach(c);
+  };
+  return options;
+}
+
 class Stats {
  public:
   explicit Stats(TranscodeStack& stack)
-      : watcher_(stack.broker_channel(),
-                 {.subscription = "subscriptions/transcode-jobs",
-                  .min_interval = absl::Milliseconds(10),
-                  .configure_context = [t = stack.tester()](grpc::ClientContext& c) {
-                    (void)t->Attach(c);
-                  }}) {
+      : watcher_(stack.broker_channel(), JobQueueWatch(stack)) {
     (void)watcher_.Start([this](const pettube::broker_client::SubscriptionStats& s) {
       absl::MutexLock lock(&mu_);
       history_.emplace_back(absl::Now(), s);
