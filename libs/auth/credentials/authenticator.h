@@ -67,8 +67,9 @@ class Authenticator {
     absl::Duration max_key_wait = absl::Seconds(5);
     // Null: real time. Tests pass a time::FakeClock.
     const time::Clock* clock = nullptr;
-    // If set, called (with no lock held) each time a call starts waiting for
-    // a fetch in flight: a metric, and how tests know callers are waiting.
+    // If set, called (with no lock held, from the calling threads, maybe
+    // concurrently) each time a call starts waiting for a fetch in flight:
+    // a metric, and how tests know callers are waiting.
     std::function<void()> on_key_wait;
   };
 
