@@ -33,6 +33,9 @@ absl::StatusOr<auth::Caller> CatalogService::Authorize(const grpc::ServerContext
 CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
                                const auth::Authenticator* authenticator, Options options)
     : catalog_(catalog), view_(view), authenticator_(authenticator), options_(std::move(options)) {
+  if (options_.read_threads > 0) {
+    readers_ = std::make_unique<concurrency::ThreadPool>(options_.read_threads);
+  }
   if (authenticator_ != nullptr) {
     callers_ = std::make_unique<CallerCache>(authenticator_, CallerCache::Options{});
   }
@@ -42,24 +45,31 @@ CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
 
 void CatalogService::Drain() { catalog_->feed().Close(); }
 
+void CatalogService::RunRead(std::function<void()> work) {
+  if (readers_ == nullptr) return work();
+  readers_->Schedule(std::move(work));
+}
+
 grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* context,
                                                    const v1::GetMediaRequest* request,
                                                    v1::Media* response) {
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
-  // The record is parsed into an arena on this thread's stack: its many
-  // sub-messages and map entries cost no allocations of their own.
-  alignas(std::max_align_t) char block[8192];
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.initial_block = block;
-  arena_options.initial_block_size = sizeof(block);
-  google::protobuf::Arena arena(arena_options);
-  auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
-  if (absl::Status read = catalog_->Read(*caller, request->name(), media); !read.ok()) {
-    return server::FinishUnary(context, read);
-  }
-  view_->RenderInto(*media, response);
-  return server::FinishUnary(context, absl::OkStatus());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunRead([this, reactor, caller = *std::move(caller), request, response] {
+    // The record is parsed into an arena on this thread's stack: its many
+    // sub-messages and map entries cost no allocations of their own.
+    alignas(std::max_align_t) char block[8192];
+    google::protobuf::ArenaOptions arena_options;
+    arena_options.initial_block = block;
+    arena_options.initial_block_size = sizeof(block);
+    google::protobuf::Arena arena(arena_options);
+    auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
+    absl::Status read = catalog_->Read(caller, request->name(), media);
+    if (read.ok()) view_->RenderInto(*media, response);
+    reactor->Finish(status::ToGrpcStatus(read));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext* context,
@@ -67,11 +77,16 @@ grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext*
                                                     v1::ListMediaResponse* response) {
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
-  auto page = catalog_->List(*caller, *request);
-  if (!page.ok()) return server::FinishUnary(context, page.status());
-  for (const StoredMedia& media : page->media) view_->RenderInto(media, response->add_media());
-  response->set_next_page_token(std::move(page->next_page_token));
-  return server::FinishUnary(context, absl::OkStatus());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunRead([this, reactor, caller = *std::move(caller), request, response] {
+    auto page = catalog_->List(caller, *request);
+    if (page.ok()) {
+      for (const StoredMedia& media : page->media) view_->RenderInto(media, response->add_media());
+      response->set_next_page_token(std::move(page->next_page_token));
+    }
+    reactor->Finish(status::ToGrpcStatus(page.status()));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CatalogService::UpdateMedia(grpc::CallbackServerContext* context,

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "libs/auth/credentials/authenticator.h"
+#include "libs/concurrency/thread_pool.h"
 #include "libs/server/arena_message_allocator.h"
 #include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
 #include "services/media-catalog/caller_cache.h"
@@ -31,6 +32,11 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
     std::string backup_dir;
     // WatchMedia for all of a caller's media first sends this many newest.
     int watch_initial_limit = 1000;
+    // Threads that run GetMedia and ListMedia (store read and render), off
+    // gRPC's polling threads: a read that waits on the disk never stalls
+    // the connection, and the calls of one connection use every core.
+    // 0: run them on gRPC's threads.
+    int read_threads = 2;
   };
 
   CatalogService(Catalog* catalog, const MediaView* view, const auth::Authenticator* authenticator,
@@ -68,6 +74,10 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
   const Options options_;
   // Null without an authenticator.
   std::unique_ptr<CallerCache> callers_;
+  // Runs `work` on the read threads (or at once without them).
+  void RunRead(std::function<void()> work);
+
+  std::unique_ptr<concurrency::ThreadPool> readers_;
   // The read calls' requests and responses live on a per-call arena.
   server::ArenaMessageAllocator<v1::GetMediaRequest, v1::Media> get_allocator_;
   server::ArenaMessageAllocator<v1::ListMediaRequest, v1::ListMediaResponse, 65536> list_allocator_;

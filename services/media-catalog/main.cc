@@ -50,6 +50,9 @@ ABSL_FLAG(std::string, backup_dir, "",
           "where CreateBackup writes checkpoints (default: <data_dir>/backups)");
 ABSL_FLAG(bool, sync, true, "fsync each projected event before acking it");
 ABSL_FLAG(int, block_cache_mb, 128, "RocksDB block cache size");
+ABSL_FLAG(int, read_threads, 2,
+          "threads that run GetMedia and ListMedia off gRPC's polling threads (0 to 64; 0: on "
+          "gRPC's threads)");
 ABSL_FLAG(absl::Duration, broker_wait, absl::Seconds(30),
           "how long start-up waits for the broker to create or seek the subscription");
 
@@ -190,9 +193,13 @@ int main(int argc, char** argv) {
   if (backup_dir.empty()) backup_dir = opts.data_dir + "/backups";
   catalog::CatalogService::Options service_options;
   service_options.backup_dir = backup_dir;
-  catalog::CatalogService service(core->get(), &view,
-                                  work.has_value() ? work->authenticator.get() : nullptr,
-                                  service_options);
+  service_options.read_threads = absl::GetFlag(FLAGS_read_threads);
+  if (service_options.read_threads < 0 || service_options.read_threads > 64) {
+    return server::ExitWith(absl::InvalidArgumentError(
+        absl::StrCat("read_threads: must be 0 to 64, got ", service_options.read_threads)));
+  }
+  catalog::CatalogService service(
+      core->get(), &view, work.has_value() ? work->authenticator.get() : nullptr, service_options);
   server::ServeSpec spec;
   spec.services.push_back(server::Expose<catalog::v1::MediaCatalog>(&service));
   spec.on_drain = [&] {

@@ -9,6 +9,7 @@
 #   RECORDS=200000 OWNERS=2000 tests/load/catalog/run_catalog_bench.sh
 #   QUICK=1 tests/load/catalog/run_catalog_bench.sh          # small, a smoke test
 #   ROWS=reads tests/load/catalog/run_catalog_bench.sh       # skip the projection row
+#   CATALOG_FLAGS=--read_threads=0 tests/load/catalog/run_catalog_bench.sh  # A/B a flag
 #   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
 #                                                  # servers during their measured rows
 #
@@ -113,8 +114,9 @@ cp -a "$SEED/db" "$WORK/catalog/data/db"
 common=(--auth_server="$AUTH" --client_id=media-catalog --client_secret_file="$cfg/media-catalog.secret"
   --url_signing_keys_file="$cfg/url_keys" --objects_url=http://127.0.0.1:8081
   --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --log_level=warning)
+# shellcheck disable=SC2086 # CATALOG_FLAGS: extra catalog flags, split on spaces
 start catalog "$BIN/services/media-catalog/media-catalog" "${common[@]}" --data_dir="$WORK/catalog/data" \
-  --block_cache_mb="$BLOCK_CACHE_MB"
+  --block_cache_mb="$BLOCK_CACHE_MB" ${CATALOG_FLAGS:-}
 CATALOG="$GRPC"
 CATALOG_PID=$PID
 start trivial "$BENCH" trivial --listen=127.0.0.1:0
