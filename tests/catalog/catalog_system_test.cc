@@ -24,6 +24,7 @@
 #include "libs/testing/child_process.h"
 #include "libs/testing/dev_sign_in.h"
 #include "libs/testing/http_get.h"
+#include "libs/testing/service_process.h"
 #include "proto/pettube/auth/v1/auth.grpc.pb.h"
 #include "proto/pettube/broker/v1/broker.grpc.pb.h"
 #include "proto/pettube/catalog/v1/catalog.grpc.pb.h"
@@ -36,7 +37,6 @@ namespace t = ::pettube::catalog::testing;
 using ::pettube::catalog::v1::Media;
 using ::pettube::testing::ChildProcess;
 using ::pettube::testing::NewTempDir;
-using ::pettube::testing::ReadyField;
 using ::pettube::testing::RunfilePath;
 
 constexpr char kSubscription[] = "subscriptions/media-catalog";
@@ -46,27 +46,30 @@ std::chrono::system_clock::time_point In(int seconds) {
 }
 
 struct Running {
-  std::unique_ptr<ChildProcess> process;
+  std::unique_ptr<::pettube::testing::ServiceProcess> service;
+  ChildProcess* process = nullptr;
   std::string grpc;
   std::string metrics;
 };
 
+// Starts a service through libs/testing's ServiceProcess (ready line, ports).
 Running Start(const std::string& binary, const std::string& dir, std::vector<std::string> args,
               const std::string& listen = "127.0.0.1:0") {
-  args.push_back("--listen=" + listen);
-  args.push_back("--metrics_listen=127.0.0.1:0");
-  args.push_back("--data_dir=" + dir + "/data");
   static int n = 0;
-  auto p = ChildProcess::Start(RunfilePath(absl::StrCat("services/", binary, "/", binary)), args,
-                               absl::StrCat(dir, "/stderr.", ++n, ".log"));
-  EXPECT_TRUE(p.ok()) << p.status();
-  Running r{std::move(*p), "", ""};
-  auto ready = r.process->WaitForReady(absl::Seconds(30));
-  EXPECT_TRUE(ready.ok()) << binary << ": " << ready.status();
-  if (ready.ok()) {
-    r.grpc = ReadyField(*ready, "grpc");
-    r.metrics = ReadyField(*ready, "metrics");
-  }
+  ::pettube::testing::ServiceProcess::Options options;
+  options.binary = ::pettube::testing::ServiceBinary(binary);
+  options.listen = listen;
+  options.data_dir = dir + "/data";
+  options.args = std::move(args);
+  options.stderr_path = absl::StrCat(dir, "/stderr.", ++n, ".log");
+  Running r;
+  auto started = ::pettube::testing::ServiceProcess::Start(std::move(options));
+  EXPECT_TRUE(started.ok()) << binary << ": " << started.status();
+  if (!started.ok()) return r;
+  r.service = std::move(*started);
+  r.process = &r.service->process();
+  r.grpc = r.service->grpc();
+  r.metrics = r.service->metrics();
   return r;
 }
 
