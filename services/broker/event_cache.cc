@@ -15,11 +15,22 @@ std::shared_ptr<const StoredEvent> EventCache::Find(uint64_t sequence) const {
 
 void EventCache::Insert(std::shared_ptr<const StoredEvent> event) {
   if (event == nullptr || event->wire.size() > max_event_bytes_) return;
-  auto& slot = Slot(event->sequence);
+  const uint64_t sequence = event->sequence;
+  auto& slot = Slot(sequence);
   Clear(slot);
+  // The oldest entries go first: those over the slot count (replaced by
+  // now, or the oldest still cached), then as many as the bytes need.
+  while (!inserted_.empty() &&
+         (inserted_.size() >= slots_.size() || bytes_ + event->wire.size() > max_bytes_)) {
+    const uint64_t oldest = inserted_.front();
+    inserted_.pop_front();
+    auto& held = Slot(oldest);
+    if (held != nullptr && held->sequence == oldest) Clear(held);
+  }
   if (bytes_ + event->wire.size() > max_bytes_) return;
   bytes_ += event->wire.size();
   slot = std::move(event);
+  inserted_.push_back(sequence);
 }
 
 void EventCache::EraseBefore(uint64_t sequence) {

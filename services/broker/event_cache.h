@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -15,7 +16,10 @@ namespace pettube::broker {
 //
 // Direct-mapped (slot = sequence modulo the slot count, a newer event
 // replaces an older one) and bounded in bytes, so a backlog never moves
-// into memory. Not thread-safe: the broker calls it under its lock.
+// into memory. When the bytes run out before the slots do (big events),
+// the events cached longest ago make room: the cache keeps the newest, which
+// the subscriptions' refills are about to read, not the first ones that
+// fitted. Not thread-safe: the broker calls it under its lock.
 class EventCache {
  public:
   // Events bigger than max_bytes / 64 are not cached.
@@ -37,6 +41,9 @@ class EventCache {
   void Clear(std::shared_ptr<const StoredEvent>& slot);
 
   std::vector<std::shared_ptr<const StoredEvent>> slots_;
+  // Sequences in the order they were cached (some since replaced or
+  // erased), oldest first; at most one per slot.
+  std::deque<uint64_t> inserted_;
   const size_t max_bytes_;
   const size_t max_event_bytes_;
   size_t bytes_ = 0;

@@ -41,6 +41,26 @@ TEST(EventCacheTest, StaysWithinItsByteBudget) {
   EXPECT_EQ(cache.Find(5000), nullptr);
 }
 
+TEST(EventCacheTest, WhenTheBytesRunOutTheNewestEventsAreKept) {
+  EventCache cache(1024, 6400);  // 64 events of 100 bytes, far fewer than the slots
+  for (uint64_t seq = 1; seq <= 1000; ++seq) cache.Insert(Event(seq, 100));
+  EXPECT_LE(cache.bytes(), 6400u);
+  for (uint64_t seq = 937; seq <= 1000; ++seq) EXPECT_NE(cache.Find(seq), nullptr) << seq;
+  EXPECT_EQ(cache.Find(936), nullptr);
+  EXPECT_EQ(cache.Find(1), nullptr);
+}
+
+TEST(EventCacheTest, ReplacedAndErasedEventsDoNotPileUp) {
+  EventCache cache(8, 1 << 20);
+  for (uint64_t seq = 1; seq <= 10000; ++seq) cache.Insert(Event(seq, 10));
+  for (uint64_t seq = 9993; seq <= 10000; ++seq) EXPECT_NE(cache.Find(seq), nullptr) << seq;
+  EXPECT_EQ(cache.bytes(), 80u);
+  cache.EraseBefore(10001);
+  EXPECT_EQ(cache.bytes(), 0u);
+  cache.Insert(Event(10001, 10));
+  EXPECT_NE(cache.Find(10001), nullptr);
+}
+
 TEST(EventCacheTest, EraseBeforeForgetsOlderEvents) {
   EventCache cache(16, 1 << 20);
   for (uint64_t seq = 1; seq <= 10; ++seq) cache.Insert(Event(seq, 10));
