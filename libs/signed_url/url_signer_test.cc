@@ -53,7 +53,7 @@ TEST(UrlSignerTest, TamperedTokensAreRefused) {
     absl::Status s = signer.Verify(f, "renditions/u1/m1/720p.mp4", kNow);
     EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << f << " " << s;
   }
-  for (const std::string& junk : {"", "v1", "v2.k1.1.a.b", "v1.k1.x.a.b", "v1.k1.1.!!.b"}) {
+  for (const char* junk : {"", "v1", "v2.k1.1.a.b", "v1.k1.x.a.b", "v1.k1.1.!!.b"}) {
     EXPECT_EQ(signer.Verify(junk, "renditions/u1/m1/720p.mp4", kNow).code(),
               absl::StatusCode::kInvalidArgument)
         << junk;

@@ -107,7 +107,9 @@ TEST(DeliveriesWithinTest, PacksUnderTheByteLimitAndNeverMoreThanOneEventOver) {
       ASSERT_GE(take, 1u);
       std::string out;
       EncodeDeliveries(rest.subspan(0, take), &out);
-      if (take > 1) EXPECT_LE(out.size(), limit);
+      if (take > 1) {
+        EXPECT_LE(out.size(), limit);
+      }
       at += take;
     }
   }
