@@ -169,7 +169,9 @@ log "projection: $EVENTS events in a broker backlog, then a fresh catalog drains
 start broker "$BIN/services/broker/broker" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
   --data_dir="$WORK/broker/data" --auth_server="$AUTH"
 BROKER="$GRPC"
-"$BENCH" backlog "${wl[@]}" --broker="$BROKER" --events="$EVENTS" >&2
+# As the catalog's workload, so that the subscription it creates is the catalog's.
+"$BENCH" backlog --auth="$AUTH" --client_id=media-catalog --secret_file="$cfg/media-catalog.secret" \
+  --broker="$BROKER" --events="$EVENTS" >&2
 start projector "$BIN/services/media-catalog/media-catalog" "${common[@]}" \
   --broker_server="$BROKER" --data_dir="$WORK/projector/data"
 drain_row=$("$BENCH" drain "${wl[@]}" --broker="$BROKER" --events="$EVENTS")
