@@ -201,6 +201,25 @@ TEST(RocksDbMediaStoreTest, RecordsSecretAndAppliedIdsSurviveReopenAndCheckpoint
   EXPECT_EQ(*(*restored)->Secret(), secret);
 }
 
+TEST(RocksDbMediaStoreTest, CompactAllKeepsEveryRecordAndIndexEntry) {
+  const std::string dir = testing::NewTempDir("compact");
+  RocksDbMediaStore::Options unsynced;
+  unsynced.sync = false;
+  auto store = RocksDbMediaStore::Open(dir + "/db", unsynced);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
+  }
+  ASSERT_TRUE((*store)->CompactAll().ok());
+  EXPECT_TRUE((*store)->Get("m49").ok());
+  ScanRequest scan;
+  scan.owner = "alice";
+  scan.limit = 100;
+  auto page = (*store)->Scan(scan);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->media.size(), 50u);
+}
+
 TEST(RocksDbMediaStoreTest, ASecondProcessOnTheSameDirectoryIsUnavailable) {
   const std::string dir = testing::NewTempDir("locked");
   auto first = RocksDbMediaStore::Open(dir, {});

@@ -274,6 +274,16 @@ absl::StatusOr<bool> RocksDbMediaStore::IsEmpty() {
   return true;
 }
 
+absl::Status RocksDbMediaStore::CompactAll() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    rocksdb::Status s = db_->CompactRange(options, handle, nullptr, nullptr);
+    if (!s.ok()) return FromRocksDb(s, "compact media store");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> RocksDbMediaStore::ApproximateBytes() {
   uint64_t total = 0;
   for (auto* cf : handles_) {

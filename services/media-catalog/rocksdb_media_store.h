@@ -59,6 +59,10 @@ class RocksDbMediaStore : public MediaStore {
 
   // Total size of the SST and WAL files (benchmarks: bytes per record).
   absl::StatusOr<uint64_t> ApproximateBytes();
+  // Compacts every column family down to one sorted run (after a bulk load,
+  // e.g. the benchmark's seed, so reads meet a settled store rather than
+  // dozens of level-0 files and a compaction in progress).
+  absl::Status CompactAll();
 
  private:
   static constexpr int kStripes = 64;

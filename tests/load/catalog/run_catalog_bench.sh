@@ -10,6 +10,7 @@
 #   QUICK=1 tests/load/catalog/run_catalog_bench.sh          # small, a smoke test
 #   ROWS=reads tests/load/catalog/run_catalog_bench.sh       # skip the projection row
 #   CATALOG_FLAGS=--read_threads=0 tests/load/catalog/run_catalog_bench.sh  # A/B a flag
+#   BLOCK_CACHE_MB=1200 WARMUP_SECONDS=90 ROWS=reads ...   # every record cached first
 #   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
 #                                                  # servers during their measured rows
 #
@@ -24,6 +25,7 @@ CONCURRENCY="${CONCURRENCY:-32}"
 SECONDS_PER_ROW="${SECONDS_PER_ROW:-10}"
 EVENTS="${EVENTS:-20000}"
 BLOCK_CACHE_MB="${BLOCK_CACHE_MB:-128}"  # the catalog's --block_cache_mb
+WARMUP_SECONDS="${WARMUP_SECONDS:-2}"    # unmeasured GetMedia load before each GetMedia row
 if [[ "${QUICK:-0}" == 1 ]]; then
   RECORDS=20000 OWNERS=200 SECONDS_PER_ROW=3 EVENTS=2000
 fi
@@ -144,14 +146,14 @@ profile() {
 }
 
 log "GetMedia: trivial server (warm-up, then measured)"
-SECONDS_PER_ROW=2 load "$TRIVIAL" get >/dev/null
+SECONDS_PER_ROW=$WARMUP_SECONDS load "$TRIVIAL" get >/dev/null
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 profile trivial "$TRIVIAL_PID"
 t0=$(cpu_ticks "$TRIVIAL_PID")
 trivial_row=$(load "$TRIVIAL" get)
 trivial_us=$(us_per_call "$t0" "$(cpu_ticks "$TRIVIAL_PID")" "$trivial_row")
 log "GetMedia: catalog"
-SECONDS_PER_ROW=2 load "$CATALOG" get >/dev/null
+SECONDS_PER_ROW=$WARMUP_SECONDS load "$CATALOG" get >/dev/null
 profile catalog "$CATALOG_PID"
 t0=$(cpu_ticks "$CATALOG_PID")
 catalog_row=$(load "$CATALOG" get)
