@@ -20,6 +20,19 @@ std::string ServiceBinary(const std::string& name) {
   return RunfilePath(absl::StrCat("services/", name, "/", name));
 }
 
+absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(const std::string& name,
+                                                             std::vector<std::string> args,
+                                                             absl::Duration ready_timeout) {
+  const std::string dir = NewTempDir(name);
+  ServiceProcess::Options options;
+  options.binary = ServiceBinary(name);
+  options.data_dir = dir + "/data";
+  options.args = std::move(args);
+  options.stderr_path = dir + "/stderr.log";
+  options.ready_timeout = ready_timeout;
+  return ServiceProcess::Start(std::move(options));
+}
+
 absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(Options options) {
   std::unique_ptr<ServiceProcess> service(new ServiceProcess(std::move(options)));
   if (absl::Status s = service->Launch(); !s.ok()) return s;

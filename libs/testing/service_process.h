@@ -14,6 +14,15 @@ namespace pettube::testing {
 // "services/{name}/{name}" in this test's runfiles: a PetTube service binary.
 std::string ServiceBinary(const std::string& name);
 
+class ServiceProcess;
+
+// The common case of ServiceProcess::Start: the service `name` with its own
+// flags `args`, a fresh temp dir holding its data_dir ("{dir}/data") and its
+// stderr ("{dir}/stderr.log"), ports chosen by the OS.
+absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(
+    const std::string& name, std::vector<std::string> args,
+    absl::Duration ready_timeout = absl::Seconds(30));
+
 // A PetTube server binary started by a test and up: it printed its
 //   ready grpc=HOST:PORT metrics=HOST:PORT [objects=HOST:PORT]
 // line, so it listens on the addresses the line names. The one "start a

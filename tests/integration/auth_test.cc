@@ -36,14 +36,7 @@ struct Running {
 };
 
 Running Start(const std::string& binary, std::vector<std::string> args) {
-  const std::string dir = NewTempDir(binary);
-  ServiceProcess::Options options;
-  options.binary = ServiceBinary(binary);
-  options.data_dir = dir + "/data";
-  options.args = std::move(args);
-  options.stderr_path = dir + "/stderr.log";
-  options.ready_timeout = absl::Seconds(20);
-  auto service = ServiceProcess::Start(std::move(options));
+  auto service = ::pettube::testing::StartService(binary, std::move(args), absl::Seconds(20));
   EXPECT_TRUE(service.ok()) << service.status();
   Running r;
   if (!service.ok()) return r;

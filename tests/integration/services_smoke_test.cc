@@ -62,14 +62,7 @@ struct Running {
 };
 
 Running StartService(const std::string& name, std::vector<std::string> extra_args = {}) {
-  const std::string dir = NewTempDir(name);
-  ServiceProcess::Options options;
-  options.binary = ServiceBinary(name);
-  options.data_dir = dir + "/data";
-  options.args = std::move(extra_args);
-  options.stderr_path = dir + "/stderr.log";
-  options.ready_timeout = absl::Seconds(20);
-  auto service = ServiceProcess::Start(std::move(options));
+  auto service = ::pettube::testing::StartService(name, std::move(extra_args), absl::Seconds(20));
   EXPECT_TRUE(service.ok()) << service.status();
   Running r;
   if (!service.ok()) return r;
