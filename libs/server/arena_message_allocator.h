@@ -7,6 +7,15 @@
 
 namespace pettube::server {
 
+// Arena options whose first block is `block` (caller-owned, e.g. on the
+// stack): a short-lived arena that fits in it allocates nothing.
+inline google::protobuf::ArenaOptions ArenaOnBlock(char* block, size_t size) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = size;
+  return options;
+}
+
 // Puts a callback unary method's request and response on one protobuf
 // arena per call, whose first block sits inside the call's holder: a
 // response of many sub-messages then costs one allocation instead of one
@@ -24,20 +33,13 @@ class ArenaMessageAllocator : public grpc::MessageAllocator<Request, Response> {
  private:
   class Holder : public grpc::MessageHolder<Request, Response> {
    public:
-    Holder() : arena_(Options(block_)) {
+    Holder() : arena_(ArenaOnBlock(block_, kInitialBlockBytes)) {
       this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
       this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
     }
     void Release() override { delete this; }
 
    private:
-    static google::protobuf::ArenaOptions Options(char* block) {
-      google::protobuf::ArenaOptions options;
-      options.initial_block = block;
-      options.initial_block_size = kInitialBlockBytes;
-      return options;
-    }
-
     // Declared before the arena, which uses it until destroyed.
     alignas(std::max_align_t) char block_[kInitialBlockBytes];
     google::protobuf::Arena arena_;

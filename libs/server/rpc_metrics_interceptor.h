@@ -76,7 +76,7 @@ class RpcMetricsInterceptorFactory : public grpc::experimental::ServerIntercepto
 
   Families families_;
   absl::Mutex mu_;
-  // By "{type} {full method}"; entries live as long as the factory.
+  // By full method name; entries live as long as the factory.
   absl::flat_hash_map<std::string, std::unique_ptr<MethodMetrics>> methods_ ABSL_GUARDED_BY(mu_);
 };
 

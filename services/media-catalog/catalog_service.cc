@@ -60,10 +60,7 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
     // The record is parsed into an arena on this thread's stack: its many
     // sub-messages and map entries cost no allocations of their own.
     alignas(std::max_align_t) char block[8192];
-    google::protobuf::ArenaOptions arena_options;
-    arena_options.initial_block = block;
-    arena_options.initial_block_size = sizeof(block);
-    google::protobuf::Arena arena(arena_options);
+    google::protobuf::Arena arena(server::ArenaOnBlock(block, sizeof(block)));
     auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
     absl::Status read = catalog_->Read(caller, request->name(), media);
     if (read.ok()) view_->RenderInto(*media, response);
