@@ -259,6 +259,55 @@ TEST_F(HookedTest, AFailedCommitFailsTheDuplicatesInItsGroupToo) {
   EXPECT_FALSE(results[0].duplicate());  // the failed copies left no trace
 }
 
+// The committer prepares the next publish while a group is being written:
+// a copy of an event in that group is answered from the group's fate. When
+// the write fails, the copy fails too instead of naming its sequence.
+TEST_F(HookedTest, AFailedCommitFailsTheDuplicatesOfItsEventsPreparedMeanwhile) {
+  auto gate = std::make_shared<WriteGate>();
+  hooked_->SetWriteHook([gate](BrokerStore::Batch&) -> absl::Status {
+    if (!gate->armed.exchange(false)) return absl::OkStatus();
+    gate->reached.Notify();
+    gate->release.WaitForNotification();
+    return absl::UnavailableError("disk full");
+  });
+  absl::Notification first_done, second_done;
+  std::vector<v1::PublishResult> first, second;
+  broker_->Publish({Event("x")}, [&](std::vector<v1::PublishResult> r) {
+    first = std::move(r);
+    first_done.Notify();
+  });
+  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // "y" is looked up in the store: the second publish is being prepared
+  // while the first one's write is held.
+  absl::Notification second_prepared;
+  hooked_->SetDedupLookupHook([&] {
+    if (!second_prepared.HasBeenNotified()) second_prepared.Notify();
+  });
+  broker_->Publish({Event("x"), Event("y")}, [&](std::vector<v1::PublishResult> r) {
+    second = std::move(r);
+    second_done.Notify();
+  });
+  ASSERT_TRUE(second_prepared.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  gate->release.Notify();
+  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  hooked_->SetDedupLookupHook(nullptr);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].status().code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[0].status().code(), static_cast<int>(absl::StatusCode::kUnavailable))
+      << second[0].DebugString();
+  EXPECT_FALSE(second[0].duplicate());
+  EXPECT_EQ(second[0].sequence(), 0u);
+  EXPECT_EQ(second[1].status().code(), 0) << second[1].DebugString();
+  EXPECT_GT(second[1].sequence(), 0u);
+  // Nothing of the failed write remains: "x" is new again.
+  auto again = Publish({Event("x")});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].status().code(), 0);
+  EXPECT_FALSE(again[0].duplicate());
+}
+
 // Defect 5: an update whose write fails leaves the settings as they were.
 TEST_F(HookedTest, AFailedUpdateChangesNothing) {
   Create("q");

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -103,6 +104,20 @@ class BrokerStore {
   virtual absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
                                                               absl::string_view id,
                                                               absl::Time not_before) = 0;
+  // LookupDedup for several source+id pairs in one batched read (a store
+  // may answer them together); `out` gets one entry per pair.
+  virtual absl::Status LookupDedups(
+      const std::vector<std::pair<absl::string_view, absl::string_view>>& source_ids,
+      absl::Time not_before, std::vector<std::optional<uint64_t>>* out) {
+    out->clear();
+    out->reserve(source_ids.size());
+    for (const auto& [source, id] : source_ids) {
+      auto found = LookupDedup(source, id, not_before);
+      if (!found.ok()) return found.status();
+      out->push_back(*found);
+    }
+    return absl::OkStatus();
+  }
   // Calls `visit` for events with sequence >= `from`, in order, until it
   // returns false.
   virtual absl::Status ScanEvents(uint64_t from,

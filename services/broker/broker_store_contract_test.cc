@@ -103,6 +103,31 @@ TEST_P(BrokerStoreContractTest, DedupAnswersOnlyWithinTheWindow) {
   EXPECT_FALSE(store_->LookupDedup("//other", "id-1", t0 - absl::Hours(1))->has_value());
 }
 
+TEST_P(BrokerStoreContractTest, BatchedDedupLookupsAnswerLikeSingleOnes) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  Write([&](BrokerStore::Batch& b) {
+    b.PutDedup("//src", "id-1", 7, t0);
+    b.PutDedup("//src", "id-3", 9, t0 - absl::Hours(2));
+  });
+  std::vector<std::optional<uint64_t>> found;
+  ASSERT_TRUE(store_
+                  ->LookupDedups({{"//src", "id-1"},
+                                  {"//src", "id-2"},
+                                  {"//src", "id-3"},
+                                  {"//other", "id-1"},
+                                  {"//src", "id-1"}},
+                                 t0 - absl::Hours(1), &found)
+                  .ok());
+  ASSERT_EQ(found.size(), 5u);
+  EXPECT_EQ(found[0], std::optional<uint64_t>(7));
+  EXPECT_FALSE(found[1].has_value());
+  EXPECT_FALSE(found[2].has_value());  // outside the window
+  EXPECT_FALSE(found[3].has_value());
+  EXPECT_EQ(found[4], std::optional<uint64_t>(7));
+  ASSERT_TRUE(store_->LookupDedups({}, t0, &found).ok());
+  EXPECT_TRUE(found.empty());
+}
+
 TEST_P(BrokerStoreContractTest, TheAckFloorHidesWhatLiesBelowItAndARedriveLowersIt) {
   Write([](BrokerStore::Batch& b) {
     for (uint64_t seq = 1; seq <= 10; ++seq) {

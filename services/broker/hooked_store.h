@@ -56,9 +56,20 @@ class HookedStore : public BrokerStore {
                          std::vector<std::optional<StoredEvent>>* out) override {
     return inner_->GetEvents(sequences, out);
   }
+  // Runs before each dedup lookup in the store (a publish being prepared).
+  void SetDedupLookupHook(std::function<void()> hook) {
+    absl::MutexLock lock(&mu_);
+    dedup_lookup_hook_ = std::move(hook);
+  }
   absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
                                                       absl::string_view id,
                                                       absl::Time not_before) override {
+    std::function<void()> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = dedup_lookup_hook_;
+    }
+    if (hook) hook();
     return inner_->LookupDedup(source, id, not_before);
   }
   absl::Status ScanEvents(uint64_t from,
@@ -119,6 +130,7 @@ class HookedStore : public BrokerStore {
   absl::Mutex mu_;
   std::function<absl::Status(Batch&)> write_hook_ ABSL_GUARDED_BY(mu_);
   std::function<void(uint32_t)> scan_hook_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> dedup_lookup_hook_ ABSL_GUARDED_BY(mu_);
   std::function<absl::Status()> scan_events_hook_ ABSL_GUARDED_BY(mu_);
 };
 

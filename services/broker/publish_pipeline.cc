@@ -23,9 +23,12 @@ void PublishPipeline::Publish(std::vector<CloudEvent> events, PublishDone done,
     std::vector<std::shared_ptr<const StoredEvent>> stored;  // by index; null if not stored
     std::vector<std::vector<uint32_t>> routes;
     std::vector<std::string> dedup_keys;
-    // Duplicates of events prepared in the same (not yet written) group:
-    // they share that group's fate.
-    std::vector<bool> duplicate_of_unwritten;
+    // Shared with later ops that answer duplicates of these events before
+    // they are written.
+    std::shared_ptr<Origin> origin = std::make_shared<Origin>();
+    // For duplicates of events prepared but not yet written (in this op or
+    // an earlier one): that op, whose fate they share.
+    std::vector<std::shared_ptr<Origin>> duplicate_of_unwritten;
   };
   auto state = std::make_shared<State>();
   state->results.resize(events.size());
@@ -69,38 +72,78 @@ void PublishPipeline::Publish(std::vector<CloudEvent> events, PublishDone done,
     state->stored.resize(n);
     state->routes.resize(n);
     state->duplicate_of_unwritten.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      if (!state->valid[i] || state->results[i].has_status()) continue;
-      CloudEvent& e = state->events[i];
-      std::string key = absl::StrCat(e.source(), absl::string_view("\0", 1), e.id());
-      std::optional<uint64_t> existing;
-      if (auto it = unwritten_dedup_.find(key); it != unwritten_dedup_.end()) {
-        existing = it->second;
-        state->duplicate_of_unwritten[i] = true;
-      } else {
-        auto found = s_.store->LookupDedup(e.source(), e.id(), now - s_.options.dedup_window);
-        if (!found.ok()) {
-          *state->results[i].mutable_status() = ToProtoStatus(found.status());
-          continue;
+    auto open = [&](size_t i) { return state->valid[i] && !state->results[i].has_status(); };
+    std::vector<std::string> keys(n);
+    std::vector<std::optional<uint64_t>> existing(n);
+    // Copies prepared and not yet written are found in the map; any other
+    // earlier copy is in the store (ops leave the map only once written),
+    // where the rest are looked up in one batched read.
+    std::vector<size_t> to_look_up;
+    {
+      absl::MutexLock lock(&dedup_mu_);
+      for (size_t i = 0; i < n; ++i) {
+        if (!open(i)) continue;
+        const CloudEvent& e = state->events[i];
+        keys[i] = absl::StrCat(e.source(), absl::string_view("\0", 1), e.id());
+        if (auto it = unwritten_dedup_.find(keys[i]); it != unwritten_dedup_.end()) {
+          existing[i] = it->second.sequence;
+          state->duplicate_of_unwritten[i] = it->second.origin;
+        } else {
+          to_look_up.push_back(i);
         }
-        existing = *found;
       }
-      if (existing.has_value()) {
+    }
+    if (!to_look_up.empty()) {
+      std::vector<std::pair<absl::string_view, absl::string_view>> source_ids;
+      source_ids.reserve(to_look_up.size());
+      for (size_t i : to_look_up) {
+        source_ids.emplace_back(state->events[i].source(), state->events[i].id());
+      }
+      std::vector<std::optional<uint64_t>> found;
+      const absl::Status s =
+          s_.store->LookupDedups(source_ids, now - s_.options.dedup_window, &found);
+      for (size_t k = 0; k < to_look_up.size(); ++k) {
+        if (s.ok()) {
+          existing[to_look_up[k]] = found[k];
+        } else {
+          *state->results[to_look_up[k]].mutable_status() = ToProtoStatus(s);
+        }
+      }
+    }
+    // Sequences for the new events; a second copy within this op is a
+    // duplicate of the first, sharing this op's fate.
+    std::vector<uint64_t> assigned(n, 0);
+    {
+      absl::MutexLock lock(&dedup_mu_);
+      for (size_t i = 0; i < n; ++i) {
+        if (!open(i)) continue;
+        if (!existing[i].has_value()) {
+          const uint64_t seq = s_.last_seq.load() + 1;
+          auto [it, inserted] =
+              unwritten_dedup_.try_emplace(keys[i], Unwritten{seq, state->origin});
+          if (inserted) {
+            s_.last_seq.store(seq);
+            assigned[i] = seq;
+            state->dedup_keys.push_back(std::move(keys[i]));
+            continue;
+          }
+          existing[i] = it->second.sequence;
+          state->duplicate_of_unwritten[i] = it->second.origin;
+        }
         state->results[i].set_duplicate(true);
-        state->results[i].set_sequence(*existing);
-        continue;
+        state->results[i].set_sequence(*existing[i]);
       }
-      const uint64_t seq = s_.last_seq.load() + 1;
-      s_.last_seq.store(seq);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (assigned[i] == 0) continue;
+      CloudEvent& e = state->events[i];
       auto stored = std::make_shared<StoredEvent>();
-      stored->sequence = seq;
+      stored->sequence = assigned[i];
       stored->publish_time = now;
       stored->wire = e.SerializeAsString();
       batch.PutEvent(*stored);
-      batch.PutDedup(e.source(), e.id(), seq, now);
-      unwritten_dedup_[key] = seq;
-      state->dedup_keys.push_back(std::move(key));
-      state->results[i].set_sequence(seq);
+      batch.PutDedup(e.source(), e.id(), assigned[i], now);
+      state->results[i].set_sequence(assigned[i]);
       state->stored[i] = std::move(stored);
     }
     absl::MutexLock lock(&s_.mu);
@@ -111,12 +154,30 @@ void PublishPipeline::Publish(std::vector<CloudEvent> events, PublishDone done,
     }
     batch.SetLastSequence(s_.last_seq.load());
   };
+  // Its prepare reads only the dedup table (the map above for what is not
+  // written yet), the sequence and the filter index: it may be prepared
+  // while earlier groups are being written.
+  op.overlaps = true;
   op.done = [this, state, done = std::move(done)](const absl::Status& status) {
-    for (const std::string& key : state->dedup_keys) unwritten_dedup_.erase(key);
+    // The failed ops' duplicates fail too, in this op or a later one: the
+    // sequence they would name was never written. Ops finish in order, so
+    // an origin's fate is known before its duplicates' ops finish.
+    std::vector<bool> origin_failed(state->results.size(), false);
+    {
+      absl::MutexLock lock(&dedup_mu_);
+      state->origin->failed = !status.ok();
+      for (const std::string& key : state->dedup_keys) unwritten_dedup_.erase(key);
+      for (size_t i = 0; i < state->duplicate_of_unwritten.size(); ++i) {
+        const auto& origin = state->duplicate_of_unwritten[i];
+        origin_failed[i] = origin != nullptr && origin->failed;
+      }
+    }
     for (size_t i = 0; i < state->results.size(); ++i) {
       v1::PublishResult& r = state->results[i];
       if (r.has_status()) continue;
-      if (!status.ok() && (state->stored[i] != nullptr || state->duplicate_of_unwritten[i])) {
+      const bool duplicate_of_unwritten = state->duplicate_of_unwritten[i] != nullptr;
+      if ((!status.ok() && (state->stored[i] != nullptr || duplicate_of_unwritten)) ||
+          origin_failed[i]) {
         // Everything in a failed group fails, duplicates of its events too:
         // the sequence they would name was never written.
         r.set_duplicate(false);

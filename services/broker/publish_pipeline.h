@@ -8,6 +8,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "proto/pettube/broker/v1/broker.pb.h"
 #include "services/broker/broker_state.h"
 
@@ -34,10 +35,23 @@ class PublishPipeline {
   void AfterPublish(const std::vector<std::shared_ptr<const StoredEvent>>& stored,
                     const std::vector<std::vector<uint32_t>>& routes) ABSL_LOCKS_EXCLUDED(s_.mu);
 
+  // One publish op's fate, shared with the duplicates of its events that
+  // later ops answered before it was written: they fail if it fails.
+  struct Origin {
+    bool failed = false;  // guarded by dedup_mu_
+  };
+  struct Unwritten {
+    uint64_t sequence;
+    std::shared_ptr<Origin> origin;
+  };
+
   BrokerState& s_;
-  // Committer thread only: source+id of events prepared in the current
-  // group, not yet durable.
-  absl::flat_hash_map<std::string, uint64_t> unwritten_dedup_;
+  // Source+id of events prepared and not yet durable: the committer thread
+  // prepares the next group while the writer thread writes this one, so a
+  // duplicate must be found here before its original is in the store.
+  // Added by `prepare` (committer thread), removed by `done` (writer).
+  absl::Mutex dedup_mu_;
+  absl::flat_hash_map<std::string, Unwritten> unwritten_dedup_ ABSL_GUARDED_BY(dedup_mu_);
 };
 
 }  // namespace pettube::broker

@@ -3,6 +3,7 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <utility>
@@ -84,10 +85,14 @@ class PublishStreamReactor
     std::vector<CloudEvent> events;
     std::vector<uint64_t> sequences;
     events.reserve(request_.events_size());
+    sequences.reserve(request_.events_size());
+    std::vector<int64_t> sizes;
+    sizes.reserve(request_.events_size());
     int64_t bytes = 0;
     for (v1::PublishStreamEvent& e : *request_.mutable_events()) {
       sequences.push_back(e.client_sequence());
-      bytes += static_cast<int64_t>(e.event().ByteSizeLong());
+      sizes.push_back(static_cast<int64_t>(e.event().ByteSizeLong()));
+      bytes += sizes.back();
       events.push_back(std::move(*e.mutable_event()));
     }
     request_.Clear();
@@ -99,28 +104,21 @@ class PublishStreamReactor
       read_more = !OverLimitLocked();
       read_paused_ = !read_more;
     }
-    if (!events.empty()) {
-      refs_.fetch_add(1);
-      broker_.Publish(
-          std::move(events),
-          [this, bytes, sequences = std::move(sequences)](std::vector<v1::PublishResult> results) {
-            {
-              absl::MutexLock lock(&mu_);
-              for (size_t i = 0; i < results.size(); ++i) {
-                v1::PublishAck ack;
-                ack.set_client_sequence(sequences[i]);
-                *ack.mutable_result() = std::move(results[i]);
-                acks_.push_back(std::move(ack));
-              }
-              outstanding_ -= static_cast<int64_t>(results.size());
-              outstanding_bytes_ -= bytes;
-              ResumeReadLocked();
-              MaybeWriteLocked();
-              MaybeFinishLocked();
-            }
-            Unref();
-          },
-          access_);
+    // A request is published in parts, each acked once it is durable: the
+    // broker writes the first part while it prepares the next, and the
+    // client gets acks (and sends more) before the whole request is written,
+    // instead of client, gRPC and broker taking turns.
+    for (size_t from = 0; from < events.size(); from += kEventsPerPart) {
+      const size_t to = std::min(events.size(), from + kEventsPerPart);
+      std::vector<CloudEvent> part;
+      std::vector<uint64_t> part_sequences(sequences.begin() + from, sequences.begin() + to);
+      part.reserve(to - from);
+      int64_t part_bytes = 0;
+      for (size_t i = from; i < to; ++i) {
+        part_bytes += sizes[i];
+        part.push_back(std::move(events[i]));
+      }
+      PublishPart(std::move(part), std::move(part_sequences), part_bytes);
     }
     if (read_more) StartRead(&request_);
   }
@@ -158,6 +156,32 @@ class PublishStreamReactor
            outstanding_bytes_ >= kMaxOutstandingBytes;
   }
   static constexpr size_t kMaxAcksPerMessage = 1024;
+  // Events per Publish call (a request of 256 is published in four parts).
+  static constexpr size_t kEventsPerPart = 64;
+
+  void PublishPart(std::vector<CloudEvent> events, std::vector<uint64_t> sequences, int64_t bytes) {
+    refs_.fetch_add(1);
+    broker_.Publish(
+        std::move(events),
+        [this, bytes, sequences = std::move(sequences)](std::vector<v1::PublishResult> results) {
+          {
+            absl::MutexLock lock(&mu_);
+            for (size_t i = 0; i < results.size(); ++i) {
+              v1::PublishAck ack;
+              ack.set_client_sequence(sequences[i]);
+              *ack.mutable_result() = std::move(results[i]);
+              acks_.push_back(std::move(ack));
+            }
+            outstanding_ -= static_cast<int64_t>(results.size());
+            outstanding_bytes_ -= bytes;
+            ResumeReadLocked();
+            MaybeWriteLocked();
+            MaybeFinishLocked();
+          }
+          Unref();
+        },
+        access_);
+  }
 
   void ResumeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (read_paused_ && !finished_ && !done_ && !expired_ &&

@@ -56,13 +56,6 @@ std::string AckFloorKey(uint32_t sub) { return absl::StrCat(kAckFloorPrefix, Sub
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
-std::string EncodeEvent(const StoredEvent& e) {
-  std::string v(8, '\0');
-  absl::little_endian::Store64(v.data(), static_cast<uint64_t>(ToMicros(e.publish_time)));
-  v.append(e.wire);
-  return v;
-}
-
 // The event's bytes are kept as they are (not parsed): they go out in
 // deliveries unchanged.
 bool DecodeEvent(uint64_t sequence, const rocksdb::Slice& value, StoredEvent* e) {
@@ -127,7 +120,16 @@ class RocksDbBatch : public BrokerStore::Batch {
   const std::vector<std::pair<uint32_t, uint64_t>>& floors() const { return floors_; }
 
   void PutEvent(const StoredEvent& e) override {
-    batch_.Put(cf_[kEvents], SeqKey(e.sequence), EncodeEvent(e));
+    // Publish time + CloudEvent, put as two parts: the event's bytes are
+    // copied once, into the batch.
+    char time[8];
+    absl::little_endian::Store64(time, static_cast<uint64_t>(ToMicros(e.publish_time)));
+    const std::string key = SeqKey(e.sequence);
+    const rocksdb::Slice key_part(key);
+    const rocksdb::Slice value_parts[2] = {rocksdb::Slice(time, sizeof(time)),
+                                           rocksdb::Slice(e.wire)};
+    batch_.Put(cf_[kEvents], rocksdb::SliceParts(&key_part, 1),
+               rocksdb::SliceParts(value_parts, 2));
   }
   void DeleteEventsBefore(uint64_t sequence) override {
     batch_.DeleteRange(cf_[kEvents], SeqKey(0), SeqKey(sequence));
@@ -401,6 +403,33 @@ absl::StatusOr<std::optional<uint64_t>> RocksDbBrokerStore::LookupDedup(absl::st
       absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
   if (at < not_before) return std::nullopt;
   return absl::little_endian::Load64(value.data());
+}
+
+absl::Status RocksDbBrokerStore::LookupDedups(
+    const std::vector<std::pair<absl::string_view, absl::string_view>>& source_ids,
+    absl::Time not_before, std::vector<std::optional<uint64_t>>* out) {
+  const size_t n = source_ids.size();
+  out->assign(n, std::nullopt);
+  if (n == 0) return absl::OkStatus();
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (const auto& [source, id] : source_ids) keys.push_back(DedupKey(source, id));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  db_->MultiGet(rocksdb::ReadOptions(), handles_[kDedup], n, slices.data(), values.data(),
+                statuses.data());
+  for (size_t i = 0; i < n; ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return pettube::storage::FromRocksDb(statuses[i], "read dedup");
+    const rocksdb::Slice value = values[i];
+    if (value.size() < 16) continue;
+    const absl::Time at =
+        absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
+    if (at < not_before) continue;
+    (*out)[i] = absl::little_endian::Load64(value.data());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbBrokerStore::ScanEvents(uint64_t from,

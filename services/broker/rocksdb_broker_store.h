@@ -77,6 +77,11 @@ class RocksDbBrokerStore : public BrokerStore {
   absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
                                                       absl::string_view id,
                                                       absl::Time not_before) override;
+  // One MultiGet: most publishes miss, and a batch shares the filter and
+  // index probes of each file.
+  absl::Status LookupDedups(
+      const std::vector<std::pair<absl::string_view, absl::string_view>>& source_ids,
+      absl::Time not_before, std::vector<std::optional<uint64_t>>* out) override;
   absl::Status ScanEvents(uint64_t from,
                           const std::function<bool(const StoredEvent&)>& visit) override;
   absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
