@@ -98,6 +98,41 @@ TEST(MergeEventTest, TheLifeCycleOfOneMedia) {
   EXPECT_EQ(m.error(), "not a video");
 }
 
+TEST(MergeEventTest, ARenditionKeepsWhatReadsRenderAndNothingElse) {
+  auto done = t::JobCompleted("m1", "alice", "360p");
+  events::v1::TranscodeJobCompleted payload;
+  ASSERT_TRUE(done.proto_data().UnpackTo(&payload));
+  payload.set_worker("worker-7");
+  payload.set_bitrate_bps(1500000);
+  payload.mutable_hls_media()->set_key("alice/m1/hls/360p.mp4");
+  payload.mutable_hls_playlist()->set_sha256(std::string(64, 'b'));
+  payload.mutable_output()->set_sha256(std::string(64, 'c'));
+  done.mutable_proto_data()->PackFrom(payload);
+  const StoredMedia m = Project({t::Uploaded("m1", "alice", "cat"), done});
+  ASSERT_EQ(m.renditions().count("360p"), 1u);
+  const events::v1::TranscodeJobCompleted& kept = m.renditions().at("360p");
+  // Rendered: the spec, the output object, the duration, the playlist's key.
+  EXPECT_EQ(kept.rendition().name(), "360p");
+  EXPECT_EQ(kept.rendition().height(), 360);
+  EXPECT_EQ(kept.output().key(), "alice/m1/360p.mp4");
+  EXPECT_EQ(kept.output().sha256(), std::string(64, 'c'));
+  EXPECT_TRUE(kept.has_duration());
+  EXPECT_EQ(kept.hls_playlist().key(), "alice/m1/hls/360p.m3u8");
+  // Ordering: generation and attempt.
+  EXPECT_EQ(kept.generation(), 1);
+  EXPECT_EQ(kept.attempt(), 1);
+  // Not kept.
+  EXPECT_TRUE(kept.job().empty());
+  EXPECT_TRUE(kept.media().empty());
+  EXPECT_TRUE(kept.worker().empty());
+  EXPECT_TRUE(kept.codecs().empty());
+  EXPECT_EQ(kept.bitrate_bps(), 0);
+  EXPECT_FALSE(kept.has_hls_media());
+  EXPECT_TRUE(kept.hls_playlist().sha256().empty());
+  // The job itself still counts as done.
+  EXPECT_DOUBLE_EQ(m.jobs().at("media/m1/jobs/360p").progress(), 1.0);
+}
+
 TEST(MergeEventTest, AnyOrderOfTheSameEventsGivesTheSameRecord) {
   std::vector<io::cloudevents::v1::CloudEvent> events = {
       t::Uploaded("m1", "alice", "cat"),        t::JobRequested("m1", "alice", "360p"),

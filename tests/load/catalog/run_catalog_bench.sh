@@ -9,7 +9,11 @@
 #   RECORDS=200000 OWNERS=2000 tests/load/catalog/run_catalog_bench.sh
 #   QUICK=1 tests/load/catalog/run_catalog_bench.sh          # small, a smoke test
 #   ROWS=reads tests/load/catalog/run_catalog_bench.sh       # skip the projection row
-#   CATALOG_FLAGS=--read_threads=0 tests/load/catalog/run_catalog_bench.sh  # A/B a flag
+#   CATALOG_FLAGS=--read_threads=0 tests/load/catalog/run_catalog_bench.sh  # try a flag
+#   CATALOG_B_FLAGS=--read_threads=0 ROWS=reads ...   # A/B in one run: a second
+#                                    # catalog (B) on its own copy of the store is
+#                                    # measured in every round right after A
+#   CATALOG_B_BIN=/path/to/other/media-catalog ...     # A/B two builds the same way
 #   BLOCK_CACHE_MB=1200 WARMUP_SECONDS=90 ROWS=reads ...   # every record cached first
 #   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
 #                                                  # servers during their measured rows
@@ -104,7 +108,9 @@ wl=(--auth="$AUTH" --client_id=bench --secret_file="$cfg/bench.secret")
 
 # The seeded store is kept beside $WORK and reused by later runs of the same
 # size (seeding 1,000,000 records takes about a minute); each run reads a copy.
-SEED="$WORK-seed-$RECORDS-$OWNERS"
+# The name carries the record layout's version: a seed written by an older
+# catalog (v1 kept whole transcode completions) is not reused.
+SEED="$WORK-seed-v2-$RECORDS-$OWNERS"
 seed_s=reused
 if [[ ! -f "$SEED/done" ]]; then
   log "seeding $RECORDS records of $OWNERS owners"
@@ -125,6 +131,17 @@ start catalog "$BIN/services/media-catalog/media-catalog" "${common[@]}" --data_
   --block_cache_mb="$BLOCK_CACHE_MB" ${CATALOG_FLAGS:-}
 CATALOG="$GRPC"
 CATALOG_PID=$PID
+AB=0
+if [[ -n "${CATALOG_B_FLAGS:-}${CATALOG_B_BIN:-}" ]]; then
+  AB=1
+  mkdir -p "$WORK/catalog_b/data"
+  cp -a "$SEED/db" "$WORK/catalog_b/data/db"
+  # shellcheck disable=SC2086 # CATALOG_B_FLAGS: split on spaces
+  start catalog_b "${CATALOG_B_BIN:-$BIN/services/media-catalog/media-catalog}" "${common[@]}" \
+    --data_dir="$WORK/catalog_b/data" --block_cache_mb="$BLOCK_CACHE_MB" ${CATALOG_B_FLAGS:-}
+  CATALOG_B="$GRPC"
+  CATALOG_B_PID=$PID
+fi
 start trivial "$BENCH" trivial --listen=127.0.0.1:0
 TRIVIAL="$GRPC"
 TRIVIAL_PID=$PID
@@ -163,18 +180,37 @@ t0=$(cpu_ticks "$CATALOG_PID")
 catalog_row=$(load "$CATALOG" get)
 catalog_us=$(us_per_call "$t0" "$(cpu_ticks "$CATALOG_PID")" "$catalog_row")
 ratios=("$(echo "scale=2; $(field qps "$catalog_row") / $(field qps "$trivial_row")" | bc)")
+cpu_a=("$catalog_us")
+ratios_b=()
+cpu_b=()
+# b_row TRIVIAL_ROW: measures catalog B right after a round's catalog A row.
+b_row() {
+  [[ $AB == 1 ]] || return 0
+  SECONDS_PER_ROW=$WARMUP_SECONDS load "$CATALOG_B" get >/dev/null
+  local t0 row
+  t0=$(cpu_ticks "$CATALOG_B_PID")
+  row=$(load "$CATALOG_B" get)
+  cpu_b+=("$(us_per_call "$t0" "$(cpu_ticks "$CATALOG_B_PID")" "$row")")
+  ratios_b+=("$(echo "scale=2; $(field qps "$row") / $(field qps "$1")" | bc)")
+}
+b_row "$trivial_row"
 for ((round = 2; round <= ROUNDS; round++)); do
   log "GetMedia: round $round of $ROUNDS (trivial, then catalog)"
   t_row=$(load "$TRIVIAL" get)
+  t0=$(cpu_ticks "$CATALOG_PID")
   c_row=$(load "$CATALOG" get)
+  cpu_a+=("$(us_per_call "$t0" "$(cpu_ticks "$CATALOG_PID")" "$c_row")")
   ratios+=("$(echo "scale=2; $(field qps "$c_row") / $(field qps "$t_row")" | bc)")
+  b_row "$t_row"
 done
-ratio_median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ratio_median=$(median "${ratios[@]}")
 log "ListMedia first page: catalog"
 list_row=$(load "$CATALOG" list)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$CATALOG_PID/status")
 stop "$TRIVIAL_PID"
 stop "$CATALOG_PID"
+if [[ $AB == 1 ]]; then stop "$CATALOG_B_PID"; fi
 db_bytes=$(du -sb "$WORK/catalog/data/db" | cut -f1)
 
 drain_row="events_per_s=- acked=- seconds=- dead=-"
@@ -205,10 +241,16 @@ load average before the GetMedia rows: $load_before (read the ratio only from a 
 | GetMedia catalog, calls/s           | $q_c (p50 $(field p50_ms "$catalog_row") ms, p99 $(field p99_ms "$catalog_row") ms, $(field bytes "$catalog_row") B, errors $(field errors "$catalog_row")) |
 | GetMedia catalog / trivial          | $(echo "scale=2; $q_c / $q_t" | bc)x (target 0.7x, goal 0.9x) |
 | same, per round (trivial then catalog) | ${ratios[*]}: median ${ratio_median}x |
-| server CPU per GetMedia, µs         | trivial $trivial_us, catalog $catalog_us |
+| server CPU per GetMedia, µs         | trivial $trivial_us, catalog $catalog_us (per round: ${cpu_a[*]}) |
 | ListMedia first page (50), calls/s  | $(field qps "$list_row") (errors $(field errors "$list_row")) |
 | ListMedia first page p50 / p99      | $(field p50_ms "$list_row") ms / $(field p99_ms "$list_row") ms ($(field bytes "$list_row") B) |
 | projection from a backlog, events/s | $(field events_per_s "$drain_row") ($(field acked "$drain_row") acked in $(field seconds "$drain_row") s, dead $(field dead "$drain_row")) |
 | RocksDB bytes per record            | $((db_bytes / RECORDS)) ($db_bytes B in db/) |
 | catalog RSS after the reads         | $((rss_kb / 1024)) MiB |
 TABLE
+if [[ $AB == 1 ]]; then
+  cat <<TABLE
+| catalog B (${CATALOG_B_BIN:-same binary} ${CATALOG_B_FLAGS:-}) / trivial, per round | ${ratios_b[*]}: median $(median "${ratios_b[@]}")x |
+| catalog B server CPU per GetMedia, µs, per round | ${cpu_b[*]} |
+TABLE
+fi
