@@ -9,15 +9,16 @@ namespace pettube::broker {
 
 // The broker's one memory bound for what grows with traffic
 // (--memory_budget_bytes), divided between its parts: RocksDB's memtables
-// and block cache (one LRU cache, RocksDbBrokerStore::Options) and the
-// broker's cache of recent events (Broker::Options). Two thirds go to the
-// memtables: with less, a backlog of 1 KiB events publishes at half the
-// rate (more, smaller flushes and L0 files for every dedup lookup to
-// check). A sixth each goes to the blocks read back (reads of the log are
-// sequential: a few blocks serve a refill) and to recent events. Not in
-// it: each
-// subscription's own bound (--max_subscription_bytes) and the process's
-// fixed cost (code, threads, gRPC).
+// and block cache (one LRU cache, RocksDbBrokerStore::Options), the
+// broker's cache of recent events (Broker::Options), and the free pages
+// the allocator keeps for the next memtable. Half goes to the memtables
+// (the log's flush at a third of it, so one is written while up to two
+// flush; the small column families' at half), a sixth to recent events, a
+// twelfth to kept free pages (half a log memtable: the freed memtable's own
+// pages serve the rest), and the rest, a quarter, to the blocks read back
+// (reads of the log are sequential: a few blocks serve a refill). Not in
+// it: each subscription's own bound (--max_subscription_bytes) and the
+// process's fixed cost (code, threads, gRPC, the allocator's caches).
 struct MemoryBudget {
   static constexpr int64_t kDefaultBytes = 24 << 20;
   // Below this the parts fall under RocksDbBrokerStore's minimums.
@@ -29,14 +30,14 @@ struct MemoryBudget {
   size_t write_buffer_bytes = 0;
   size_t block_cache_bytes = 0;
   size_t event_cache_bytes = 0;
-  // Beside the budget, fixed: tcmalloc's per-thread free lists (its own
-  // default, 32 MiB, would be as much as the whole default budget).
-  size_t allocator_thread_cache_bytes = 4 << 20;
   // Free pages the allocator keeps after a flush or compaction (the rest
-  // go back to the OS): one column family's memtable, so the next one
-  // reuses them instead of faulting every page in again (which cost a
-  // fifth of the CPU of a 4 KiB publish when all were returned).
+  // go back to the OS), so the next memtable reuses them instead of
+  // faulting every page in again (which cost a fifth of the CPU of a 4 KiB
+  // publish when all were returned).
   size_t allocator_free_keep_bytes = 0;
+  // Beside the budget, fixed: tcmalloc's per-thread free lists (its own
+  // default, 32 MiB, would be more than the whole default budget).
+  size_t allocator_thread_cache_bytes = 2 << 20;
 };
 
 }  // namespace pettube::broker

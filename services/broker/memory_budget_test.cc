@@ -13,22 +13,23 @@
 namespace pettube::broker {
 namespace {
 
-TEST(MemoryBudgetTest, TheDefaultGivesTwoThirdsToMemtablesAndASixthEachToBlocksAndRecentEvents) {
+TEST(MemoryBudgetTest, TheDefaultGivesHalfToMemtablesAndTheRestToBlocksRecentEventsAndFreePages) {
   auto budget = MemoryBudget::Divide(MemoryBudget::kDefaultBytes);
   ASSERT_TRUE(budget.ok()) << budget.status();
-  EXPECT_EQ(budget->write_buffer_bytes, 16u << 20);
-  EXPECT_EQ(budget->block_cache_bytes, 4u << 20);
+  EXPECT_EQ(budget->write_buffer_bytes, 12u << 20);
+  EXPECT_EQ(budget->block_cache_bytes, 6u << 20);
   EXPECT_EQ(budget->event_cache_bytes, 4u << 20);
-  EXPECT_EQ(budget->allocator_free_keep_bytes, 8u << 20);
+  EXPECT_EQ(budget->allocator_free_keep_bytes, 2u << 20);
 }
 
 TEST(MemoryBudgetTest, ThePartsAddUpToTheWholeForAnOddTotal) {
   const int64_t total = (64 << 20) + 3;
   auto budget = MemoryBudget::Divide(total);
   ASSERT_TRUE(budget.ok()) << budget.status();
-  EXPECT_EQ(budget->write_buffer_bytes + budget->block_cache_bytes + budget->event_cache_bytes,
+  EXPECT_EQ(budget->write_buffer_bytes + budget->block_cache_bytes + budget->event_cache_bytes +
+                budget->allocator_free_keep_bytes,
             static_cast<size_t>(total));
-  EXPECT_EQ(budget->write_buffer_bytes, static_cast<size_t>(total / 3 * 2));
+  EXPECT_EQ(budget->write_buffer_bytes, static_cast<size_t>(total / 2));
 }
 
 TEST(MemoryBudgetTest, TooSmallOrNegativeIsInvalid) {
@@ -75,7 +76,8 @@ TEST(MemoryBudgetTest, MemtablesStayWithinTheirShareAndAreChargedToTheCache) {
       most_memtables = std::max(most_memtables, last.memtables);
     }
   }
-  // One memtable filling and one flushing per column family, never the log.
+  // The log's memtables (a third of the share each, up to three) and the
+  // others' within their share, never the log.
   EXPECT_LE(most_memtables, int64_t{5} << 20);
   EXPECT_GT(last.memtables, 0);
   // The cache holds the memtables' charges besides any blocks.

@@ -39,7 +39,9 @@ class RocksDbBrokerStore : public BrokerStore {
     // `write_buffer_bytes + block_cache_bytes` holds the data, index and
     // filter blocks read, and a WriteBufferManager charges every column
     // family's memtables to it, flushing when they pass
-    // `write_buffer_bytes`. Blocks get what the memtables leave.
+    // `write_buffer_bytes`. Blocks get what the memtables leave. The log's
+    // memtables flush at a third of `write_buffer_bytes` (up to three at
+    // once), the other column families' at half.
     size_t write_buffer_bytes = 16 << 20;
     size_t block_cache_bytes = 8 << 20;
     // Called on a RocksDB thread after each flush and compaction, which
