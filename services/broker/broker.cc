@@ -331,12 +331,18 @@ void Broker::Drain() {
 
 void Broker::EnforceRetention() { retention_->Enforce(); }
 
+size_t Broker::EventCacheBytes() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->recent.bytes();
+}
+
 void Broker::CollectMetrics() {
   std::vector<std::pair<std::string, v1::SubscriptionStats>> stats;
   std::vector<uint32_t> ids;
   {
     BrokerState& s = *state_;
     absl::MutexLock lock(&s.mu);
+    s.probe.SetEventCacheBytes(s.recent.bytes());
     stats.reserve(s.subs.size());
     for (auto& [id, sub] : s.subs) {
       stats.emplace_back(sub->config.name(), subscriptions_->DescribeLocked(*sub).stats());

@@ -152,6 +152,9 @@ class Broker {
   // tests.
   void EnforceRetention();
 
+  // Bytes of events in the cache of recent events (on /metrics too).
+  size_t EventCacheBytes();
+
   // Limits and defaults.
   static constexpr int kMaxCredits = 10000;
   size_t max_response_bytes() const;

@@ -42,6 +42,11 @@ BrokerProbe::BrokerProbe(metrics::Registry& registry) : registry_(registry) {
                      .Help("Operations (publish requests, settlements) grouped per write.")
                      .Register(registry)
                      .Add({}, metrics::ExponentialBuckets(1, 2, 12));
+  event_cache_bytes_ = &metrics::BuildGauge()
+                            .Name("pettube_broker_event_cache_bytes")
+                            .Help("Bytes of recent events held in memory for attached readers.")
+                            .Register(registry)
+                            .Add({});
 }
 
 void BrokerProbe::CommitWritten(size_t ops, absl::Duration latency) {

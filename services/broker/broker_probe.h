@@ -37,6 +37,8 @@ class BrokerProbe {
   void RemoveSubscription(const std::string& name);
   // Sets the gauges of each subscription from its stats.
   void SetGauges(const std::vector<std::pair<std::string, v1::SubscriptionStats>>& stats);
+  // Bytes of events the cache of recent events holds (part of the budget).
+  void SetEventCacheBytes(size_t bytes) { event_cache_bytes_->Set(static_cast<double>(bytes)); }
 
  private:
   metrics::Registry& registry_;
@@ -45,6 +47,7 @@ class BrokerProbe {
   metrics::Counter* rejected_;
   metrics::Histogram* commit_seconds_;
   metrics::Histogram* commit_ops_;
+  metrics::Gauge* event_cache_bytes_;
 };
 
 }  // namespace pettube::broker

@@ -80,6 +80,19 @@ TEST_F(BrokerTest, InvalidEventsGetTheirOwnErrorAndValidOnesAreStored) {
   EXPECT_NE(r[6].status().message().find("Subject"), std::string::npos);
 }
 
+TEST_F(BrokerTest, OnlyEventsAnAttachedConsumerWillReadAreCached) {
+  Create("q");
+  Publish({Event("1"), Event("2")});
+  EXPECT_EQ(broker_->EventCacheBytes(), 0u);  // nobody attached: left on disk
+  FakeConsumer& c = NewConsumer();
+  Attach("q", &c);
+  ASSERT_EQ(c.WaitForDeliveries(2).size(), 2u);  // read back from the store
+  const size_t after_refill = broker_->EventCacheBytes();
+  Publish({Event("3")});
+  EXPECT_GT(broker_->EventCacheBytes(), after_refill);  // a reader is attached
+  EXPECT_EQ(c.WaitForDeliveries(3).size(), 3u);
+}
+
 TEST_F(BrokerTest, EverySubscriptionGetsEveryMatchingEvent) {
   Create("all");
   v1::Subscription only_ready = Settings();
