@@ -213,16 +213,9 @@ void PublishPipeline::AfterPublish(const std::vector<std::shared_ptr<const Store
     bool read_soon = false;
     for (uint32_t id : routes[i]) {
       auto it = s_.subs.find(id);
-      if (it != s_.subs.end() && !it->second->consumers.empty()) {
-        read_soon = true;
-        break;
-      }
-    }
-    if (read_soon) s_.recent.Insert(stored[i]);
-    for (uint32_t id : routes[i]) {
-      auto it = s_.subs.find(id);
       if (it == s_.subs.end()) continue;
       SubState& sub = *it->second;
+      read_soon |= !sub.consumers.empty();
       ++sub.backlog;
       ++sub.routed;
       touched.insert(id);
@@ -242,6 +235,7 @@ void PublishPipeline::AfterPublish(const std::vector<std::shared_ptr<const Store
         sub.caught_up = false;
       }
     }
+    if (read_soon) s_.recent.Insert(stored[i]);
   }
   for (uint32_t id : touched) s_.parts.dispatcher->PumpLocked(*s_.subs[id]);
   s_.parts.retention->AfterPublishLocked(stored);

@@ -134,6 +134,14 @@ int Seed() {
   return failed == 0 ? 0 : 1;
 }
 
+// The catalog's view with a fresh signing key, as the servers render.
+MediaView BenchView() {
+  auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("k1"));
+  MediaView::Options view_options;
+  view_options.objects_url = "http://127.0.0.1:8081";
+  return MediaView(std::make_shared<signed_url::UrlSigner>(*ring), view_options);
+}
+
 // Answers GetMedia with one pre-rendered record of the catalog's size.
 class TrivialCatalog : public v1::MediaCatalog::CallbackService {
  public:
@@ -151,10 +159,7 @@ class TrivialCatalog : public v1::MediaCatalog::CallbackService {
 };
 
 int Trivial() {
-  auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("k1"));
-  MediaView::Options view_options;
-  view_options.objects_url = "http://127.0.0.1:8081";
-  MediaView view(std::make_shared<signed_url::UrlSigner>(*ring), view_options);
+  const MediaView view = BenchView();
   TrivialCatalog service(view.Render(SeedRecord(12345, 10000)));
   grpc::ServerBuilder builder;
   int port = 0;
@@ -356,10 +361,7 @@ int ReadPath() {
     std::cerr << store.status() << "\n";
     return 1;
   }
-  auto ring = signed_url::KeyRing::Parse(signed_url::KeyRing::GenerateText("k1"));
-  MediaView::Options view_options;
-  view_options.objects_url = "http://127.0.0.1:8081";
-  MediaView view(std::make_shared<signed_url::UrlSigner>(*ring), view_options);
+  const MediaView view = BenchView();
   const int64_t records = absl::GetFlag(FLAGS_records);
   std::mt19937_64 rng(7);
   if (absl::GetFlag(FLAGS_warm)) {
