@@ -133,6 +133,7 @@ absl::Status Broker::Load() {
   auto last = s.store->LastSequence();
   if (!last.ok()) return last.status();
   s.last_seq = *last;
+  s.durable_seq = *last;
   auto next_id = s.store->NextSubscriptionId();
   if (!next_id.ok()) return next_id.status();
   s.next_sub_id = *next_id;

@@ -259,53 +259,159 @@ TEST_F(HookedTest, AFailedCommitFailsTheDuplicatesInItsGroupToo) {
   EXPECT_FALSE(results[0].duplicate());  // the failed copies left no trace
 }
 
-// The committer prepares the next publish while a group is being written:
-// a copy of an event in that group is answered from the group's fate. When
-// the write fails, the copy fails too instead of naming its sequence.
-TEST_F(HookedTest, AFailedCommitFailsTheDuplicatesOfItsEventsPreparedMeanwhile) {
-  auto gate = std::make_shared<WriteGate>();
-  hooked_->SetWriteHook([gate](BrokerStore::Batch&) -> absl::Status {
-    if (!gate->armed.exchange(false)) return absl::OkStatus();
-    gate->reached.Notify();
-    gate->release.WaitForNotification();
-    return absl::UnavailableError("disk full");
-  });
-  absl::Notification first_done, second_done;
-  std::vector<v1::PublishResult> first, second;
-  broker_->Publish({Event("x")}, [&](std::vector<v1::PublishResult> r) {
-    first = std::move(r);
-    first_done.Notify();
-  });
+// Holds the next sync until `release`, then returns `result`.
+struct SyncGate {
+  std::atomic<bool> armed{true};
+  absl::Notification reached;
+  absl::Notification release;
+  absl::Status result;
+};
+
+class SyncHeldTest : public HookedTest {
+ protected:
+  std::shared_ptr<SyncGate> HoldNextSync(absl::Status result = absl::OkStatus()) {
+    auto gate = std::make_shared<SyncGate>();
+    gate->result = std::move(result);
+    hooked_->SetSyncHook([gate]() -> absl::Status {
+      if (!gate->armed.exchange(false)) return absl::OkStatus();
+      gate->reached.Notify();
+      gate->release.WaitForNotification();
+      return gate->result;
+    });
+    return gate;
+  }
+
+  // Publishes without waiting; `done` is notified with the results.
+  struct Pending {
+    absl::Notification done;
+    std::vector<v1::PublishResult> results;
+  };
+  std::shared_ptr<Pending> PublishAsync(std::vector<CloudEvent> events) {
+    auto p = std::make_shared<Pending>();
+    broker_->Publish(std::move(events), [p](std::vector<v1::PublishResult> r) {
+      p->results = std::move(r);
+      p->done.Notify();
+    });
+    return p;
+  }
+};
+
+// A publish is written before its sync and visible in the store from
+// then: a refill in that window delivers what is durable and not it; its
+// sync hands it over.
+TEST_F(SyncHeldTest, ARefillNeverDeliversAnEventWrittenButNotSynced) {
+  Create("q");
+  Publish({Event("e0")});  // nobody attached: left for a refill
+  auto gate = HoldNextSync();
+  auto e1 = PublishAsync({Event("e1")});
+  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // e1 is written (its sync runs after its write) and not durable.
+  auto scanned = NextScan();
+  FakeConsumer& c = NewConsumer();
+  const ConsumerId id = Attach("q", &c, /*credits=*/10);
+  ASSERT_TRUE(scanned->WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_EQ(c.WaitForDeliveries(1).size(), 1u);
+  // Read under the broker's lock: the refill's dispatch pass is over.
+  EXPECT_EQ(InFlight("q"), 1);
+  std::vector<v1::Delivery> got = c.WaitForDeliveries(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].event().id(), "e0");
+  EXPECT_FALSE(e1->done.HasBeenNotified());
+  gate->release.Notify();
+  ASSERT_TRUE(e1->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_EQ(e1->results.size(), 1u);
+  EXPECT_EQ(e1->results[0].status().code(), 0);
+  got = c.WaitForDeliveries(2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].event().id(), "e1");
+  broker_->Detach(id);
+}
+
+// A copy of an event written and not yet synced is found (it is not
+// durable in the store yet) and answered only after the original's sync,
+// with its sequence. The stream's last sequence is the durable one.
+TEST_F(SyncHeldTest, ADuplicateOfAnUnsyncedEventIsAnsweredAfterItsSync) {
+  auto gate = HoldNextSync();
+  auto first = PublishAsync({Event("x")});
   ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
   // "y" is looked up in the store: the second publish is being prepared
-  // while the first one's write is held.
+  // while the first one's sync is held.
   absl::Notification second_prepared;
   hooked_->SetDedupLookupHook([&] {
     if (!second_prepared.HasBeenNotified()) second_prepared.Notify();
   });
-  broker_->Publish({Event("x"), Event("y")}, [&](std::vector<v1::PublishResult> r) {
-    second = std::move(r);
-    second_done.Notify();
-  });
+  auto second = PublishAsync({Event("x"), Event("y")});
   ASSERT_TRUE(second_prepared.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  gate->release.Notify();
-  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  ASSERT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   hooked_->SetDedupLookupHook(nullptr);
-  ASSERT_EQ(first.size(), 1u);
-  EXPECT_EQ(first[0].status().code(), static_cast<int>(absl::StatusCode::kUnavailable));
-  ASSERT_EQ(second.size(), 2u);
-  EXPECT_EQ(second[0].status().code(), static_cast<int>(absl::StatusCode::kUnavailable))
-      << second[0].DebugString();
-  EXPECT_FALSE(second[0].duplicate());
-  EXPECT_EQ(second[0].sequence(), 0u);
-  EXPECT_EQ(second[1].status().code(), 0) << second[1].DebugString();
-  EXPECT_GT(second[1].sequence(), 0u);
-  // Nothing of the failed write remains: "x" is new again.
-  auto again = Publish({Event("x")});
-  ASSERT_EQ(again.size(), 1u);
-  EXPECT_EQ(again[0].status().code(), 0);
-  EXPECT_FALSE(again[0].duplicate());
+  EXPECT_FALSE(first->done.HasBeenNotified());
+  EXPECT_FALSE(second->done.HasBeenNotified());
+  auto info = broker_->GetStreamInfo();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->last_sequence(), 0u);
+  EXPECT_EQ(info->event_count(), 0);
+  gate->release.Notify();
+  ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(second->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_EQ(first->results.size(), 1u);
+  EXPECT_EQ(first->results[0].status().code(), 0);
+  ASSERT_EQ(second->results.size(), 2u);
+  EXPECT_EQ(second->results[0].status().code(), 0);
+  EXPECT_TRUE(second->results[0].duplicate());
+  EXPECT_EQ(second->results[0].sequence(), first->results[0].sequence());
+  EXPECT_EQ(second->results[1].status().code(), 0);
+  EXPECT_GT(second->results[1].sequence(), first->results[0].sequence());
+}
+
+// A failed sync fails its events and the copies of them prepared
+// meanwhile; then every publish fails until the broker restarts: the
+// store still shows the events whose sync failed, and a retry would find
+// them as duplicates. Nothing of them is delivered.
+TEST_F(SyncHeldTest, AFailedSyncFailsEveryLaterPublishUntilRestart) {
+  Create("q");
+  FakeConsumer& c = NewConsumer();
+  const ConsumerId id = Attach("q", &c);
+  auto gate = HoldNextSync(absl::UnavailableError("fsync failed"));
+  auto first = PublishAsync({Event("x")});
+  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::Notification second_prepared;
+  hooked_->SetDedupLookupHook([&] {
+    if (!second_prepared.HasBeenNotified()) second_prepared.Notify();
+  });
+  auto second = PublishAsync({Event("x"), Event("y")});
+  ASSERT_TRUE(second_prepared.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  hooked_->SetDedupLookupHook(nullptr);
+  gate->release.Notify();
+  ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(second->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_EQ(first->results.size(), 1u);
+  EXPECT_EQ(first->results[0].status().code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  ASSERT_EQ(second->results.size(), 2u);
+  for (const auto& r : second->results) {
+    EXPECT_EQ(r.status().code(), static_cast<int>(absl::StatusCode::kUnavailable))
+        << r.DebugString();
+    EXPECT_FALSE(r.duplicate());
+    EXPECT_EQ(r.sequence(), 0u);
+  }
+  // The sync hook passes now; the broker still refuses.
+  auto again = Publish({Event("x"), Event("z")});
+  ASSERT_EQ(again.size(), 2u);
+  for (const auto& r : again) {
+    EXPECT_EQ(r.status().code(), static_cast<int>(absl::StatusCode::kUnavailable))
+        << r.DebugString();
+    EXPECT_FALSE(r.duplicate());
+  }
+  EXPECT_EQ(Backlog("q"), 0);
+  EXPECT_EQ(InFlight("q"), 0);
+  EXPECT_EQ(c.count(), 0u);
+  broker_->Detach(id);
+  // After a restart, publishing works again.
+  broker_.reset();
+  auto broker = Broker::Open(hooked_.get(), DefaultOptions(), registry_.get());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  broker_ = std::move(*broker);
+  auto after = Publish({Event("z")});
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].status().code(), 0) << after[0].DebugString();
 }
 
 // Defect 5: an update whose write fails leaves the settings as they were.

@@ -175,8 +175,14 @@ struct BrokerState {
   absl::BitGen rng ABSL_GUARDED_BY(mu);
   bool draining ABSL_GUARDED_BY(mu) = false;
 
-  // Written by the committer thread only; read anywhere.
+  // The last sequence given to an event; written by the committer thread
+  // only, read anywhere. Its event may not be written, or durable, yet.
   std::atomic<uint64_t> last_seq{0};
+  // Every published event up to it is durable: raised by a publish's
+  // `done` (after the sync that covers it) before the event is handed to
+  // subscriptions. The store shows events written and not yet synced: what
+  // reads it for subscribers (refills) takes nothing above this.
+  std::atomic<uint64_t> durable_seq{0};
   // Committer-thread-only: the next subscription's internal id.
   uint32_t next_sub_id = 1;
 };

@@ -91,8 +91,18 @@ class BrokerStore {
   virtual std::unique_ptr<Batch> NewBatch() = 0;
 
   // Applies the batch atomically. With `sync`, returns only once the batch
-  // is on stable storage (fsync of the write-ahead log).
+  // is on stable storage (fsync of the write-ahead log), and readers see it
+  // only then. Without, readers may see it before it is durable.
   virtual absl::Status Write(Batch& batch, bool sync) = 0;
+
+  // Makes every write that returned before this call durable (fsync of the
+  // write-ahead log). May run on another thread while the next Write runs:
+  // a writer can go on writing while earlier writes are synced, and one
+  // sync covers several writes. After a failed Sync, the writes it should
+  // have covered may still be visible to readers and may or may not be on
+  // disk, and a later Sync cannot tell: the caller must not treat them as
+  // durable.
+  virtual absl::Status Sync() = 0;
 
   // Reads.
   virtual absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) = 0;

@@ -3,6 +3,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 
@@ -14,7 +15,7 @@ Committer::Committer(BrokerStore& store, bool allow_sync, WriteObserver observer
       allow_sync_(allow_sync),
       observer_(std::move(observer)),
       max_group_bytes_(max_group_bytes),
-      writer_([this] { RunWriter(); }),
+      syncer_([this] { RunSyncer(); }),
       thread_([this] { Run(); }) {}
 
 Committer::~Committer() {
@@ -23,7 +24,7 @@ Committer::~Committer() {
     stopping_ = true;
   }
   thread_.join();
-  writer_.join();
+  syncer_.join();
 }
 
 void Committer::Submit(Op op) {
@@ -51,9 +52,9 @@ void Committer::Run() {
     std::optional<Op> next;
     {
       absl::MutexLock lock(&mu_);
-      // An op to prepare, or a free writer for what is prepared so far.
+      // An op to prepare, or nothing more queued: write what is prepared.
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty() || (!current.empty() && !WriterBusyLocked());
+        return stopping_ || !queue_.empty() || !current.empty();
       };
       mu_.Await(absl::Condition(&ready));
       if (!queue_.empty()) {
@@ -71,54 +72,69 @@ void Committer::Run() {
     if (op.exclusive) {
       // Everything before it written first, then it alone.
       Flush(current);
-      AwaitWriterIdle();
+      AwaitPipelineIdle();
       Group alone;
       alone.inline_write = true;
       Prepare(alone, std::move(op));
-      Write(alone);
+      WriteInline(alone);
       continue;
     }
     if (!current.empty() && current.bytes + op.bytes > max_group_bytes_) Flush(current);
     if (!op.overlaps && !current.inline_write) {
-      // Its prepare sees every earlier group written and done; the group
-      // it joins is written here, after it.
-      AwaitWriterIdle();
+      // Its prepare sees every earlier group written, synced and done; the
+      // group it joins is written here, after it.
+      AwaitPipelineIdle();
       current.inline_write = true;
     }
     Prepare(current, std::move(op));
     if (!current.inline_write) {
-      // A free writer takes the group at once (so a lone producer's first
-      // part is being written while the rest is prepared); a busy one gets
-      // whatever was prepared meanwhile.
-      absl::MutexLock lock(&mu_);
-      if (!WriterBusyLocked()) {
-        handed_off_ = std::make_unique<Group>(std::move(current));
-        current = Group();
+      // An idle syncer gets the group at once (so a lone producer's first
+      // part is being synced while the rest is prepared and written); a
+      // busy one gets whatever is written by the time it is done.
+      bool syncer_idle;
+      {
+        absl::MutexLock lock(&mu_);
+        syncer_idle = written_.empty() && !syncing_;
       }
+      if (syncer_idle) Flush(current);
     }
   }
-  AwaitWriterIdle();
+  AwaitPipelineIdle();
   absl::MutexLock lock(&mu_);
-  writer_stopping_ = true;
+  pipeline_stopping_ = true;
 }
 
-void Committer::RunWriter() {
+void Committer::RunSyncer() {
   for (;;) {
-    std::unique_ptr<Group> group;
+    std::vector<std::unique_ptr<Group>> groups;
+    absl::Status synced;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return handed_off_ != nullptr || writer_stopping_;
+        return !written_.empty() || pipeline_stopping_;
       };
       mu_.Await(absl::Condition(&ready));
-      if (handed_off_ == nullptr) return;
-      group = std::move(handed_off_);
-      writing_ = true;
+      if (written_.empty()) return;
+      groups.swap(written_);
+      syncing_ = true;
+      synced = sync_failed_;
     }
-    Write(*group);
-    group.reset();
+    bool needs_sync = false;
+    for (const auto& g : groups) needs_sync |= g->sync && g->written.ok();
+    if (synced.ok() && needs_sync && allow_sync_) {
+      // Covers every group taken: each was written before this call.
+      synced = store_.Sync();
+      if (!synced.ok()) {
+        absl::MutexLock lock(&mu_);
+        sync_failed_ = absl::Status(
+            synced.code(),
+            absl::StrCat("an earlier fsync failed, restart the broker: ", synced.message()));
+      }
+    }
+    for (auto& g : groups) Finish(*g, g->written.ok() ? synced : g->written);
+    groups.clear();
     absl::MutexLock lock(&mu_);
-    writing_ = false;
+    syncing_ = false;
   }
 }
 
@@ -133,30 +149,53 @@ void Committer::Prepare(Group& group, Op op) {
 void Committer::Flush(Group& group) {
   if (group.empty()) return;
   if (group.inline_write) {
-    Write(group);  // the writer thread is idle: this group waited for it
+    WriteInline(group);  // the pipeline is idle: this group waited for it
   } else {
-    absl::MutexLock lock(&mu_);
-    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !WriterBusyLocked(); };
-    mu_.Await(absl::Condition(&free));
-    handed_off_ = std::make_unique<Group>(std::move(group));
+    WriteUnsynced(group);
   }
   group = Group();
 }
 
-void Committer::AwaitWriterIdle() {
+void Committer::AwaitPipelineIdle() {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !WriterBusyLocked(); };
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !PipelineBusyLocked(); };
   mu_.Await(absl::Condition(&idle));
 }
 
-void Committer::Write(Group& group) {
-  const absl::Time start = absl::Now();
-  absl::Status status = absl::OkStatus();
-  if (group.batch != nullptr && group.batch->Count() > 0) {
+void Committer::WriteUnsynced(Group& group) {
+  absl::Status failed;
+  {
+    absl::MutexLock lock(&mu_);
+    failed = sync_failed_;
+  }
+  group.write_start = absl::Now();
+  if (!failed.ok()) {
+    group.written = failed;
+  } else if (group.batch != nullptr && group.batch->Count() > 0) {
+    // Unsynced: the syncer thread makes it durable, together with whatever
+    // else is written by then.
+    group.written = store_.Write(*group.batch, /*sync=*/false);
+  }
+  absl::MutexLock lock(&mu_);
+  written_.push_back(std::make_unique<Group>(std::move(group)));
+}
+
+void Committer::WriteInline(Group& group) {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    status = sync_failed_;
+  }
+  group.write_start = absl::Now();
+  if (status.ok() && group.batch != nullptr && group.batch->Count() > 0) {
     status = store_.Write(*group.batch, group.sync && allow_sync_);
   }
+  Finish(group, status);
+}
+
+void Committer::Finish(Group& group, const absl::Status& status) {
   const size_t mutations = group.batch != nullptr ? group.batch->Count() : 0;
-  if (observer_) observer_(group.ops.size(), mutations, absl::Now() - start);
+  if (observer_) observer_(group.ops.size(), mutations, absl::Now() - group.write_start);
   for (Op& op : group.ops) {
     if (op.done) op.done(status);
   }

@@ -124,6 +124,12 @@ void Dispatcher::RefillFromStore(uint32_t sub_id, uint64_t from, uint64_t genera
                                  uint64_t routed) {
   std::vector<uint64_t> seqs;
   const absl::Status scanned = s_.store->ScanQueue(sub_id, from, kRefillBatch, &seqs);
+  // Entries above the durable sequence are publishes written and not yet
+  // synced: never delivered from here. Their AfterPublish hands them over
+  // once durable (or, if this refill concludes it caught up first, a later
+  // refill reads them).
+  const uint64_t durable = s_.durable_seq.load();
+  seqs.erase(std::upper_bound(seqs.begin(), seqs.end(), durable), seqs.end());
   // The events too: from the cache when another subscription just read or
   // published them, the rest in one batched read (per-event lookups at
   // dispatch time dominated draining a backlog). An event not read here is

@@ -1,8 +1,9 @@
 #pragma once
 
 // A BrokerStore for tests that forwards to a real one and lets a test
-// step in: hold a write (to act inside the window between a change's
-// preparation and its write) or fail it (disk full), and see queue scans.
+// step in: hold a write or a sync (to act inside the window between a
+// change's preparation and its write, or its write and its sync) or fail
+// it (disk full), and see queue scans.
 
 #include <functional>
 #include <memory>
@@ -36,6 +37,12 @@ class HookedStore : public BrokerStore {
     absl::MutexLock lock(&mu_);
     scan_hook_ = std::move(hook);
   }
+  // Runs before each Sync; a non-OK status fails it unsynced (a disk that
+  // fails to flush).
+  void SetSyncHook(std::function<absl::Status()> hook) {
+    absl::MutexLock lock(&mu_);
+    sync_hook_ = std::move(hook);
+  }
 
   std::unique_ptr<Batch> NewBatch() override { return inner_->NewBatch(); }
   absl::Status Write(Batch& batch, bool sync) override {
@@ -48,6 +55,17 @@ class HookedStore : public BrokerStore {
       if (absl::Status s = hook(batch); !s.ok()) return s;
     }
     return inner_->Write(batch, sync);
+  }
+  absl::Status Sync() override {
+    std::function<absl::Status()> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = sync_hook_;
+    }
+    if (hook) {
+      if (absl::Status s = hook(); !s.ok()) return s;
+    }
+    return inner_->Sync();
   }
   absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) override {
     return inner_->GetEvent(sequence);
@@ -132,6 +150,7 @@ class HookedStore : public BrokerStore {
   std::function<void(uint32_t)> scan_hook_ ABSL_GUARDED_BY(mu_);
   std::function<void()> dedup_lookup_hook_ ABSL_GUARDED_BY(mu_);
   std::function<absl::Status()> scan_events_hook_ ABSL_GUARDED_BY(mu_);
+  std::function<absl::Status()> sync_hook_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pettube::broker

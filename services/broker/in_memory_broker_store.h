@@ -26,6 +26,8 @@ class InMemoryBrokerStore : public BrokerStore {
  public:
   std::unique_ptr<Batch> NewBatch() override;
   absl::Status Write(Batch& batch, bool sync) override ABSL_LOCKS_EXCLUDED(mu_);
+  // Nothing to make durable.
+  absl::Status Sync() override { return absl::OkStatus(); }
 
   absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) override;
   absl::Status GetEvents(const std::vector<uint64_t>& sequences,

@@ -1,5 +1,6 @@
 #include "services/broker/publish_pipeline.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -155,8 +156,9 @@ void PublishPipeline::Publish(std::vector<CloudEvent> events, PublishDone done,
     batch.SetLastSequence(s_.last_seq.load());
   };
   // Its prepare reads only the dedup table (the map above for what is not
-  // written yet), the sequence and the filter index: it may be prepared
-  // while earlier groups are being written.
+  // durable yet), the sequence and the filter index: it may be prepared
+  // while earlier groups are being written and synced. Its events reach
+  // subscriptions only from `done`, after the sync.
   op.overlaps = true;
   op.done = [this, state, done = std::move(done)](const absl::Status& status) {
     // The failed ops' duplicates fail too, in this op or a later one: the
@@ -175,11 +177,11 @@ void PublishPipeline::Publish(std::vector<CloudEvent> events, PublishDone done,
     for (size_t i = 0; i < state->results.size(); ++i) {
       v1::PublishResult& r = state->results[i];
       if (r.has_status()) continue;
-      const bool duplicate_of_unwritten = state->duplicate_of_unwritten[i] != nullptr;
-      if ((!status.ok() && (state->stored[i] != nullptr || duplicate_of_unwritten)) ||
-          origin_failed[i]) {
+      if (!status.ok() || origin_failed[i]) {
         // Everything in a failed group fails, duplicates of its events too:
-        // the sequence they would name was never written.
+        // the sequence they would name was never written. So do duplicates
+        // found in the store: after a failed sync the store still shows
+        // events that are not durable.
         r.set_duplicate(false);
         *r.mutable_status() = ToProtoStatus(
             absl::UnavailableError(absl::StrCat("event not stored, retry: ", status.message())));
@@ -193,7 +195,15 @@ void PublishPipeline::Publish(std::vector<CloudEvent> events, PublishDone done,
         s_.probe.Published();
       }
     }
-    if (status.ok()) AfterPublish(state->stored, state->routes);
+    if (status.ok()) {
+      // Durable now: refills may read these events from the store.
+      uint64_t top = 0;
+      for (const auto& e : state->stored) {
+        if (e != nullptr) top = std::max(top, e->sequence);
+      }
+      if (top > s_.durable_seq.load()) s_.durable_seq.store(top);
+      AfterPublish(state->stored, state->routes);
+    }
     done(std::move(state->results));
   };
   s_.committer->Submit(std::move(op));
@@ -243,9 +253,11 @@ void PublishPipeline::AfterPublish(const std::vector<std::shared_ptr<const Store
 
 absl::StatusOr<v1::StreamInfo> PublishPipeline::GetStreamInfo() {
   v1::StreamInfo info;
+  // The durable log: the store may also show events written, not synced.
+  const uint64_t last = s_.durable_seq.load();
   auto first = s_.store->FirstSequence();
   if (!first.ok()) return first.status();
-  const uint64_t last = s_.last_seq.load();
+  if (*first > last) *first = 0;  // only unsynced events
   info.set_first_sequence(*first);
   info.set_last_sequence(last);
   info.set_event_count(*first == 0 ? 0 : static_cast<int64_t>(last - *first + 1));

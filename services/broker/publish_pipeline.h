@@ -47,9 +47,11 @@ class PublishPipeline {
 
   BrokerState& s_;
   // Source+id of events prepared and not yet durable: the committer thread
-  // prepares the next group while the writer thread writes this one, so a
-  // duplicate must be found here before its original is in the store.
-  // Added by `prepare` (committer thread), removed by `done` (writer).
+  // prepares the next groups while the writer and syncer threads write and
+  // sync earlier ones, so a duplicate must be found here before its
+  // original is durable in the store (and is answered only after it, from
+  // its own `done`). Added by `prepare` (committer thread), removed by
+  // `done` (syncer thread, after the sync).
   absl::Mutex dedup_mu_;
   absl::flat_hash_map<std::string, Unwritten> unwritten_dedup_ ABSL_GUARDED_BY(dedup_mu_);
 };

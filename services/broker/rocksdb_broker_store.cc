@@ -351,6 +351,12 @@ absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
   return pettube::storage::FromRocksDb(s, "write");
 }
 
+absl::Status RocksDbBrokerStore::Sync() {
+  // Syncs the log files without holding up writes: RocksDB syncs every WAL
+  // file up to the current one (and the WAL directory after a new file).
+  return pettube::storage::FromRocksDb(db_->SyncWAL(), "sync");
+}
+
 uint64_t RocksDbBrokerStore::AckFloor(uint32_t sub) { return floors_.Get(sub); }
 
 uint64_t AckFloors::Get(uint32_t sub) const {

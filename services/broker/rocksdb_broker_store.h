@@ -73,6 +73,7 @@ class RocksDbBrokerStore : public BrokerStore {
 
   std::unique_ptr<Batch> NewBatch() override;
   absl::Status Write(Batch& batch, bool sync) override;
+  absl::Status Sync() override;  // SyncWAL
   absl::StatusOr<std::optional<StoredEvent>> GetEvent(uint64_t sequence) override;
   absl::Status GetEvents(const std::vector<uint64_t>& sequences,
                          std::vector<std::optional<StoredEvent>>* out) override;

@@ -51,6 +51,7 @@ void Subscriptions::AddOldestAge(uint32_t sub_id, v1::SubscriptionStats* stats) 
   // The oldest owed event is the first queue entry: one seek, one read.
   std::vector<uint64_t> first;
   if (!s_.store->ScanQueue(sub_id, 0, 1, &first).ok() || first.empty()) return;
+  if (first[0] > s_.durable_seq.load()) return;  // written, not synced yet
   auto event = s_.store->GetEvent(first[0]);
   if (event.ok() && event->has_value()) {
     *stats->mutable_oldest_unacked_age() =
