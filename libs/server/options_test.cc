@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
 namespace pettube::server {
@@ -31,6 +33,32 @@ TEST(ParseHostPortTest, RejectsMissingOrBadPortNamingTheFlag) {
   EXPECT_NE(no_port.message().find("metrics_listen"), absl::string_view::npos);
   EXPECT_FALSE(ParseHostPort("listen", "127.0.0.1:70000", &host, &port).ok());
   EXPECT_FALSE(ParseHostPort("listen", "127.0.0.1:http", &host, &port).ok());
+}
+
+// Takes two mutexes in both orders: a potential deadlock.
+void InvertLockOrder() {
+  absl::Mutex a, b;
+  {
+    absl::MutexLock la(&a);
+    absl::MutexLock lb(&b);
+  }
+  absl::MutexLock lb(&b);
+  absl::MutexLock la(&a);
+}
+
+// Runs in a death test's child: parses `flag` (if any) as a server would.
+[[noreturn]] void ParseThenInvert(const char* flag) {
+  std::vector<char*> argv = {const_cast<char*>("server"),
+                             const_cast<char*>("--listen=127.0.0.1:0")};
+  if (flag != nullptr) argv.push_back(const_cast<char*>(flag));
+  ParseFlagsOrExit(static_cast<int>(argv.size()), argv.data(), "test");
+  InvertLockOrder();
+  std::exit(0);
+}
+
+TEST(MutexDeadlockDetectionTest, OffByDefaultOnWithTheFlag) {
+  EXPECT_EXIT(ParseThenInvert(nullptr), testing::ExitedWithCode(0), "");
+  EXPECT_DEATH(ParseThenInvert("--mutex_deadlock_detection=true"), "deadlock");
 }
 
 TEST(PrepareDataDirTest, CreatesMissingDirectories) {
