@@ -36,10 +36,27 @@ TEST(HmacSha256Test, RepeatedAndConcurrentCallsAgree) {
   EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
+// A context is reused: nothing of one message may leak into the next.
+TEST(HmacSha256Test, AReusedContextStartsFromTheKeyAlone) {
+  const HmacSha256 mac("Jefe");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(absl::BytesToHexString(mac.Mac("what do ya want for nothing?")),
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    EXPECT_EQ(mac.Mac(std::string(1000, 'x')), HmacSha256("Jefe").Mac(std::string(1000, 'x')));
+    EXPECT_EQ(mac.Mac(""), HmacSha256("Jefe").Mac(""));
+  }
+}
+
 TEST(HmacSha256Test, MovedFromKeepsWorkingInItsNewHome) {
   HmacSha256 a("Jefe");
+  (void)a.Mac("warm");  // a context to move along with it
   HmacSha256 b(std::move(a));
   EXPECT_EQ(absl::BytesToHexString(b.Mac("what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  HmacSha256 c("another key");
+  (void)c.Mac("warm");
+  c = std::move(b);
+  EXPECT_EQ(absl::BytesToHexString(c.Mac("what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
