@@ -4,7 +4,7 @@
 
 namespace pettube::concurrency {
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, size_t max_queued) : max_queued_(max_queued) {
   if (threads < 1) threads = 1;
   threads_.reserve(threads);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
@@ -21,6 +21,13 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::Schedule(std::function<void()> work) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(work));
+}
+
+bool ThreadPool::TrySchedule(std::function<void()> work) {
+  absl::MutexLock lock(&mu_);
+  if (max_queued_ > 0 && queue_.size() >= max_queued_) return false;
+  queue_.push_back(std::move(work));
+  return true;
 }
 
 void ThreadPool::Run() {

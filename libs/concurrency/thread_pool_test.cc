@@ -20,6 +20,34 @@ TEST(ThreadPoolTest, RunsEveryScheduledWorkAndDrainsTheQueueOnDestruction) {
   EXPECT_EQ(ran.load(), 1000);
 }
 
+TEST(ThreadPoolTest, ABoundedQueueRefusesWorkBeyondItsBound) {
+  std::atomic<int> ran{0};
+  absl::Notification running, release;
+  {
+    ThreadPool pool(1, /*max_queued=*/2);
+    ASSERT_TRUE(pool.TrySchedule([&] {
+      running.Notify();
+      release.WaitForNotification();
+      ran.fetch_add(1);
+    }));
+    running.WaitForNotification();  // the thread is busy: the queue is empty
+    EXPECT_TRUE(pool.TrySchedule([&] { ran.fetch_add(1); }));
+    EXPECT_TRUE(pool.TrySchedule([&] { ran.fetch_add(1); }));
+    EXPECT_FALSE(pool.TrySchedule([&] { ran.fetch_add(100); }));  // two wait already
+    pool.Schedule([&] { ran.fetch_add(1); });                     // Schedule ignores the bound
+    release.Notify();
+  }
+  EXPECT_EQ(ran.load(), 4);  // the refused work never ran
+}
+
+TEST(ThreadPoolTest, AnUnboundedQueueTakesEverything) {
+  absl::Notification release;
+  ThreadPool pool(1);
+  pool.Schedule([&] { release.WaitForNotification(); });
+  for (int i = 0; i < 10000; ++i) EXPECT_TRUE(pool.TrySchedule([] {}));
+  release.Notify();
+}
+
 TEST(ThreadPoolTest, WorkRunsOnThePoolsThreadsSideBySide) {
   ThreadPool pool(2);
   absl::Mutex mu;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "libs/server/unary.h"
 #include "libs/status/grpc_status.h"
 #include "services/media-catalog/watch_media_reactor.h"
@@ -33,8 +34,12 @@ absl::StatusOr<auth::Caller> CatalogService::Authorize(const grpc::ServerContext
 CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
                                const auth::Authenticator* authenticator, Options options)
     : catalog_(catalog), view_(view), authenticator_(authenticator), options_(std::move(options)) {
-  if (options_.read_threads > 0) {
-    readers_ = std::make_unique<concurrency::ThreadPool>(options_.read_threads);
+  if (options_.read_pool != nullptr) {
+    readers_ = options_.read_pool;
+  } else if (options_.read_threads > 0) {
+    own_readers_ =
+        std::make_unique<concurrency::ThreadPool>(options_.read_threads, options_.max_queued_reads);
+    readers_ = own_readers_.get();
   }
   if (authenticator_ != nullptr) {
     callers_ = std::make_unique<CallerCache>(authenticator_, CallerCache::Options{});
@@ -45,9 +50,18 @@ CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
 
 void CatalogService::Drain() { catalog_->feed().Close(); }
 
-void CatalogService::RunRead(std::function<void()> work) {
-  if (readers_ == nullptr) return work();
-  readers_->Schedule(std::move(work));
+bool CatalogService::RunRead(std::function<void()> work) {
+  if (readers_ == nullptr) {
+    work();
+    return true;
+  }
+  return readers_->TrySchedule(std::move(work));
+}
+
+absl::Status CatalogService::Overloaded() const {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("media-catalog is overloaded: ", options_.max_queued_reads,
+                   " reads are already waiting for a read thread; retry with backoff"));
 }
 
 grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* context,
@@ -56,7 +70,7 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunRead([this, reactor, caller = *std::move(caller), request, response] {
+  const bool queued = RunRead([this, reactor, caller = *std::move(caller), request, response] {
     // The record is parsed into an arena on this thread's stack: its many
     // sub-messages and map entries cost no allocations of their own.
     alignas(std::max_align_t) char block[8192];
@@ -66,6 +80,7 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
     if (read.ok()) view_->RenderInto(*media, response);
     reactor->Finish(status::ToGrpcStatus(read));
   });
+  if (!queued) reactor->Finish(status::ToGrpcStatus(Overloaded()));
   return reactor;
 }
 
@@ -75,7 +90,7 @@ grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext*
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunRead([this, reactor, caller = *std::move(caller), request, response] {
+  const bool queued = RunRead([this, reactor, caller = *std::move(caller), request, response] {
     auto page = catalog_->List(caller, *request);
     if (page.ok()) {
       for (const StoredMedia& media : page->media) view_->RenderInto(media, response->add_media());
@@ -83,6 +98,7 @@ grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext*
     }
     reactor->Finish(status::ToGrpcStatus(page.status()));
   });
+  if (!queued) reactor->Finish(status::ToGrpcStatus(Overloaded()));
   return reactor;
 }
 

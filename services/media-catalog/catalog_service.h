@@ -37,6 +37,13 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
     // the connection, and the calls of one connection use every core.
     // 0: run them on gRPC's threads.
     int read_threads = 2;
+    // Reads waiting for a read thread beyond this are refused
+    // RESOURCE_EXHAUSTED (0: no bound): an overloaded catalog sheds calls
+    // instead of queuing them without limit.
+    size_t max_queued_reads = 4096;
+    // If set, runs the reads instead of a pool of its own (tests); must
+    // outlive the service.
+    concurrency::ThreadPool* read_pool = nullptr;
   };
 
   CatalogService(Catalog* catalog, const MediaView* view, const auth::Authenticator* authenticator,
@@ -67,6 +74,8 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
  private:
   absl::StatusOr<auth::Caller> Authorize(const grpc::ServerContextBase& context,
                                          absl::string_view scope) const;
+  // A read refused because the read threads' queue is full.
+  absl::Status Overloaded() const;
 
   Catalog* const catalog_;
   const MediaView* const view_;
@@ -74,10 +83,12 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
   const Options options_;
   // Null without an authenticator.
   std::unique_ptr<CallerCache> callers_;
-  // Runs `work` on the read threads (or at once without them).
-  void RunRead(std::function<void()> work);
+  // Runs `work` on the read threads (or at once without them). False,
+  // `work` dropped, if too many reads wait already.
+  bool RunRead(std::function<void()> work);
 
-  std::unique_ptr<concurrency::ThreadPool> readers_;
+  std::unique_ptr<concurrency::ThreadPool> own_readers_;
+  concurrency::ThreadPool* readers_ = nullptr;  // null: reads run on gRPC's threads
   // The read calls' requests and responses live on a per-call arena.
   server::ArenaMessageAllocator<v1::GetMediaRequest, v1::Media> get_allocator_;
   server::ArenaMessageAllocator<v1::ListMediaRequest, v1::ListMediaResponse, 65536> list_allocator_;

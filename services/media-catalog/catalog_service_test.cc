@@ -95,11 +95,15 @@ class CatalogServiceTest : public ::testing::Test {
   void Apply(const io::cloudevents::v1::CloudEvent& e) { ASSERT_TRUE(catalog_->Apply(e).ok()); }
 
   grpc::Status Get(const std::string& sub, const std::string& name, v1::Media* out) {
+    return Get(stub_.get(), sub, name, out);
+  }
+  grpc::Status Get(v1::MediaCatalog::Stub* stub, const std::string& sub, const std::string& name,
+                   v1::Media* out) {
     grpc::ClientContext ctx;
     As(ctx, sub);
     v1::GetMediaRequest req;
     req.set_name(name);
-    return stub_->GetMedia(&ctx, req, out);
+    return stub->GetMedia(&ctx, req, out);
   }
 
   std::unique_ptr<auth::SigningKey> key_;
@@ -152,6 +156,51 @@ TEST_F(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
   ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
   EXPECT_EQ(m.title(), "cat");
   EXPECT_EQ(m.state(), v1::UPLOADED);
+}
+
+TEST_F(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  // One read thread, held busy, and room for one read waiting.
+  concurrency::ThreadPool pool(1, /*max_queued=*/1);
+  absl::Notification busy, release;
+  pool.Schedule([&] {
+    busy.Notify();
+    release.WaitForNotification();
+  });
+  busy.WaitForNotification();
+  CatalogService::Options options;
+  options.read_pool = &pool;
+  options.max_queued_reads = 1;
+  CatalogService service(catalog_.get(), view_.get(), authenticator_.get(), options);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto stub = v1::MediaCatalog::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+
+  // The queue's one place taken: every read is refused, none runs.
+  absl::Notification filler_ran;
+  pool.Schedule([&] { filler_ran.Notify(); });
+  v1::Media m;
+  const grpc::Status refused = Get(stub.get(), "alice", "media/m1", &m);
+  EXPECT_EQ(refused.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("overloaded"), std::string::npos)
+      << refused.error_message();
+  grpc::ClientContext list_ctx;
+  As(list_ctx, "alice");
+  v1::ListMediaResponse page;
+  EXPECT_EQ(stub->ListMedia(&list_ctx, v1::ListMediaRequest(), &page).error_code(),
+            grpc::RESOURCE_EXHAUSTED);
+
+  // Free again: reads are served.
+  release.Notify();
+  filler_ran.WaitForNotification();
+  ASSERT_TRUE(Get(stub.get(), "alice", "media/m1", &m).ok());
+  EXPECT_EQ(m.title(), "cat");
+  server->Shutdown(In(5));
 }
 
 TEST_F(CatalogServiceTest, ResponsesCarrySignedUrlsTheObjectServerAccepts) {

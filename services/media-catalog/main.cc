@@ -53,6 +53,9 @@ ABSL_FLAG(int, block_cache_mb, 128, "RocksDB block cache size");
 ABSL_FLAG(int, read_threads, 2,
           "threads that run GetMedia and ListMedia off gRPC's polling threads (0 to 64; 0: on "
           "gRPC's threads)");
+ABSL_FLAG(int64_t, max_queued_reads, 4096,
+          "GetMedia and ListMedia calls that may wait for a read thread; beyond, calls get "
+          "RESOURCE_EXHAUSTED (0: no bound)");
 ABSL_FLAG(absl::Duration, broker_wait, absl::Seconds(30),
           "how long start-up waits for the broker to create or seek the subscription");
 
@@ -198,6 +201,12 @@ int main(int argc, char** argv) {
     return server::ExitWith(absl::InvalidArgumentError(
         absl::StrCat("read_threads: must be 0 to 64, got ", service_options.read_threads)));
   }
+  const int64_t max_queued_reads = absl::GetFlag(FLAGS_max_queued_reads);
+  if (max_queued_reads < 0 || max_queued_reads > (int64_t{1} << 24)) {
+    return server::ExitWith(absl::InvalidArgumentError(
+        absl::StrCat("max_queued_reads: must be 0 to 16777216, got ", max_queued_reads)));
+  }
+  service_options.max_queued_reads = static_cast<size_t>(max_queued_reads);
   catalog::CatalogService service(
       core->get(), &view, work.has_value() ? work->authenticator.get() : nullptr, service_options);
   server::ServeSpec spec;
