@@ -7,6 +7,7 @@
 #   tests/load/run_broker_bench.sh            # full run, about 10 minutes
 #   QUICK=1 tests/load/run_broker_bench.sh    # small counts, a smoke test
 #   ROWS=consume tests/load/run_broker_bench.sh   # only drain and fan-out
+#   BROKER_BIN=/path/to/other/broker ROWS=backlog ...  # another build of the broker
 #
 # Installs nats-server, libnats-dev and e2fsprogs if missing, builds with
 # --config=opt, starts a fresh server (empty data dir, ports chosen by the
@@ -59,7 +60,7 @@ log "building (--config=opt)"
 bazel build --config=opt //services/broker //services/broker:filter_bench \
   //tests/load:broker_bench >&2
 BIN="$(bazel info --config=opt bazel-bin 2>/dev/null)"
-BROKER="$BIN/services/broker/broker"
+BROKER="${BROKER_BIN:-$BIN/services/broker/broker}"
 BENCH="$BIN/tests/load/broker_bench"
 
 # ------------------------------------------------------ process control
