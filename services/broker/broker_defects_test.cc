@@ -294,6 +294,29 @@ class SyncHeldTest : public HookedTest {
     });
     return p;
   }
+
+  // Publishes "x" and holds its sync (ending with `sync_result` once
+  // released), then publishes a copy of "x" and a new "y" and returns once
+  // that second publish is being prepared, during the held sync.
+  struct HeldPair {
+    std::shared_ptr<SyncGate> gate;
+    std::shared_ptr<Pending> first, second;
+  };
+  HeldPair PublishACopyDuringAHeldSync(absl::Status sync_result = absl::OkStatus()) {
+    HeldPair pair;
+    pair.gate = HoldNextSync(std::move(sync_result));
+    pair.first = PublishAsync({Event("x")});
+    EXPECT_TRUE(pair.gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    // "y" is looked up in the store: the second publish is being prepared.
+    absl::Notification second_prepared;
+    hooked_->SetDedupLookupHook([&] {
+      if (!second_prepared.HasBeenNotified()) second_prepared.Notify();
+    });
+    pair.second = PublishAsync({Event("x"), Event("y")});
+    EXPECT_TRUE(second_prepared.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    hooked_->SetDedupLookupHook(nullptr);
+    return pair;
+  }
 };
 
 // A publish is written before its sync and visible in the store from
@@ -331,18 +354,7 @@ TEST_F(SyncHeldTest, ARefillNeverDeliversAnEventWrittenButNotSynced) {
 // durable in the store yet) and answered only after the original's sync,
 // with its sequence. The stream's last sequence is the durable one.
 TEST_F(SyncHeldTest, ADuplicateOfAnUnsyncedEventIsAnsweredAfterItsSync) {
-  auto gate = HoldNextSync();
-  auto first = PublishAsync({Event("x")});
-  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  // "y" is looked up in the store: the second publish is being prepared
-  // while the first one's sync is held.
-  absl::Notification second_prepared;
-  hooked_->SetDedupLookupHook([&] {
-    if (!second_prepared.HasBeenNotified()) second_prepared.Notify();
-  });
-  auto second = PublishAsync({Event("x"), Event("y")});
-  ASSERT_TRUE(second_prepared.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  hooked_->SetDedupLookupHook(nullptr);
+  auto [gate, first, second] = PublishACopyDuringAHeldSync();
   EXPECT_FALSE(first->done.HasBeenNotified());
   EXPECT_FALSE(second->done.HasBeenNotified());
   auto info = broker_->GetStreamInfo();
@@ -370,16 +382,7 @@ TEST_F(SyncHeldTest, AFailedSyncFailsEveryLaterPublishUntilRestart) {
   Create("q");
   FakeConsumer& c = NewConsumer();
   const ConsumerId id = Attach("q", &c);
-  auto gate = HoldNextSync(absl::UnavailableError("fsync failed"));
-  auto first = PublishAsync({Event("x")});
-  ASSERT_TRUE(gate->reached.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  absl::Notification second_prepared;
-  hooked_->SetDedupLookupHook([&] {
-    if (!second_prepared.HasBeenNotified()) second_prepared.Notify();
-  });
-  auto second = PublishAsync({Event("x"), Event("y")});
-  ASSERT_TRUE(second_prepared.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  hooked_->SetDedupLookupHook(nullptr);
+  auto [gate, first, second] = PublishACopyDuringAHeldSync(absl::UnavailableError("fsync failed"));
   gate->release.Notify();
   ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   ASSERT_TRUE(second->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
