@@ -76,9 +76,14 @@ TEST(MemoryBudgetTest, MemtablesStayWithinTheirShareAndAreChargedToTheCache) {
       most_memtables = std::max(most_memtables, last.memtables);
     }
   }
-  // The log's memtables (a third of the share each, up to three) and the
-  // others' within their share, never the log.
-  EXPECT_LE(most_memtables, int64_t{5} << 20);
+  // What the configuration guarantees whatever the flush thread's pace
+  // (a tighter 5 MiB failed on a busy machine at 5.15): the log's three
+  // memtables, each a third of the share plus up to one arena block (an
+  // eighth of it), and the other column families within the share (the
+  // manager flushes the oldest past 7/8 of it). Far below the 32 MiB
+  // written: the memtables do not grow with the log.
+  const int64_t share = options.write_buffer_bytes;
+  EXPECT_LE(most_memtables, 3 * (share / 3) * 9 / 8 + share) << most_memtables;
   EXPECT_GT(last.memtables, 0);
   // The cache holds the memtables' charges besides any blocks.
   EXPECT_GE(last.block_cache, last.memtables / 2);
