@@ -47,8 +47,8 @@ class PublishPipeline {
 
   BrokerState& s_;
   // Source+id of events prepared and not yet durable: the committer thread
-  // prepares the next groups while the writer and syncer threads write and
-  // sync earlier ones, so a duplicate must be found here before its
+  // prepares and writes the next groups while the syncer thread syncs
+  // earlier ones, so a duplicate must be found here before its
   // original is durable in the store (and is answered only after it, from
   // its own `done`). Added by `prepare` (committer thread), removed by
   // `done` (syncer thread, after the sync).

@@ -56,6 +56,16 @@ std::string AckFloorKey(uint32_t sub) { return absl::StrCat(kAckFloorPrefix, Sub
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
+// A dedup entry's sequence (its value: sequence, then publish time), if
+// it was published at `not_before` or later.
+std::optional<uint64_t> DecodeDedup(const rocksdb::Slice& value, absl::Time not_before) {
+  if (value.size() < 16) return std::nullopt;
+  const absl::Time at =
+      absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
+  if (at < not_before) return std::nullopt;
+  return absl::little_endian::Load64(value.data());
+}
+
 // The event's bytes are kept as they are (not parsed): they go out in
 // deliveries unchanged.
 bool DecodeEvent(uint64_t sequence, const rocksdb::Slice& value, StoredEvent* e) {
@@ -420,11 +430,7 @@ absl::StatusOr<std::optional<uint64_t>> RocksDbBrokerStore::LookupDedup(absl::st
       db_->Get(rocksdb::ReadOptions(), handles_[kDedup], DedupKey(source, id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return pettube::storage::FromRocksDb(s, "read dedup");
-  if (value.size() < 16) return std::nullopt;
-  const absl::Time at =
-      absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
-  if (at < not_before) return std::nullopt;
-  return absl::little_endian::Load64(value.data());
+  return DecodeDedup(value, not_before);
 }
 
 absl::Status RocksDbBrokerStore::LookupDedups(
@@ -444,12 +450,7 @@ absl::Status RocksDbBrokerStore::LookupDedups(
   for (size_t i = 0; i < n; ++i) {
     if (statuses[i].IsNotFound()) continue;
     if (!statuses[i].ok()) return pettube::storage::FromRocksDb(statuses[i], "read dedup");
-    const rocksdb::Slice value = values[i];
-    if (value.size() < 16) continue;
-    const absl::Time at =
-        absl::FromUnixMicros(static_cast<int64_t>(absl::little_endian::Load64(value.data() + 8)));
-    if (at < not_before) continue;
-    (*out)[i] = absl::little_endian::Load64(value.data());
+    (*out)[i] = DecodeDedup(values[i], not_before);
   }
   return absl::OkStatus();
 }
