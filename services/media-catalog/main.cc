@@ -50,6 +50,12 @@ ABSL_FLAG(std::string, backup_dir, "",
           "where CreateBackup writes checkpoints (default: <data_dir>/backups)");
 ABSL_FLAG(bool, sync, true, "fsync each projected event before acking it");
 ABSL_FLAG(int, block_cache_mb, 128, "RocksDB block cache size");
+ABSL_FLAG(int, row_cache_mb, 0,
+          "RocksDB row cache: records read recently are answered from memory without a table "
+          "lookup (0: none; about 1.4 KB per record)");
+ABSL_FLAG(bool, warm_row_cache, false,
+          "before reporting ready, read every record once into the row cache (needs "
+          "--row_cache_mb; a restarted node then serves its first reads from memory)");
 ABSL_FLAG(int, read_threads, 2,
           "threads that run GetMedia and ListMedia off gRPC's polling threads (0 to 64; 0: on "
           "gRPC's threads)");
@@ -66,8 +72,23 @@ int main(int argc, char** argv) {
   store_options.sync = absl::GetFlag(FLAGS_sync);
   store_options.block_cache_bytes =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_block_cache_mb))) << 20;
+  if (absl::GetFlag(FLAGS_row_cache_mb) < 0) {
+    return server::ExitWith(absl::InvalidArgumentError("row_cache_mb: must be 0 or more"));
+  }
+  store_options.row_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_row_cache_mb)) << 20;
+  if (absl::GetFlag(FLAGS_warm_row_cache) && store_options.row_cache_bytes == 0) {
+    return server::ExitWith(
+        absl::InvalidArgumentError("warm_row_cache: needs a row cache (--row_cache_mb)"));
+  }
   auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db", store_options);
   if (!store.ok()) return server::ExitWith(store.status());
+  if (absl::GetFlag(FLAGS_warm_row_cache)) {
+    const absl::Time start = absl::Now();
+    auto warmed = (*store)->WarmRowCache();
+    if (!warmed.ok()) return server::ExitWith(warmed.status());
+    log::Info("catalog.row_cache_warm",
+              {{"records", *warmed}, {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  }
 
   std::shared_ptr<signed_url::UrlSigner> signer;
   if (const std::string path = absl::GetFlag(FLAGS_url_signing_keys_file); !path.empty()) {

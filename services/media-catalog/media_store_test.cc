@@ -44,20 +44,24 @@ ScanRequest Request(MediaIndex index, const std::string& owner = "", const std::
   return request;
 }
 
-class MediaStoreTest : public ::testing::TestWithParam<bool> {
+enum class StoreKind { kInMemory, kRocksDb, kRocksDbWithRowCache };
+
+class MediaStoreTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
     dir_ = testing::NewTempDir("store");
-    if (GetParam()) {
+    if (IsRocksDb()) {
       Reopen();
     } else {
       store_ = std::make_unique<InMemoryMediaStore>();
     }
   }
+  bool IsRocksDb() const { return GetParam() != StoreKind::kInMemory; }
   void Reopen() {
     store_.reset();
     RocksDbMediaStore::Options unsynced;
     unsynced.sync = false;
+    if (GetParam() == StoreKind::kRocksDbWithRowCache) unsynced.row_cache_bytes = 1 << 20;
     auto opened = RocksDbMediaStore::Open(dir_ + "/db", unsynced);
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = std::move(*opened);
@@ -159,7 +163,7 @@ TEST_P(MediaStoreTest, AnOutboxEventCommitsWithItsRecordAndLeavesWhenRemoved) {
   ASSERT_EQ(outbox->size(), 1u);
   EXPECT_EQ((*outbox)[0].id(), "e-1");
   EXPECT_EQ((*outbox)[0].type(), "pettube.media.updated");
-  if (GetParam()) {
+  if (IsRocksDb()) {
     Reopen();  // the outbox is durable
     ASSERT_EQ(store_->Outbox()->size(), 1u);
   }
@@ -168,8 +172,59 @@ TEST_P(MediaStoreTest, AnOutboxEventCommitsWithItsRecordAndLeavesWhenRemoved) {
   EXPECT_TRUE(store_->RemoveFromOutbox("never-there").ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "RocksDb" : "InMemory"; });
+INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest,
+                         ::testing::Values(StoreKind::kInMemory, StoreKind::kRocksDb,
+                                           StoreKind::kRocksDbWithRowCache),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case StoreKind::kInMemory:
+                               return "InMemory";
+                             case StoreKind::kRocksDb:
+                               return "RocksDb";
+                             case StoreKind::kRocksDbWithRowCache:
+                               return "RocksDbWithRowCache";
+                           }
+                           return "Unknown";
+                         });
+
+// The row cache answers from memory what a table file holds; a write after
+// the warm-up (in the memtable, then compacted into a new file) and a
+// delete must still be what a read returns.
+TEST(RocksDbMediaStoreTest, TheRowCacheNeverHidesALaterWrite) {
+  const std::string dir = testing::NewTempDir("row_cache");
+  RocksDbMediaStore::Options options;
+  options.sync = false;
+  options.row_cache_bytes = 1 << 20;
+  auto store = RocksDbMediaStore::Open(dir + "/db", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
+  }
+  ASSERT_TRUE((*store)->CompactAll().ok());
+  auto warmed = (*store)->WarmRowCache();
+  ASSERT_TRUE(warmed.ok()) << warmed.status();
+  EXPECT_EQ(*warmed, 20);
+
+  StoredMedia v2 = Uploaded("m7", "alice", 7, /*version=*/2);
+  v2.set_title("second");
+  ASSERT_TRUE((*store)->Write(v2, 1, "").ok());
+  auto read = (*store)->Get("m7");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->version(), 2u);
+  EXPECT_EQ(read->title(), "second");
+  ASSERT_TRUE((*store)->CompactAll().ok());
+  read = (*store)->Get("m7");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->title(), "second");
+  EXPECT_EQ((*store)->Get("m8")->version(), 1u);
+}
+
+TEST(RocksDbMediaStoreTest, WarmingWithoutARowCacheIsAFailedPrecondition) {
+  const std::string dir = testing::NewTempDir("no_row_cache");
+  auto store = RocksDbMediaStore::Open(dir + "/db", {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->WarmRowCache().status()));
+}
 
 TEST(RocksDbMediaStoreTest, RecordsSecretAndAppliedIdsSurviveReopenAndCheckpoint) {
   const std::string dir = testing::NewTempDir("rocks");

@@ -36,6 +36,9 @@ absl::StatusOr<std::unique_ptr<RocksDbMediaStore>> RocksDbMediaStore::Open(const
   db_options.max_background_jobs = 2;
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.keep_log_file_num = 2;
+  if (options.row_cache_bytes > 0) {
+    db_options.row_cache = rocksdb::NewLRUCache(options.row_cache_bytes);
+  }
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   // Point lookups by media id and applied-event key: a bloom filter spares
@@ -282,6 +285,32 @@ absl::Status RocksDbMediaStore::CompactAll() {
     if (!s.ok()) return FromRocksDb(s, "compact media store");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> RocksDbMediaStore::WarmRowCache() {
+  if (options_.row_cache_bytes == 0) {
+    return absl::FailedPreconditionError("warm the row cache: the store has none");
+  }
+  // The row cache is filled by point reads only, so the keys are listed in
+  // chunks and each is read once.
+  constexpr size_t kChunk = 1024;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), records_));
+  std::vector<std::string> keys;
+  keys.reserve(kChunk);
+  int64_t read = 0;
+  it->SeekToFirst();
+  while (true) {
+    keys.clear();
+    for (; it->Valid() && keys.size() < kChunk; it->Next()) keys.push_back(it->key().ToString());
+    if (!it->status().ok()) return FromRocksDb(it->status(), "warm the row cache: list records");
+    if (keys.empty()) return read;
+    for (const std::string& key : keys) {
+      rocksdb::PinnableSlice value;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, key, &value);
+      if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the row cache: read record");
+      ++read;
+    }
+  }
 }
 
 absl::StatusOr<uint64_t> RocksDbMediaStore::ApproximateBytes() {

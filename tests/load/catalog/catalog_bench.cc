@@ -73,6 +73,7 @@ ABSL_FLAG(std::string, secret_file, "", "workload client secret file");
 ABSL_FLAG(std::string, scopes, "", "token: comma-separated scopes");
 ABSL_FLAG(int64_t, events, 20000, "backlog/drain: events");
 ABSL_FLAG(int, block_cache_mb, 128, "readpath: the store's block cache");
+ABSL_FLAG(int, row_cache_mb, 0, "readpath: the store's row cache");
 ABSL_FLAG(bool, warm, false, "readpath: read every record once, in order, before measuring");
 
 namespace pettube::catalog {
@@ -356,6 +357,7 @@ double ThreadCpuSeconds() {
 int ReadPath() {
   RocksDbMediaStore::Options options;
   options.block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+  options.row_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_row_cache_mb)) << 20;
   auto store = RocksDbMediaStore::Open(absl::GetFlag(FLAGS_data_dir), options);
   if (!store.ok()) {
     std::cerr << store.status() << "\n";

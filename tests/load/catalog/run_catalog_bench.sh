@@ -208,6 +208,7 @@ ratio_median=$(median "${ratios[@]}")
 log "ListMedia first page: catalog"
 list_row=$(load "$CATALOG" list)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$CATALOG_PID/status")
+if [[ $AB == 1 ]]; then rss_b_kb=$(awk '/VmRSS/ {print $2}' "/proc/$CATALOG_B_PID/status"); fi
 stop "$TRIVIAL_PID"
 stop "$CATALOG_PID"
 if [[ $AB == 1 ]]; then stop "$CATALOG_B_PID"; fi
@@ -252,5 +253,6 @@ if [[ $AB == 1 ]]; then
   cat <<TABLE
 | catalog B (${CATALOG_B_BIN:-same binary} ${CATALOG_B_FLAGS:-}) / trivial, per round | ${ratios_b[*]}: median $(median "${ratios_b[@]}")x |
 | catalog B server CPU per GetMedia, µs, per round | ${cpu_b[*]} |
+| catalog B RSS after the reads       | $((rss_b_kb / 1024)) MiB |
 TABLE
 fi
