@@ -147,8 +147,24 @@ absl::StatusOr<StoredMedia> Catalog::Get(const auth::Caller& caller, absl::strin
 absl::Status Catalog::Read(const auth::Caller& caller, absl::string_view name, StoredMedia* out) {
   auto id = ParseMediaName("name", name);
   if (!id.ok()) return id.status();
-  absl::Status read = store_->Read(*id, out);
-  if (read.ok() && CanRead(caller, *out)) return absl::OkStatus();
+  return Visible(caller, name, store_->Read(*id, out), *out);
+}
+
+absl::StatusOr<bool> Catalog::ReadFromMemory(const auth::Caller& caller, absl::string_view name,
+                                             StoredMedia* out) {
+  auto id = ParseMediaName("name", name);
+  if (!id.ok()) return id.status();
+  absl::StatusOr<bool> read = store_->ReadFromMemory(*id, out);
+  if (read.ok() && !*read) return false;
+  if (absl::Status visible = Visible(caller, name, read.status(), *out); !visible.ok()) {
+    return visible;
+  }
+  return true;
+}
+
+absl::Status Catalog::Visible(const auth::Caller& caller, absl::string_view name,
+                              const absl::Status& read, const StoredMedia& media) {
+  if (read.ok() && CanRead(caller, media)) return absl::OkStatus();
   if (!read.ok() && !absl::IsNotFound(read)) return read;
   return absl::NotFoundError(absl::StrCat("name: no media \"", name, "\""));
 }

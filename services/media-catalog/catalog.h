@@ -71,6 +71,10 @@ class Catalog {
   absl::StatusOr<StoredMedia> Get(const auth::Caller& caller, absl::string_view name);
   // Get into `out` (GetMedia's path, which parses into an arena).
   absl::Status Read(const auth::Caller& caller, absl::string_view name, StoredMedia* out);
+  // Read without waiting for the disk: false when the record needs I/O
+  // (then call Read off the request thread); errors as Read.
+  absl::StatusOr<bool> ReadFromMemory(const auth::Caller& caller, absl::string_view name,
+                                      StoredMedia* out);
 
   // See ListMediaRequest. INVALID_ARGUMENT for owner, page_size, state or
   // page_token; PERMISSION_DENIED for another owner's listing without
@@ -108,6 +112,11 @@ class Catalog {
 
   // Whether `caller` may read `media` (listed and visible).
   static bool CanRead(const auth::Caller& caller, const StoredMedia& media);
+  // A store read's outcome as the caller may see it: NOT_FOUND (naming
+  // `name`) for an absent record and for one the caller may not read, the
+  // store's error otherwise.
+  static absl::Status Visible(const auth::Caller& caller, absl::string_view name,
+                              const absl::Status& read, const StoredMedia& media);
 
   ChangeFeed& feed() { return *feed_; }
 

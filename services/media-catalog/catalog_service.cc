@@ -70,18 +70,38 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // A record in memory is answered on this thread; one that needs the disk
+  // waits for a read thread, so a slow disk never holds gRPC's threads (and
+  // a cheap read pays no hand-off).
+  if (readers_ != nullptr && AnswerGet(*caller, *request, response, reactor, kMemoryOnly)) {
+    return reactor;
+  }
   const bool queued = RunRead([this, reactor, caller = *std::move(caller), request, response] {
-    // The record is parsed into an arena on this thread's stack: its many
-    // sub-messages and map entries cost no allocations of their own.
-    alignas(std::max_align_t) char block[8192];
-    google::protobuf::Arena arena(server::ArenaOnBlock(block, sizeof(block)));
-    auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
-    absl::Status read = catalog_->Read(caller, request->name(), media);
-    if (read.ok()) view_->RenderInto(*media, response);
-    reactor->Finish(status::ToGrpcStatus(read));
+    AnswerGet(caller, *request, response, reactor, kMayReadDisk);
   });
   if (!queued) reactor->Finish(status::ToGrpcStatus(Overloaded()));
   return reactor;
+}
+
+bool CatalogService::AnswerGet(const auth::Caller& caller, const v1::GetMediaRequest& request,
+                               v1::Media* response, grpc::ServerUnaryReactor* reactor,
+                               ReadFrom from) {
+  // The record is parsed into an arena on this thread's stack: its many
+  // sub-messages and map entries cost no allocations of their own.
+  alignas(std::max_align_t) char block[8192];
+  google::protobuf::Arena arena(server::ArenaOnBlock(block, sizeof(block)));
+  auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
+  absl::Status read;
+  if (from == kMemoryOnly) {
+    absl::StatusOr<bool> in_memory = catalog_->ReadFromMemory(caller, request.name(), media);
+    if (in_memory.ok() && !*in_memory) return false;
+    read = in_memory.status();
+  } else {
+    read = catalog_->Read(caller, request.name(), media);
+  }
+  if (read.ok()) view_->RenderInto(*media, response);
+  reactor->Finish(status::ToGrpcStatus(read));
+  return true;
 }
 
 grpc::ServerUnaryReactor* CatalogService::ListMedia(grpc::CallbackServerContext* context,

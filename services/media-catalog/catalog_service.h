@@ -34,8 +34,10 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
     int watch_initial_limit = 1000;
     // Threads that run GetMedia and ListMedia (store read and render), off
     // gRPC's polling threads: a read that waits on the disk never stalls
-    // the connection, and the calls of one connection use every core.
-    // 0: run them on gRPC's threads.
+    // the connection, and the calls of one connection use every core. A
+    // GetMedia whose record is in memory (memtable, row or block cache) is
+    // answered on gRPC's thread without the hand-off.
+    // 0: run every read on gRPC's threads.
     int read_threads = 2;
     // Reads waiting for a read thread beyond this are refused
     // RESOURCE_EXHAUSTED (0: no bound): an overloaded catalog sheds calls
@@ -76,6 +78,11 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
                                          absl::string_view scope) const;
   // A read refused because the read threads' queue is full.
   absl::Status Overloaded() const;
+  enum ReadFrom { kMemoryOnly, kMayReadDisk };
+  // Reads, renders and finishes one GetMedia. False, nothing done, when
+  // `from` is kMemoryOnly and the record needs the disk.
+  bool AnswerGet(const auth::Caller& caller, const v1::GetMediaRequest& request,
+                 v1::Media* response, grpc::ServerUnaryReactor* reactor, ReadFrom from);
 
   Catalog* const catalog_;
   const MediaView* const view_;

@@ -160,6 +160,10 @@ TEST_F(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
 
 TEST_F(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted) {
   Apply(t::Uploaded("m1", "alice", "cat"));
+  // m1 only in a table file, not cached: reading it needs the disk. m2 in
+  // the memtable: read from memory, on gRPC's thread.
+  ASSERT_TRUE(store_->CompactAll().ok());
+  Apply(t::Uploaded("m2", "alice", "dog"));
   // One read thread, held busy, and room for one read waiting.
   concurrency::ThreadPool pool(1, /*max_queued=*/1);
   absl::Notification busy, release;
@@ -181,7 +185,8 @@ TEST_F(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted)
   auto stub = v1::MediaCatalog::NewStub(
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
 
-  // The queue's one place taken: every read is refused, none runs.
+  // The queue's one place taken: every read that needs a read thread is
+  // refused, none runs; one from memory is answered.
   absl::Notification filler_ran;
   pool.Schedule([&] { filler_ran.Notify(); });
   v1::Media m;
@@ -189,6 +194,10 @@ TEST_F(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted)
   EXPECT_EQ(refused.error_code(), grpc::RESOURCE_EXHAUSTED);
   EXPECT_NE(refused.error_message().find("overloaded"), std::string::npos)
       << refused.error_message();
+  ASSERT_TRUE(Get(stub.get(), "alice", "media/m2", &m).ok());
+  EXPECT_EQ(m.title(), "dog");
+  // Not found and not visible are told apart from memory too.
+  EXPECT_EQ(Get(stub.get(), "bob", "media/m2", &m).error_code(), grpc::NOT_FOUND);
   grpc::ClientContext list_ctx;
   As(list_ctx, "alice");
   v1::ListMediaResponse page;

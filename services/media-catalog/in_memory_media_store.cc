@@ -14,6 +14,12 @@ absl::Status InMemoryMediaStore::Read(absl::string_view media_id, StoredMedia* o
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> InMemoryMediaStore::ReadFromMemory(absl::string_view media_id,
+                                                        StoredMedia* out) {
+  if (absl::Status read = Read(media_id, out); !read.ok()) return read;
+  return true;
+}
+
 absl::StatusOr<bool> InMemoryMediaStore::IsApplied(absl::string_view event_key) {
   absl::MutexLock lock(&mu_);
   return applied_.contains(event_key);

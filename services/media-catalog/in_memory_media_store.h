@@ -17,6 +17,8 @@ namespace pettube::catalog {
 class InMemoryMediaStore : public MediaStore {
  public:
   absl::Status Read(absl::string_view media_id, StoredMedia* out) override ABSL_LOCKS_EXCLUDED(mu_);
+  // Always true or NOT_FOUND: everything is in memory.
+  absl::StatusOr<bool> ReadFromMemory(absl::string_view media_id, StoredMedia* out) override;
   absl::StatusOr<bool> IsApplied(absl::string_view event_key) override ABSL_LOCKS_EXCLUDED(mu_);
   using MediaStore::Write;
   absl::Status Write(const StoredMedia& record, uint64_t expected_version,

@@ -57,8 +57,9 @@ ABSL_FLAG(bool, warm_row_cache, false,
           "before reporting ready, read every record once into the row cache (needs "
           "--row_cache_mb; a restarted node then serves its first reads from memory)");
 ABSL_FLAG(int, read_threads, 2,
-          "threads that run GetMedia and ListMedia off gRPC's polling threads (0 to 64; 0: on "
-          "gRPC's threads)");
+          "threads that run GetMedia and ListMedia off gRPC's polling threads when they need the "
+          "disk (a GetMedia whose record is in memory is answered at once) (0 to 64; 0: every "
+          "read on gRPC's threads)");
 ABSL_FLAG(int64_t, max_queued_reads, 4096,
           "GetMedia and ListMedia calls that may wait for a read thread; beyond, calls get "
           "RESOURCE_EXHAUSTED (0: no bound)");

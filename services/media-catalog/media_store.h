@@ -66,6 +66,13 @@ class MediaStore {
   // path parses into one). NOT_FOUND when no record (not even a tombstone)
   // exists; `out` is then unspecified.
   virtual absl::Status Read(absl::string_view media_id, StoredMedia* out) = 0;
+  // Read without waiting for the disk: true (and `out` filled) when the
+  // record could be read from memory alone, false when reading it needs
+  // I/O (call Read, off a request thread), NOT_FOUND as Read. By default
+  // every read may need I/O.
+  virtual absl::StatusOr<bool> ReadFromMemory(absl::string_view media_id, StoredMedia* out) {
+    return false;
+  }
   // Read into a new record.
   absl::StatusOr<StoredMedia> Get(absl::string_view media_id);
 

@@ -89,6 +89,20 @@ TEST_P(MediaStoreTest, WriteChecksTheVersionAndRecordsTheEventOnce) {
   EXPECT_TRUE(absl::IsAlreadyExists(store_->MarkApplied("m1", "src\ne3")));
 }
 
+TEST_P(MediaStoreTest, AJustWrittenRecordIsReadFromMemoryAndAnAbsentOneIsNeverFound) {
+  StoredMedia m = Uploaded("m1", "alice", 1);
+  m.set_title("cat");
+  ASSERT_TRUE(store_->Write(m, 0, "").ok());
+  StoredMedia read;
+  auto in_memory = store_->ReadFromMemory("m1", &read);
+  ASSERT_TRUE(in_memory.ok()) << in_memory.status();
+  ASSERT_TRUE(*in_memory);  // in the memtable
+  EXPECT_EQ(read.title(), "cat");
+  // Absent: NOT_FOUND, or (when telling needs a table's block) "needs I/O".
+  auto absent = store_->ReadFromMemory("m2", &read);
+  EXPECT_TRUE(absl::IsNotFound(absent.status()) || (absent.ok() && !*absent)) << absent.status();
+}
+
 TEST_P(MediaStoreTest, OwnerIndexIsNewestFirstAndPagesResumeAfterTheCursor) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(store_->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
@@ -217,6 +231,45 @@ TEST(RocksDbMediaStoreTest, TheRowCacheNeverHidesALaterWrite) {
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->title(), "second");
   EXPECT_EQ((*store)->Get("m8")->version(), 1u);
+}
+
+// After a reopen nothing of a table file is cached: a memory-only read says
+// it needs I/O; once a read has brought the block in (or the row cache is
+// warmed), the memory-only read answers.
+TEST(RocksDbMediaStoreTest, AReadFromMemoryNeedsTheBlockOrTheRowCached) {
+  const std::string dir = testing::NewTempDir("memory_only");
+  RocksDbMediaStore::Options options;
+  options.sync = false;
+  {
+    auto store = RocksDbMediaStore::Open(dir + "/db", options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
+    }
+    ASSERT_TRUE((*store)->CompactAll().ok());
+  }
+  StoredMedia read;
+  {
+    auto store = RocksDbMediaStore::Open(dir + "/db", options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto cold = (*store)->ReadFromMemory("m3", &read);
+    ASSERT_TRUE(cold.ok()) << cold.status();
+    EXPECT_FALSE(*cold);
+    ASSERT_TRUE((*store)->Read("m3", &read).ok());
+    auto warm = (*store)->ReadFromMemory("m3", &read);
+    ASSERT_TRUE(warm.ok()) << warm.status();
+    EXPECT_TRUE(*warm);
+    EXPECT_EQ(read.media_id(), "m3");
+  }
+  options.row_cache_bytes = 1 << 20;
+  options.block_cache_bytes = 1;  // nothing stays in the block cache
+  auto store = RocksDbMediaStore::Open(dir + "/db", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->WarmRowCache().ok());
+  auto cached = (*store)->ReadFromMemory("m17", &read);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_TRUE(*cached);
+  EXPECT_EQ(read.media_id(), "m17");
 }
 
 TEST(RocksDbMediaStoreTest, WarmingWithoutARowCacheIsAFailedPrecondition) {

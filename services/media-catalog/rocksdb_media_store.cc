@@ -87,15 +87,30 @@ absl::Status RocksDbMediaStore::Commit(rocksdb::WriteBatch& batch, absl::string_
 }
 
 absl::Status RocksDbMediaStore::Read(absl::string_view media_id, StoredMedia* out) {
+  auto read = ReadWith(rocksdb::ReadOptions(), media_id, out);
+  return read.ok() ? absl::OkStatus() : read.status();
+}
+
+absl::StatusOr<bool> RocksDbMediaStore::ReadFromMemory(absl::string_view media_id,
+                                                       StoredMedia* out) {
+  rocksdb::ReadOptions memory_only;
+  // RocksDB answers Incomplete instead of reading a table file.
+  memory_only.read_tier = rocksdb::kBlockCacheTier;
+  return ReadWith(memory_only, media_id, out);
+}
+
+absl::StatusOr<bool> RocksDbMediaStore::ReadWith(const rocksdb::ReadOptions& read_options,
+                                                 absl::string_view media_id, StoredMedia* out) {
   // Pinned: parsed straight from the block cache, no copy of the value.
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, S(media_id), &value);
+  rocksdb::Status s = db_->Get(read_options, records_, S(media_id), &value);
+  if (s.IsIncomplete()) return false;
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
   if (!s.ok()) return FromRocksDb(s, "read media record");
   if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
   }
-  return absl::OkStatus();
+  return true;
 }
 
 absl::StatusOr<bool> RocksDbMediaStore::IsApplied(absl::string_view event_key) {

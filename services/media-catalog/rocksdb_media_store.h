@@ -50,6 +50,8 @@ class RocksDbMediaStore : public MediaStore {
   ~RocksDbMediaStore() override;
 
   absl::Status Read(absl::string_view media_id, StoredMedia* out) override;
+  // From the memtables, the row cache and the block cache only.
+  absl::StatusOr<bool> ReadFromMemory(absl::string_view media_id, StoredMedia* out) override;
   absl::StatusOr<bool> IsApplied(absl::string_view event_key) override;
   using MediaStore::Write;
   absl::Status Write(const StoredMedia& record, uint64_t expected_version,
@@ -80,6 +82,10 @@ class RocksDbMediaStore : public MediaStore {
   RocksDbMediaStore() = default;
   absl::Mutex& StripeFor(absl::string_view media_id);
   absl::StatusOr<bool> IsAppliedLocked(absl::string_view event_key);
+  // Read or ReadFromMemory: false only when `read_options` forbid I/O and
+  // the record needs it.
+  absl::StatusOr<bool> ReadWith(const rocksdb::ReadOptions& read_options,
+                                absl::string_view media_id, StoredMedia* out);
   absl::Status Commit(rocksdb::WriteBatch& batch, absl::string_view what);
 
   Options options_;
