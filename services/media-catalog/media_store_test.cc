@@ -89,7 +89,7 @@ TEST_P(MediaStoreTest, WriteChecksTheVersionAndRecordsTheEventOnce) {
   EXPECT_TRUE(absl::IsAlreadyExists(store_->MarkApplied("m1", "src\ne3")));
 }
 
-TEST_P(MediaStoreTest, AJustWrittenRecordIsReadFromMemoryAndAnAbsentOneIsNeverFound) {
+TEST_P(MediaStoreTest, AJustWrittenRecordIsReadFromMemoryAndAnAbsentOneNeverIs) {
   StoredMedia m = Uploaded("m1", "alice", 1);
   m.set_title("cat");
   ASSERT_TRUE(store_->Write(m, 0, "").ok());
@@ -202,8 +202,8 @@ INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest,
                          });
 
 // The row cache answers from memory what a table file holds; a write after
-// the warm-up (in the memtable, then compacted into a new file) and a
-// delete must still be what a read returns.
+// the warm-up (in the memtable, then compacted into a new file) must still
+// be what a read returns.
 TEST(RocksDbMediaStoreTest, TheRowCacheNeverHidesALaterWrite) {
   const std::string dir = testing::NewTempDir("row_cache");
   RocksDbMediaStore::Options options;

@@ -15,6 +15,8 @@
 #                                    # measured in every round right after A
 #   CATALOG_B_BIN=/path/to/other/media-catalog ...     # A/B two builds the same way
 #   BLOCK_CACHE_MB=1200 WARMUP_SECONDS=90 ROWS=reads ...   # every record cached first
+#   CATALOG_B_FLAGS="--row_cache_mb=3072 --warm_row_cache" ROWS=reads ...  # B with
+#                                    # every record in the row cache (about 1.45 GiB)
 #   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
 #                                                  # servers during their measured rows
 #
