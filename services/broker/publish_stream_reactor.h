@@ -156,8 +156,11 @@ class PublishStreamReactor
            outstanding_bytes_ >= kMaxOutstandingBytes;
   }
   static constexpr size_t kMaxAcksPerMessage = 1024;
-  // Events per Publish call (a request of 256 is published in four parts).
-  static constexpr size_t kEventsPerPart = 64;
+  // Events per Publish call (a request of 256 is published in two parts).
+  // Measured with one producer and a window of 256 (docs/benchmarks.md,
+  // run 17): 128 beat 64 (fewer calls, acks and wake-ups) and 256 (no
+  // overlap of one part's write with the next part's preparation).
+  static constexpr size_t kEventsPerPart = 128;
 
   void PublishPart(std::vector<CloudEvent> events, std::vector<uint64_t> sequences, int64_t bytes) {
     refs_.fetch_add(1);
