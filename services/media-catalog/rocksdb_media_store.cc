@@ -104,7 +104,9 @@ absl::StatusOr<bool> RocksDbMediaStore::ReadWith(const rocksdb::ReadOptions& rea
   // Pinned: parsed straight from the block cache, no copy of the value.
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(read_options, records_, S(media_id), &value);
-  if (s.IsIncomplete()) return false;
+  // Incomplete means "needs I/O" only for a memory-only read; otherwise it
+  // is an error like any other.
+  if (s.IsIncomplete() && read_options.read_tier == rocksdb::kBlockCacheTier) return false;
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
   if (!s.ok()) return FromRocksDb(s, "read media record");
   if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {

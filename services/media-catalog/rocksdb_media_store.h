@@ -82,8 +82,8 @@ class RocksDbMediaStore : public MediaStore {
   RocksDbMediaStore() = default;
   absl::Mutex& StripeFor(absl::string_view media_id);
   absl::StatusOr<bool> IsAppliedLocked(absl::string_view event_key);
-  // Read or ReadFromMemory: false only when `read_options` forbid I/O and
-  // the record needs it.
+  // Read or ReadFromMemory: false only when `read_options` forbid I/O
+  // (kBlockCacheTier) and the record needs it.
   absl::StatusOr<bool> ReadWith(const rocksdb::ReadOptions& read_options,
                                 absl::string_view media_id, StoredMedia* out);
   absl::Status Commit(rocksdb::WriteBatch& batch, absl::string_view what);
