@@ -27,6 +27,15 @@ StoredMedia Uploaded(const std::string& id, const std::string& owner, int minute
   return m;
 }
 
+// Writes alice's records m0 .. m{count-1}, then compacts them into a table
+// file (out of the memtable).
+absl::Status WriteCompacted(RocksDbMediaStore& store, int count) {
+  for (int i = 0; i < count; ++i) {
+    if (auto s = store.Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, ""); !s.ok()) return s;
+  }
+  return store.CompactAll();
+}
+
 std::vector<std::string> Ids(const ScanResult& r) {
   std::vector<std::string> ids;
   for (const auto& m : r.media) ids.push_back(m.media_id());
@@ -211,10 +220,7 @@ TEST(RocksDbMediaStoreTest, TheRowCacheNeverHidesALaterWrite) {
   options.row_cache_bytes = 1 << 20;
   auto store = RocksDbMediaStore::Open(dir + "/db", options);
   ASSERT_TRUE(store.ok()) << store.status();
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
-  }
-  ASSERT_TRUE((*store)->CompactAll().ok());
+  ASSERT_TRUE(WriteCompacted(**store, 20).ok());
   auto warmed = (*store)->WarmRowCache();
   ASSERT_TRUE(warmed.ok()) << warmed.status();
   EXPECT_EQ(*warmed, 20);
@@ -243,10 +249,7 @@ TEST(RocksDbMediaStoreTest, AReadFromMemoryNeedsTheBlockOrTheRowCached) {
   {
     auto store = RocksDbMediaStore::Open(dir + "/db", options);
     ASSERT_TRUE(store.ok()) << store.status();
-    for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
-    }
-    ASSERT_TRUE((*store)->CompactAll().ok());
+    ASSERT_TRUE(WriteCompacted(**store, 20).ok());
   }
   StoredMedia read;
   {
@@ -315,10 +318,7 @@ TEST(RocksDbMediaStoreTest, CompactAllKeepsEveryRecordAndIndexEntry) {
   unsynced.sync = false;
   auto store = RocksDbMediaStore::Open(dir + "/db", unsynced);
   ASSERT_TRUE(store.ok()) << store.status();
-  for (int i = 0; i < 50; ++i) {
-    ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i), 0, "").ok());
-  }
-  ASSERT_TRUE((*store)->CompactAll().ok());
+  ASSERT_TRUE(WriteCompacted(**store, 50).ok());
   EXPECT_TRUE((*store)->Get("m49").ok());
   ScanRequest scan;
   scan.owner = "alice";
