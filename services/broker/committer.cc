@@ -162,12 +162,13 @@ void Committer::AwaitPipelineIdle() {
   mu_.Await(absl::Condition(&idle));
 }
 
+absl::Status Committer::SyncFailure() {
+  absl::MutexLock lock(&mu_);
+  return sync_failed_;
+}
+
 void Committer::WriteUnsynced(Group& group) {
-  absl::Status failed;
-  {
-    absl::MutexLock lock(&mu_);
-    failed = sync_failed_;
-  }
+  const absl::Status failed = SyncFailure();
   group.write_start = absl::Now();
   if (!failed.ok()) {
     group.written = failed;
@@ -181,11 +182,7 @@ void Committer::WriteUnsynced(Group& group) {
 }
 
 void Committer::WriteInline(Group& group) {
-  absl::Status status;
-  {
-    absl::MutexLock lock(&mu_);
-    status = sync_failed_;
-  }
+  absl::Status status = SyncFailure();
   group.write_start = absl::Now();
   if (status.ok() && group.batch != nullptr && group.batch->Count() > 0) {
     status = store_.Write(*group.batch, group.sync && allow_sync_);

@@ -110,6 +110,8 @@ class Committer {
   // Writes an inline group (synced if it asks), and runs its `done`s.
   void WriteInline(Group& group) ABSL_LOCKS_EXCLUDED(mu_);
   void Finish(Group& group, const absl::Status& status);
+  // The first failed sync's error, or OK.
+  absl::Status SyncFailure() ABSL_LOCKS_EXCLUDED(mu_);
   // Writes an `overlaps` group unsynced and hands it to the syncer thread.
   void WriteUnsynced(Group& group) ABSL_LOCKS_EXCLUDED(mu_);
   // Writes `group`: unsynced for the syncer, or here (`inline_write`);

@@ -46,22 +46,14 @@ class HookedStore : public BrokerStore {
 
   std::unique_ptr<Batch> NewBatch() override { return inner_->NewBatch(); }
   absl::Status Write(Batch& batch, bool sync) override {
-    std::function<absl::Status(Batch&)> hook;
-    {
-      absl::MutexLock lock(&mu_);
-      hook = write_hook_;
-    }
+    const auto hook = Current(write_hook_);
     if (hook) {
       if (absl::Status s = hook(batch); !s.ok()) return s;
     }
     return inner_->Write(batch, sync);
   }
   absl::Status Sync() override {
-    std::function<absl::Status()> hook;
-    {
-      absl::MutexLock lock(&mu_);
-      hook = sync_hook_;
-    }
+    const auto hook = Current(sync_hook_);
     if (hook) {
       if (absl::Status s = hook(); !s.ok()) return s;
     }
@@ -82,21 +74,13 @@ class HookedStore : public BrokerStore {
   absl::StatusOr<std::optional<uint64_t>> LookupDedup(absl::string_view source,
                                                       absl::string_view id,
                                                       absl::Time not_before) override {
-    std::function<void()> hook;
-    {
-      absl::MutexLock lock(&mu_);
-      hook = dedup_lookup_hook_;
-    }
+    const auto hook = Current(dedup_lookup_hook_);
     if (hook) hook();
     return inner_->LookupDedup(source, id, not_before);
   }
   absl::Status ScanEvents(uint64_t from,
                           const std::function<bool(const StoredEvent&)>& visit) override {
-    std::function<absl::Status()> hook;
-    {
-      absl::MutexLock lock(&mu_);
-      hook = scan_events_hook_;
-    }
+    const auto hook = Current(scan_events_hook_);
     if (hook) {
       if (absl::Status s = hook(); !s.ok()) return s;
     }
@@ -105,11 +89,7 @@ class HookedStore : public BrokerStore {
   absl::Status ScanQueue(uint32_t subscription, uint64_t from, size_t max,
                          std::vector<uint64_t>* out) override {
     absl::Status s = inner_->ScanQueue(subscription, from, max, out);
-    std::function<void(uint32_t)> hook;
-    {
-      absl::MutexLock lock(&mu_);
-      hook = scan_hook_;
-    }
+    const auto hook = Current(scan_hook_);
     if (hook) hook(subscription);
     return s;
   }
@@ -144,6 +124,14 @@ class HookedStore : public BrokerStore {
   }
 
  private:
+  // A copy of `hook` taken under the lock: it runs outside it, since a
+  // test's hook may block.
+  template <typename Hook>
+  Hook Current(const Hook& hook) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return hook;
+  }
+
   BrokerStore* const inner_;
   absl::Mutex mu_;
   std::function<absl::Status(Batch&)> write_hook_ ABSL_GUARDED_BY(mu_);
