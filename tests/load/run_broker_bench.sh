@@ -8,6 +8,10 @@
 #   QUICK=1 tests/load/run_broker_bench.sh    # small counts, a smoke test
 #   ROWS=consume tests/load/run_broker_bench.sh   # only drain and fan-out
 #   BROKER_BIN=/path/to/other/broker ROWS=backlog ...  # another build of the broker
+#   BROKER_B_BIN=/path/to/other/broker ROWS=publish PAYLOADS=512 ...  # A/B: a second
+#                          # build ("pettube-b") measured right after ours in every row;
+#                          # its RESULT lines are printed, the table shows ours
+#   PEERS="pettube jetstream" ...                  # only these peers
 #
 # Installs nats-server, libnats-dev and e2fsprogs if missing, builds with
 # --config=opt, starts a fresh server (empty data dir, ports chosen by the
@@ -21,7 +25,7 @@ cd "$(dirname "$0")/../.."
 # Same for every peer.
 WINDOW=256            # unacked events per producer
 CREDITS=1024          # unacked deliveries per consumer
-PAYLOADS="512 4096"
+PAYLOADS="${PAYLOADS:-512 4096}"
 PUBLISH_EVENTS=300000 # publish rows: at most this many events ...
 PUBLISH_SECONDS=10    # ... or this long, whichever ends first
 DRAIN_EVENTS=200000
@@ -40,7 +44,11 @@ fi
 ROWS="${ROWS:-disk publish consume latency backlog idle routing}"
 want() { [[ " $ROWS " == *" $1 "* ]]; }
 WORK="${BENCH_DIR:-/var/tmp/pettube-broker-bench}"
-PEERS="pettube jetstream jetstream-sync"
+if [[ -n "${BROKER_B_BIN:-}" ]]; then
+  PEERS="${PEERS:-pettube pettube-b jetstream jetstream-sync}"
+else
+  PEERS="${PEERS:-pettube jetstream jetstream-sync}"
+fi
 
 log() { echo "== $*" >&2; }
 
@@ -103,9 +111,11 @@ start_peer() {
   mkdir -p "$DATA"
   sync
   case "$peer" in
-    pettube)
+    pettube | pettube-b)
       SYSTEM=pettube
-      "$BROKER" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$DATA/db" \
+      local broker="$BROKER"
+      if [[ "$peer" == pettube-b ]]; then broker="${BROKER_B_BIN:?pettube-b needs BROKER_B_BIN}"; fi
+      "$broker" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$DATA/db" \
         >"$DATA/stdout" 2>"$DATA/stderr" &
       SERVER_PID=$!
       PIDS+=("$SERVER_PID")
