@@ -53,9 +53,14 @@ ABSL_FLAG(int, block_cache_mb, 128, "RocksDB block cache size");
 ABSL_FLAG(int, row_cache_mb, 0,
           "RocksDB row cache: records read recently are answered from memory without a table "
           "lookup (0: none; about 1.4 KB per record)");
+ABSL_FLAG(int, record_cache_mb, 0,
+          "the catalog's own cache of serialized records, consulted before RocksDB and kept "
+          "exact by every write; cheaper per hit than the row cache (0: none; about 1.2 KB per "
+          "record)");
 ABSL_FLAG(bool, warm_row_cache, false,
-          "before reporting ready, read every record once into the row cache (needs "
-          "--row_cache_mb; a restarted node then serves its first reads from memory)");
+          "before reporting ready, read every record once into the row cache and the record "
+          "cache (needs --row_cache_mb or --record_cache_mb; a restarted node then serves its "
+          "first reads from memory)");
 ABSL_FLAG(int, read_threads, 2,
           "threads that run GetMedia and ListMedia off gRPC's polling threads when they need the "
           "disk (a GetMedia whose record is in memory is answered at once) (0 to 64; 0: every "
@@ -77,15 +82,21 @@ int main(int argc, char** argv) {
     return server::ExitWith(absl::InvalidArgumentError("row_cache_mb: must be 0 or more"));
   }
   store_options.row_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_row_cache_mb)) << 20;
-  if (absl::GetFlag(FLAGS_warm_row_cache) && store_options.row_cache_bytes == 0) {
-    return server::ExitWith(
-        absl::InvalidArgumentError("warm_row_cache: needs a row cache (--row_cache_mb)"));
+  if (absl::GetFlag(FLAGS_record_cache_mb) < 0) {
+    return server::ExitWith(absl::InvalidArgumentError("record_cache_mb: must be 0 or more"));
+  }
+  store_options.record_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_record_cache_mb))
+                                     << 20;
+  if (absl::GetFlag(FLAGS_warm_row_cache) && store_options.row_cache_bytes == 0 &&
+      store_options.record_cache_bytes == 0) {
+    return server::ExitWith(absl::InvalidArgumentError(
+        "warm_row_cache: needs a row cache or a record cache (--row_cache_mb, --record_cache_mb)"));
   }
   auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db", store_options);
   if (!store.ok()) return server::ExitWith(store.status());
   if (absl::GetFlag(FLAGS_warm_row_cache)) {
     const absl::Time start = absl::Now();
-    auto warmed = (*store)->WarmRowCache();
+    auto warmed = (*store)->WarmCaches();
     if (!warmed.ok()) return server::ExitWith(warmed.status());
     log::Info("catalog.row_cache_warm",
               {{"records", *warmed}, {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});

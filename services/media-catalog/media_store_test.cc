@@ -53,7 +53,7 @@ ScanRequest Request(MediaIndex index, const std::string& owner = "", const std::
   return request;
 }
 
-enum class StoreKind { kInMemory, kRocksDb, kRocksDbWithRowCache };
+enum class StoreKind { kInMemory, kRocksDb, kRocksDbWithRowCache, kRocksDbWithRecordCache };
 
 class MediaStoreTest : public ::testing::TestWithParam<StoreKind> {
  protected:
@@ -71,6 +71,7 @@ class MediaStoreTest : public ::testing::TestWithParam<StoreKind> {
     RocksDbMediaStore::Options unsynced;
     unsynced.sync = false;
     if (GetParam() == StoreKind::kRocksDbWithRowCache) unsynced.row_cache_bytes = 1 << 20;
+    if (GetParam() == StoreKind::kRocksDbWithRecordCache) unsynced.record_cache_bytes = 1 << 20;
     auto opened = RocksDbMediaStore::Open(dir_ + "/db", unsynced);
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = std::move(*opened);
@@ -197,7 +198,8 @@ TEST_P(MediaStoreTest, AnOutboxEventCommitsWithItsRecordAndLeavesWhenRemoved) {
 
 INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest,
                          ::testing::Values(StoreKind::kInMemory, StoreKind::kRocksDb,
-                                           StoreKind::kRocksDbWithRowCache),
+                                           StoreKind::kRocksDbWithRowCache,
+                                           StoreKind::kRocksDbWithRecordCache),
                          [](const auto& info) {
                            switch (info.param) {
                              case StoreKind::kInMemory:
@@ -206,22 +208,41 @@ INSTANTIATE_TEST_SUITE_P(Stores, MediaStoreTest,
                                return "RocksDb";
                              case StoreKind::kRocksDbWithRowCache:
                                return "RocksDbWithRowCache";
+                             case StoreKind::kRocksDbWithRecordCache:
+                               return "RocksDbWithRecordCache";
                            }
                            return "Unknown";
                          });
 
-// The row cache answers from memory what a table file holds; a write after
-// the warm-up (in the memtable, then compacted into a new file) must still
-// be what a read returns.
-TEST(RocksDbMediaStoreTest, TheRowCacheNeverHidesALaterWrite) {
-  const std::string dir = testing::NewTempDir("row_cache");
-  RocksDbMediaStore::Options options;
-  options.sync = false;
-  options.row_cache_bytes = 1 << 20;
-  auto store = RocksDbMediaStore::Open(dir + "/db", options);
+// The row cache answers from memory what a table file holds, the record
+// cache what reads and writes left in it; a write after the warm-up (in the
+// memtable, then compacted into a new file) must still be what a read
+// returns.
+class CacheTest : public ::testing::TestWithParam<bool> {
+ protected:
+  // The row cache, or (true) the record cache.
+  RocksDbMediaStore::Options WithCache() const {
+    RocksDbMediaStore::Options options;
+    options.sync = false;
+    if (GetParam()) {
+      options.record_cache_bytes = 1 << 20;
+    } else {
+      options.row_cache_bytes = 1 << 20;
+    }
+    return options;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Caches, CacheTest, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "RecordCache" : "RowCache";
+});
+
+TEST_P(CacheTest, NeverHidesALaterWrite) {
+  const std::string dir = testing::NewTempDir("cache");
+  auto store = RocksDbMediaStore::Open(dir + "/db", WithCache());
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_TRUE(WriteCompacted(**store, 20).ok());
-  auto warmed = (*store)->WarmRowCache();
+  auto warmed = (*store)->WarmCaches();
   ASSERT_TRUE(warmed.ok()) << warmed.status();
   EXPECT_EQ(*warmed, 20);
 
@@ -237,6 +258,29 @@ TEST(RocksDbMediaStoreTest, TheRowCacheNeverHidesALaterWrite) {
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->title(), "second");
   EXPECT_EQ((*store)->Get("m8")->version(), 1u);
+}
+
+// A read that began before a write (it read the old record and would fill
+// the cache with it) never leaves the old record cached: the write's value
+// is what every later read returns, with the record cache between them.
+TEST(RocksDbMediaStoreTest, TheRecordCacheFollowsEveryWrite) {
+  const std::string dir = testing::NewTempDir("record_cache");
+  RocksDbMediaStore::Options options;
+  options.sync = false;
+  options.record_cache_bytes = 1 << 20;
+  auto store = RocksDbMediaStore::Open(dir + "/db", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (uint64_t version = 1; version <= 50; ++version) {
+    StoredMedia next = Uploaded("m1", "alice", 1, version);
+    next.set_title(absl::StrCat("title ", version));
+    ASSERT_TRUE((*store)->Write(next, version - 1, "").ok());
+    auto read = (*store)->Get("m1");  // from the cache after the first
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->version(), version);
+    EXPECT_EQ(read->title(), absl::StrCat("title ", version));
+  }
+  // A stale etag still meets the current version, not a cached older one.
+  EXPECT_TRUE(absl::IsAborted((*store)->Write(Uploaded("m1", "alice", 1, 49), 48, "")));
 }
 
 // After a reopen nothing of a table file is cached: a memory-only read says
@@ -264,22 +308,25 @@ TEST(RocksDbMediaStoreTest, AReadFromMemoryNeedsTheBlockOrTheRowCached) {
     EXPECT_TRUE(*warm);
     EXPECT_EQ(read.media_id(), "m3");
   }
-  options.row_cache_bytes = 1 << 20;
   options.block_cache_bytes = 1;  // nothing stays in the block cache
-  auto store = RocksDbMediaStore::Open(dir + "/db", options);
-  ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->WarmRowCache().ok());
-  auto cached = (*store)->ReadFromMemory("m17", &read);
-  ASSERT_TRUE(cached.ok()) << cached.status();
-  EXPECT_TRUE(*cached);
-  EXPECT_EQ(read.media_id(), "m17");
+  for (const bool record_cache : {false, true}) {
+    options.row_cache_bytes = record_cache ? 0 : 1 << 20;
+    options.record_cache_bytes = record_cache ? 1 << 20 : 0;
+    auto store = RocksDbMediaStore::Open(dir + "/db", options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->WarmCaches().ok());
+    auto cached = (*store)->ReadFromMemory("m17", &read);
+    ASSERT_TRUE(cached.ok()) << cached.status();
+    EXPECT_TRUE(*cached) << (record_cache ? "record cache" : "row cache");
+    EXPECT_EQ(read.media_id(), "m17");
+  }
 }
 
 TEST(RocksDbMediaStoreTest, WarmingWithoutARowCacheIsAFailedPrecondition) {
   const std::string dir = testing::NewTempDir("no_row_cache");
   auto store = RocksDbMediaStore::Open(dir + "/db", {});
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->WarmRowCache().status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->WarmCaches().status()));
 }
 
 TEST(RocksDbMediaStoreTest, RecordsSecretAndAppliedIdsSurviveReopenAndCheckpoint) {

@@ -58,6 +58,9 @@ absl::StatusOr<std::unique_ptr<RocksDbMediaStore>> RocksDbMediaStore::Open(const
   };
   auto store = std::unique_ptr<RocksDbMediaStore>(new RocksDbMediaStore());
   store->options_ = options;
+  if (options.record_cache_bytes > 0) {
+    store->record_cache_ = std::make_unique<RecordCache>(options.record_cache_bytes);
+  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &store->handles_, &db);
   if (!s.ok()) return FromRocksDb(s, absl::StrCat("open media store ", dir));
@@ -101,6 +104,22 @@ absl::StatusOr<bool> RocksDbMediaStore::ReadFromMemory(absl::string_view media_i
 
 absl::StatusOr<bool> RocksDbMediaStore::ReadWith(const rocksdb::ReadOptions& read_options,
                                                  absl::string_view media_id, StoredMedia* out) {
+  if (record_cache_ != nullptr) {
+    std::string bytes;
+    if (record_cache_->Get(media_id, &bytes)) {
+      if (!out->ParseFromString(bytes)) {
+        return absl::DataLossError(
+            absl::StrCat("media/", media_id, ": cached record does not parse"));
+      }
+      return true;
+    }
+  }
+  return ReadFromDb(read_options, media_id, out);
+}
+
+absl::StatusOr<bool> RocksDbMediaStore::ReadFromDb(const rocksdb::ReadOptions& read_options,
+                                                   absl::string_view media_id, StoredMedia* out) {
+  const uint64_t ticket = record_cache_ != nullptr ? record_cache_->Ticket(media_id) : 0;
   // Pinned: parsed straight from the block cache, no copy of the value.
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(read_options, records_, S(media_id), &value);
@@ -112,6 +131,7 @@ absl::StatusOr<bool> RocksDbMediaStore::ReadWith(const rocksdb::ReadOptions& rea
   if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
   }
+  if (record_cache_ != nullptr) record_cache_->Fill(media_id, absl::string_view(value.data(), value.size()), ticket);
   return true;
 }
 
@@ -158,10 +178,22 @@ absl::Status RocksDbMediaStore::Write(const StoredMedia& record, uint64_t expect
   if (IsPublicListed(old)) batch.Delete(public_index_, PublicIndexKey(old));
   if (IsListed(record)) batch.Put(owner_index_, OwnerIndexKey(record), "");
   if (IsPublicListed(record)) batch.Put(public_index_, PublicIndexKey(record), "");
-  batch.Put(records_, record.media_id(), record.SerializeAsString());
+  const std::string bytes = record.SerializeAsString();
+  batch.Put(records_, record.media_id(), bytes);
   if (!event_key.empty()) batch.Put(applied_, S(event_key), "");
   if (outbox != nullptr) batch.Put(outbox_, outbox->id(), outbox->SerializeAsString());
-  return Commit(batch, "write media record");
+  absl::Status committed = Commit(batch, "write media record");
+  // Under the record's stripe lock, so the cache sees its writes in commit
+  // order. A failed commit may still have reached the memtable (a failed
+  // fsync): the cache forgets the record rather than guess.
+  if (record_cache_ != nullptr) {
+    if (committed.ok()) {
+      record_cache_->Put(record.media_id(), bytes);
+    } else {
+      record_cache_->Erase(record.media_id());
+    }
+  }
+  return committed;
 }
 
 absl::StatusOr<std::vector<io::cloudevents::v1::CloudEvent>> RocksDbMediaStore::Outbox() {
@@ -304,9 +336,9 @@ absl::Status RocksDbMediaStore::CompactAll() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> RocksDbMediaStore::WarmRowCache() {
-  if (options_.row_cache_bytes == 0) {
-    return absl::FailedPreconditionError("warm the row cache: the store has none");
+absl::StatusOr<int64_t> RocksDbMediaStore::WarmCaches() {
+  if (options_.row_cache_bytes == 0 && record_cache_ == nullptr) {
+    return absl::FailedPreconditionError("warm the caches: the store has neither a row cache nor a record cache");
   }
   // The row cache is filled by point reads only, so the keys are listed in
   // chunks and each is read once.
@@ -319,12 +351,14 @@ absl::StatusOr<int64_t> RocksDbMediaStore::WarmRowCache() {
   while (true) {
     keys.clear();
     for (; it->Valid() && keys.size() < kChunk; it->Next()) keys.push_back(it->key().ToString());
-    if (!it->status().ok()) return FromRocksDb(it->status(), "warm the row cache: list records");
+    if (!it->status().ok()) return FromRocksDb(it->status(), "warm the caches: list records");
     if (keys.empty()) return read;
     for (const std::string& key : keys) {
+      const uint64_t ticket = record_cache_ != nullptr ? record_cache_->Ticket(key) : 0;
       rocksdb::PinnableSlice value;
       rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, key, &value);
-      if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the row cache: read record");
+      if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the caches: read record");
+      if (s.ok() && record_cache_ != nullptr) record_cache_->Fill(key, absl::string_view(value.data(), value.size()), ticket);
       ++read;
     }
   }

@@ -296,10 +296,12 @@ TEST_F(CatalogSystemTest, EventsBecomeRecordsWithSignedUrlsAndABadEventIsDeadLet
 TEST_F(CatalogSystemTest, SigkillMidStreamThreeTimesStillAppliesEveryEventExactlyOnce) {
   // A kill returns the in-flight deliveries to the broker, which counts
   // them as attempts: allow more than the three kills. With a row cache
-  // warmed at each start: the projection's version checks and the listing
-  // read through it, so a stale cached record would show in the etags.
+  // and a record cache warmed at each start: the projection's version
+  // checks and the listing read through them, so a stale cached record
+  // would show in the etags.
   const std::vector<std::string> flags = {"--handler_concurrency=4", "--max_delivery_attempts=10",
-                                          "--row_cache_mb=4", "--warm_row_cache"};
+                                          "--row_cache_mb=4", "--record_cache_mb=4",
+                                          "--warm_row_cache"};
   StartCatalog("127.0.0.1:0", flags);
   const auto [alice, token] = SignIn("alice");
   // Every event of this stream adds a fact no other event adds (its own
