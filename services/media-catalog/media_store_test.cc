@@ -233,9 +233,8 @@ class CacheTest : public ::testing::TestWithParam<bool> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Caches, CacheTest, ::testing::Bool(), [](const auto& info) {
-  return info.param ? "RecordCache" : "RowCache";
-});
+INSTANTIATE_TEST_SUITE_P(Caches, CacheTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "RecordCache" : "RowCache"; });
 
 TEST_P(CacheTest, NeverHidesALaterWrite) {
   const std::string dir = testing::NewTempDir("cache");
@@ -260,9 +259,9 @@ TEST_P(CacheTest, NeverHidesALaterWrite) {
   EXPECT_EQ((*store)->Get("m8")->version(), 1u);
 }
 
-// A read that began before a write (it read the old record and would fill
-// the cache with it) never leaves the old record cached: the write's value
-// is what every later read returns, with the record cache between them.
+// Each write is what the next read returns, with the record cache between
+// them (a read racing a write is record_cache_test's
+// AReadThatBeganBeforeAWriteNeverFills).
 TEST(RocksDbMediaStoreTest, TheRecordCacheFollowsEveryWrite) {
   const std::string dir = testing::NewTempDir("record_cache");
   RocksDbMediaStore::Options options;
@@ -284,8 +283,8 @@ TEST(RocksDbMediaStoreTest, TheRecordCacheFollowsEveryWrite) {
 }
 
 // After a reopen nothing of a table file is cached: a memory-only read says
-// it needs I/O; once a read has brought the block in (or the row cache is
-// warmed), the memory-only read answers.
+// it needs I/O; once a read has brought the block in (or the row cache or
+// the record cache is warmed), the memory-only read answers.
 TEST(RocksDbMediaStoreTest, AReadFromMemoryNeedsTheBlockOrTheRowCached) {
   const std::string dir = testing::NewTempDir("memory_only");
   RocksDbMediaStore::Options options;
@@ -322,7 +321,7 @@ TEST(RocksDbMediaStoreTest, AReadFromMemoryNeedsTheBlockOrTheRowCached) {
   }
 }
 
-TEST(RocksDbMediaStoreTest, WarmingWithoutARowCacheIsAFailedPrecondition) {
+TEST(RocksDbMediaStoreTest, WarmingWithNeitherCacheIsAFailedPrecondition) {
   const std::string dir = testing::NewTempDir("no_row_cache");
   auto store = RocksDbMediaStore::Open(dir + "/db", {});
   ASSERT_TRUE(store.ok()) << store.status();

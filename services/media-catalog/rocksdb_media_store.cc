@@ -131,7 +131,8 @@ absl::StatusOr<bool> RocksDbMediaStore::ReadFromDb(const rocksdb::ReadOptions& r
   if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
   }
-  if (record_cache_ != nullptr) record_cache_->Fill(media_id, absl::string_view(value.data(), value.size()), ticket);
+  if (record_cache_ != nullptr)
+    record_cache_->Fill(media_id, absl::string_view(value.data(), value.size()), ticket);
   return true;
 }
 
@@ -338,7 +339,8 @@ absl::Status RocksDbMediaStore::CompactAll() {
 
 absl::StatusOr<int64_t> RocksDbMediaStore::WarmCaches() {
   if (options_.row_cache_bytes == 0 && record_cache_ == nullptr) {
-    return absl::FailedPreconditionError("warm the caches: the store has neither a row cache nor a record cache");
+    return absl::FailedPreconditionError(
+        "warm the caches: the store has neither a row cache nor a record cache");
   }
   // The row cache is filled by point reads only, so the keys are listed in
   // chunks and each is read once.
@@ -358,7 +360,8 @@ absl::StatusOr<int64_t> RocksDbMediaStore::WarmCaches() {
       rocksdb::PinnableSlice value;
       rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, key, &value);
       if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the caches: read record");
-      if (s.ok() && record_cache_ != nullptr) record_cache_->Fill(key, absl::string_view(value.data(), value.size()), ticket);
+      if (s.ok() && record_cache_ != nullptr)
+        record_cache_->Fill(key, absl::string_view(value.data(), value.size()), ticket);
       ++read;
     }
   }
