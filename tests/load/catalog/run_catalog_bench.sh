@@ -17,6 +17,8 @@
 #   BLOCK_CACHE_MB=1200 WARMUP_SECONDS=90 ROWS=reads ...   # every record cached first
 #   CATALOG_B_FLAGS="--row_cache_mb=3072 --warm_row_cache" ROWS=reads ...  # B with
 #                                    # every record in the row cache (about 1.45 GiB)
+#   CATALOG_B_FLAGS="--record_cache_mb=1536 --warm_row_cache" ROWS=reads ...  # B with
+#                                    # every record in the catalog's record cache
 #   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
 #                                                  # servers during their measured rows
 #
