@@ -1,7 +1,14 @@
 #include "services/media-catalog/record_cache.h"
 
+#include <array>
+#include <atomic>
+#include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
 namespace pettube::catalog {
@@ -57,6 +64,66 @@ TEST(RecordCacheTest, StaysWithinItsBudget) {
   // A record larger than a shard's share is never held.
   cache.Put("big", std::string(capacity, 'y'));
   EXPECT_FALSE(cache.Get("big", &out));
+}
+
+// Readers (ticket, read the "store", fill) race writers (write the store
+// under the record's lock, put) on a few records, as RocksDbMediaStore uses
+// the cache. Once a write's Put has returned, no read may see an older
+// record: a reader that read the store before the write and filled after
+// it would put one back.
+TEST(RecordCacheTest, ReadersRacingWritersNeverSeeAnOlderRecord) {
+  RecordCache cache(1 << 20);
+  constexpr int kRecords = 2;
+  constexpr int kWrites = 20000;
+  absl::Mutex store_mu;
+  std::map<std::string, int64_t> store;  // id -> the last version written
+  std::array<absl::Mutex, kRecords> record_locks;
+  std::array<std::atomic<int64_t>, kRecords> put_returned{};  // per record
+  std::atomic<bool> writing{true};
+  std::atomic<int64_t> older_seen{0};
+  auto id_of = [](int i) { return absl::StrCat("m", i); };
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    for (int64_t version = 1; version <= kWrites; ++version) {
+      for (int i = 0; i < kRecords; ++i) {
+        absl::MutexLock record(&record_locks[i]);
+        {
+          absl::MutexLock lock(&store_mu);
+          store[id_of(i)] = version;
+        }
+        cache.Put(id_of(i), absl::StrCat(version));
+        put_returned[i].store(version);
+      }
+    }
+    writing.store(false);
+  });
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      std::string out;
+      for (int64_t n = r; writing.load(); ++n) {
+        const int i = static_cast<int>(n % kRecords);
+        const std::string id = id_of(i);
+        const int64_t at_least = put_returned[i].load();
+        if (cache.Get(id, &out)) {
+          if (std::stoll(out) < at_least) older_seen.fetch_add(1);
+          if (n % 3 == 0) cache.Erase(id);  // as a failed write would: more misses
+          continue;
+        }
+        const uint64_t ticket = cache.Ticket(id);
+        int64_t version;
+        {
+          absl::MutexLock lock(&store_mu);
+          auto it = store.find(id);
+          if (it == store.end()) continue;
+          version = it->second;
+        }
+        std::this_thread::yield();  // a wider window for a write to come in
+        cache.Fill(id, absl::StrCat(version), ticket);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(older_seen.load(), 0);
 }
 
 TEST(RecordCacheTest, AZeroBudgetHoldsNothing) {
