@@ -4,8 +4,7 @@
 
 namespace pettube::catalog {
 
-RecordCache::RecordCache(size_t capacity_bytes)
-    : capacity_bytes_(capacity_bytes), shard_capacity_(capacity_bytes / kShards) {}
+RecordCache::RecordCache(size_t capacity_bytes) : shard_capacity_(capacity_bytes / kShards) {}
 
 RecordCache::Shard& RecordCache::ShardFor(absl::string_view id) const {
   return shards_[absl::Hash<absl::string_view>()(id) % kShards];

@@ -47,7 +47,6 @@ class RecordCache {
 
   // Bytes charged for what is held (keys, values and per-entry overhead).
   size_t bytes() const;
-  size_t capacity_bytes() const { return capacity_bytes_; }
 
  private:
   static constexpr int kShards = 64;
@@ -71,7 +70,6 @@ class RecordCache {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void EraseLocked(Shard& shard, absl::string_view id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
-  const size_t capacity_bytes_;
   const size_t shard_capacity_;
   mutable std::array<Shard, kShards> shards_;
 };

@@ -23,6 +23,10 @@ using ::pettube::storage::FromRocksDb;
 
 rocksdb::Slice S(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
+absl::Status UnparsableRecord(absl::string_view media_id) {
+  return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RocksDbMediaStore>> RocksDbMediaStore::Open(const std::string& dir,
@@ -107,33 +111,36 @@ absl::StatusOr<bool> RocksDbMediaStore::ReadWith(const rocksdb::ReadOptions& rea
   if (record_cache_ != nullptr) {
     std::string bytes;
     if (record_cache_->Get(media_id, &bytes)) {
-      if (!out->ParseFromString(bytes)) {
-        return absl::DataLossError(
-            absl::StrCat("media/", media_id, ": cached record does not parse"));
-      }
+      // The cache holds the stored bytes: the same error as from the table.
+      if (!out->ParseFromString(bytes)) return UnparsableRecord(media_id);
       return true;
     }
   }
-  return ReadFromDb(read_options, media_id, out);
-}
-
-absl::StatusOr<bool> RocksDbMediaStore::ReadFromDb(const rocksdb::ReadOptions& read_options,
-                                                   absl::string_view media_id, StoredMedia* out) {
-  const uint64_t ticket = record_cache_ != nullptr ? record_cache_->Ticket(media_id) : 0;
   // Pinned: parsed straight from the block cache, no copy of the value.
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(read_options, records_, S(media_id), &value);
+  rocksdb::Status s = GetRecord(read_options, media_id, &value);
   // Incomplete means "needs I/O" only for a memory-only read; otherwise it
   // is an error like any other.
   if (s.IsIncomplete() && read_options.read_tier == rocksdb::kBlockCacheTier) return false;
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("media/", media_id, ": no record"));
   if (!s.ok()) return FromRocksDb(s, "read media record");
   if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError(absl::StrCat("media/", media_id, ": stored record does not parse"));
+    return UnparsableRecord(media_id);
   }
-  if (record_cache_ != nullptr)
-    record_cache_->Fill(media_id, absl::string_view(value.data(), value.size()), ticket);
   return true;
+}
+
+rocksdb::Status RocksDbMediaStore::GetRecord(const rocksdb::ReadOptions& read_options,
+                                             absl::string_view media_id,
+                                             rocksdb::PinnableSlice* value) {
+  // Taken before the read: a write that lands during it keeps the read's
+  // result out of the cache (record_cache.h).
+  const uint64_t ticket = record_cache_ != nullptr ? record_cache_->Ticket(media_id) : 0;
+  rocksdb::Status s = db_->Get(read_options, records_, S(media_id), value);
+  if (s.ok() && record_cache_ != nullptr) {
+    record_cache_->Fill(media_id, absl::string_view(value->data(), value->size()), ticket);
+  }
+  return s;
 }
 
 absl::StatusOr<bool> RocksDbMediaStore::IsApplied(absl::string_view event_key) {
@@ -356,12 +363,9 @@ absl::StatusOr<int64_t> RocksDbMediaStore::WarmCaches() {
     if (!it->status().ok()) return FromRocksDb(it->status(), "warm the caches: list records");
     if (keys.empty()) return read;
     for (const std::string& key : keys) {
-      const uint64_t ticket = record_cache_ != nullptr ? record_cache_->Ticket(key) : 0;
       rocksdb::PinnableSlice value;
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, key, &value);
+      rocksdb::Status s = GetRecord(rocksdb::ReadOptions(), key, &value);
       if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the caches: read record");
-      if (s.ok() && record_cache_ != nullptr)
-        record_cache_->Fill(key, absl::string_view(value.data(), value.size()), ticket);
       ++read;
     }
   }

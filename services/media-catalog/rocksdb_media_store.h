@@ -94,10 +94,10 @@ class RocksDbMediaStore : public MediaStore {
   absl::StatusOr<bool> ReadWith(const rocksdb::ReadOptions& read_options,
                                 absl::string_view media_id, StoredMedia* out);
   absl::Status Commit(rocksdb::WriteBatch& batch, absl::string_view what);
-  // One record read from RocksDB, parsed into `out`, and offered to the
-  // record cache; false as for ReadWith.
-  absl::StatusOr<bool> ReadFromDb(const rocksdb::ReadOptions& read_options,
-                                  absl::string_view media_id, StoredMedia* out);
+  // One record's RocksDB read, its value offered to the record cache when
+  // found.
+  rocksdb::Status GetRecord(const rocksdb::ReadOptions& read_options, absl::string_view media_id,
+                            rocksdb::PinnableSlice* value);
 
   Options options_;
   std::unique_ptr<RecordCache> record_cache_;  // null without one
