@@ -98,10 +98,27 @@ Catalog::Catalog(MediaStore* store, ChangeFeed* feed, PublishFn publish, Options
       options_(std::move(options)),
       tokens_(std::move(secret)) {}
 
+namespace {
+
+bool MayRead(const auth::Caller& caller, bool listed, absl::string_view owner,
+             v1::Visibility visibility) {
+  if (!listed) return false;
+  if (owner == caller.identity || IsAdmin(caller)) return true;
+  return visibility == v1::PUBLIC || visibility == v1::UNLISTED;
+}
+
+}  // namespace
+
 bool Catalog::CanRead(const auth::Caller& caller, const StoredMedia& media) {
-  if (!IsListed(media)) return false;
-  if (media.owner() == caller.identity || IsAdmin(caller)) return true;
-  return media.visibility() == v1::PUBLIC || media.visibility() == v1::UNLISTED;
+  return MayRead(caller, IsListed(media), media.owner(), media.visibility());
+}
+
+bool Catalog::CanRead(const auth::Caller& caller, const RenderedMedia& rendered) {
+  return MayRead(caller, rendered.listed, rendered.owner, rendered.visibility);
+}
+
+absl::Status Catalog::NoMedia(absl::string_view name) {
+  return absl::NotFoundError(absl::StrCat("name: no media \"", name, "\""));
 }
 
 absl::Status Catalog::Apply(const io::cloudevents::v1::CloudEvent& event) {
@@ -166,7 +183,7 @@ absl::Status Catalog::Visible(const auth::Caller& caller, absl::string_view name
                               const absl::Status& read, const StoredMedia& media) {
   if (read.ok() && CanRead(caller, media)) return absl::OkStatus();
   if (!read.ok() && !absl::IsNotFound(read)) return read;
-  return absl::NotFoundError(absl::StrCat("name: no media \"", name, "\""));
+  return NoMedia(name);
 }
 
 absl::StatusOr<MediaPage> Catalog::List(const auth::Caller& caller,

@@ -14,6 +14,7 @@
 #include "services/media-catalog/media_event.h"
 #include "services/media-catalog/media_store.h"
 #include "services/media-catalog/page_token.h"
+#include "services/media-catalog/rendered_media.h"
 
 namespace pettube::catalog {
 
@@ -112,6 +113,10 @@ class Catalog {
 
   // Whether `caller` may read `media` (listed and visible).
   static bool CanRead(const auth::Caller& caller, const StoredMedia& media);
+  // The same for a rendered record.
+  static bool CanRead(const auth::Caller& caller, const RenderedMedia& rendered);
+  // What a caller gets for media it may not read or that is absent.
+  static absl::Status NoMedia(absl::string_view name);
   // A store read's outcome as the caller may see it: NOT_FOUND (naming
   // `name`) for an absent record and for one the caller may not read, the
   // store's error otherwise.

@@ -1,10 +1,14 @@
 #include "services/media-catalog/catalog_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "libs/server/unary.h"
 #include "libs/status/grpc_status.h"
+#include "services/media-catalog/media_event.h"
 #include "services/media-catalog/watch_media_reactor.h"
 
 namespace pettube::catalog {
@@ -44,7 +48,6 @@ CatalogService::CatalogService(Catalog* catalog, const MediaView* view,
   if (authenticator_ != nullptr) {
     callers_ = std::make_unique<CallerCache>(authenticator_, CallerCache::Options{});
   }
-  SetMessageAllocatorFor_GetMedia(&get_allocator_);
   SetMessageAllocatorFor_ListMedia(&list_allocator_);
 }
 
@@ -65,27 +68,67 @@ absl::Status CatalogService::Overloaded() const {
 }
 
 grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* context,
-                                                   const v1::GetMediaRequest* request,
-                                                   v1::Media* response) {
+                                                   const grpc::ByteBuffer* raw_request,
+                                                   grpc::ByteBuffer* response) {
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
+  v1::GetMediaRequest request;
+  grpc::ByteBuffer request_bytes(*raw_request);  // shares the slices; the reader consumes them
+  grpc::ProtoBufferReader reader(&request_bytes);
+  if (!request.ParseFromZeroCopyStream(&reader)) {
+    return server::FinishUnary(context,
+                               absl::InvalidArgumentError("GetMediaRequest: does not parse"));
+  }
+  auto id = ParseMediaName("name", request.name());
+  if (!id.ok()) return server::FinishUnary(context, id.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (AnswerRendered(*caller, request.name(), *id, response, reactor)) return reactor;
   // A record in memory is answered on this thread; one that needs the disk
   // waits for a read thread, so a slow disk never holds gRPC's threads (and
   // a cheap read pays no hand-off).
-  if (readers_ != nullptr && AnswerGet(*caller, *request, response, reactor, kMemoryOnly)) {
+  if (readers_ != nullptr &&
+      AnswerGet(*caller, request.name(), *id, response, reactor, kMemoryOnly)) {
     return reactor;
   }
-  const bool queued = RunRead([this, reactor, caller = *std::move(caller), request, response] {
-    AnswerGet(caller, *request, response, reactor, kMayReadDisk);
-  });
+  const bool queued =
+      RunRead([this, reactor, caller = *std::move(caller),
+               name = std::move(*request.mutable_name()), id = *std::move(id),
+               response] { AnswerGet(caller, name, id, response, reactor, kMayReadDisk); });
   if (!queued) reactor->Finish(status::ToGrpcStatus(Overloaded()));
   return reactor;
 }
 
-bool CatalogService::AnswerGet(const auth::Caller& caller, const v1::GetMediaRequest& request,
-                               v1::Media* response, grpc::ServerUnaryReactor* reactor,
-                               ReadFrom from) {
+bool CatalogService::AnswerRendered(const auth::Caller& caller, absl::string_view name,
+                                    absl::string_view id, grpc::ByteBuffer* response,
+                                    grpc::ServerUnaryReactor* reactor) {
+  std::shared_ptr<const RenderedMedia> rendered;
+  if (options_.rendered == nullptr || !options_.rendered->Get(id, &rendered)) return false;
+  if (!Catalog::CanRead(caller, *rendered)) {
+    reactor->Finish(status::ToGrpcStatus(Catalog::NoMedia(name)));
+    return true;
+  }
+  if (!StampInto(*rendered, response)) return false;
+  reactor->Finish(grpc::Status::OK);
+  return true;
+}
+
+bool CatalogService::StampInto(const RenderedMedia& rendered, grpc::ByteBuffer* response) const {
+  grpc_slice bytes = grpc_slice_malloc(rendered.wire.size());
+  if (!view_->Stamp(rendered, reinterpret_cast<char*>(GRPC_SLICE_START_PTR(bytes)))) {
+    grpc_slice_unref(bytes);
+    return false;
+  }
+  grpc::Slice slice(bytes, grpc::Slice::STEAL_REF);
+  *response = grpc::ByteBuffer(&slice, 1);
+  return true;
+}
+
+bool CatalogService::AnswerGet(const auth::Caller& caller, absl::string_view name,
+                               absl::string_view id, grpc::ByteBuffer* response,
+                               grpc::ServerUnaryReactor* reactor, ReadFrom from) {
+  // Taken before the read: a write that lands during it keeps this read's
+  // rendering out of the cache (ticketed_cache.h).
+  const uint64_t ticket = options_.rendered != nullptr ? options_.rendered->Ticket(id) : 0;
   // The record is parsed into an arena on this thread's stack: its many
   // sub-messages and map entries cost no allocations of their own.
   alignas(std::max_align_t) char block[8192];
@@ -93,14 +136,32 @@ bool CatalogService::AnswerGet(const auth::Caller& caller, const v1::GetMediaReq
   auto* media = google::protobuf::Arena::CreateMessage<StoredMedia>(&arena);
   absl::Status read;
   if (from == kMemoryOnly) {
-    absl::StatusOr<bool> in_memory = catalog_->ReadFromMemory(caller, request.name(), media);
+    absl::StatusOr<bool> in_memory = catalog_->ReadFromMemory(caller, name, media);
     if (in_memory.ok() && !*in_memory) return false;
     read = in_memory.status();
   } else {
-    read = catalog_->Read(caller, request.name(), media);
+    read = catalog_->Read(caller, name, media);
   }
-  if (read.ok()) view_->RenderInto(*media, response);
-  reactor->Finish(status::ToGrpcStatus(read));
+  if (!read.ok()) {
+    reactor->Finish(status::ToGrpcStatus(read));
+    return true;
+  }
+  if (options_.rendered != nullptr) {
+    std::shared_ptr<const RenderedMedia> rendered = view_->Prerender(*media);
+    if (rendered != nullptr) {
+      options_.rendered->Fill(id, rendered, ticket);
+      if (StampInto(*rendered, response)) {
+        reactor->Finish(grpc::Status::OK);
+        return true;
+      }
+    }
+  }
+  auto* out = google::protobuf::Arena::CreateMessage<v1::Media>(&arena);
+  view_->RenderInto(*media, out);
+  bool own_buffer = false;
+  grpc::Status serialized =
+      grpc::SerializationTraits<v1::Media>::Serialize(*out, response, &own_buffer);
+  reactor->Finish(serialized);
   return true;
 }
 

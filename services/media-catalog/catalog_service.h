@@ -20,12 +20,15 @@ namespace pettube::catalog {
 // hands it to the Catalog and renders records with MediaView (fresh signed
 // URLs on every response). Unary calls finish on the calling thread but
 // DeleteMedia, which finishes when the broker has stored the deletion
-// event; each WatchMedia call is a WatchMediaReactor.
+// event; each WatchMedia call is a WatchMediaReactor. GetMedia is a raw
+// method: its response may be a rendered record's bytes, stamped with
+// fresh URLs (rendered_media.h), that never become a message here.
 //
 // Shares the catalog, the view and the authenticator (all must outlive the
 // server; a null authenticator refuses every call UNAUTHENTICATED).
 // Thread-safe.
-class CatalogService : public v1::MediaCatalog::CallbackService {
+class CatalogService
+    : public v1::MediaCatalog::WithRawCallbackMethod_GetMedia<v1::MediaCatalog::CallbackService> {
  public:
   struct Options {
     // Where CreateBackup puts its checkpoints.
@@ -46,6 +49,11 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
     // If set, runs the reads instead of a pool of its own (tests); must
     // outlive the service.
     concurrency::ThreadPool* read_pool = nullptr;
+    // If set, GetMedia answers from records rendered once (and fills it
+    // with those it renders); the store must erase a record's entry after
+    // each write of it (RocksDbMediaStore::Options::on_record_written).
+    // Must outlive the service.
+    RenderedCache* rendered = nullptr;
   };
 
   CatalogService(Catalog* catalog, const MediaView* view, const auth::Authenticator* authenticator,
@@ -55,9 +63,10 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
   // started later end at once.
   void Drain();
 
+  // Takes a serialized GetMediaRequest, answers a serialized Media.
   grpc::ServerUnaryReactor* GetMedia(grpc::CallbackServerContext* context,
-                                     const v1::GetMediaRequest* request,
-                                     v1::Media* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListMedia(grpc::CallbackServerContext* context,
                                       const v1::ListMediaRequest* request,
                                       v1::ListMediaResponse* response) override;
@@ -79,10 +88,17 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
   // A read refused because the read threads' queue is full.
   absl::Status Overloaded() const;
   enum ReadFrom { kMemoryOnly, kMayReadDisk };
-  // Reads, renders and finishes one GetMedia. False, nothing done, when
-  // `from` is kMemoryOnly and the record needs the disk.
-  bool AnswerGet(const auth::Caller& caller, const v1::GetMediaRequest& request,
-                 v1::Media* response, grpc::ServerUnaryReactor* reactor, ReadFrom from);
+  // Answers one GetMedia from its rendered record. False, nothing done,
+  // when there is none or it cannot be stamped now.
+  bool AnswerRendered(const auth::Caller& caller, absl::string_view name, absl::string_view id,
+                      grpc::ByteBuffer* response, grpc::ServerUnaryReactor* reactor);
+  // Reads, renders and finishes one GetMedia (and fills the rendered
+  // cache). False, nothing done, when `from` is kMemoryOnly and the record
+  // needs the disk.
+  bool AnswerGet(const auth::Caller& caller, absl::string_view name, absl::string_view id,
+                 grpc::ByteBuffer* response, grpc::ServerUnaryReactor* reactor, ReadFrom from);
+  // `rendered`'s response stamped now into `response`; false if it cannot be.
+  bool StampInto(const RenderedMedia& rendered, grpc::ByteBuffer* response) const;
 
   Catalog* const catalog_;
   const MediaView* const view_;
@@ -96,8 +112,7 @@ class CatalogService : public v1::MediaCatalog::CallbackService {
 
   std::unique_ptr<concurrency::ThreadPool> own_readers_;
   concurrency::ThreadPool* readers_ = nullptr;  // null: reads run on gRPC's threads
-  // The read calls' requests and responses live on a per-call arena.
-  server::ArenaMessageAllocator<v1::GetMediaRequest, v1::Media> get_allocator_;
+  // ListMedia's requests and responses live on a per-call arena.
   server::ArenaMessageAllocator<v1::ListMediaRequest, v1::ListMediaResponse, 65536> list_allocator_;
 };
 

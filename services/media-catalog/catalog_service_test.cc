@@ -1,10 +1,12 @@
 // CatalogService in process on 127.0.0.1:0 over real gRPC and a real
 // RocksDB store: authentication and scopes, signed URLs in responses,
 // WatchMedia's push (current state, every change, end on delete and on
-// drain), deletion through the publisher, backups.
+// drain), deletion through the publisher, backups. Each test runs twice:
+// GetMedia rendering every read, and answering from rendered records.
 
 #include "services/media-catalog/catalog_service.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
@@ -31,7 +33,8 @@ std::chrono::system_clock::time_point In(int seconds) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
 }
 
-class CatalogServiceTest : public ::testing::Test {
+// The parameter: whether GetMedia has a rendered cache.
+class CatalogServiceTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     key_ = std::make_unique<auth::SigningKey>(*auth::SigningKey::Generate("k1"));
@@ -42,6 +45,10 @@ class CatalogServiceTest : public ::testing::Test {
     dir_ = pettube::testing::NewTempDir("service");
     RocksDbMediaStore::Options unsynced;
     unsynced.sync = false;
+    if (GetParam()) {
+      rendered_ = std::make_unique<RenderedCache>(1 << 20);
+      unsynced.on_record_written = [this](absl::string_view id) { rendered_->Erase(id); };
+    }
     auto store = RocksDbMediaStore::Open(dir_ + "/db", unsynced);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
@@ -61,16 +68,20 @@ class CatalogServiceTest : public ::testing::Test {
     MediaView::Options view_options;
     view_options.objects_url = "http://objects:1";
     view_ = std::make_unique<MediaView>(signer_, view_options);
+    CatalogService::Options service_options;
+    service_options.backup_dir = dir_ + "/backups";
+    service_options.rendered = rendered_.get();
     service_ = std::make_unique<CatalogService>(catalog_.get(), view_.get(), authenticator_.get(),
-                                                CatalogService::Options{dir_ + "/backups"});
+                                                service_options);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(port, 0);
-    stub_ = v1::MediaCatalog::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    channel_ =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+    stub_ = v1::MediaCatalog::NewStub(channel_);
   }
 
   void TearDown() override {
@@ -109,6 +120,7 @@ class CatalogServiceTest : public ::testing::Test {
   std::unique_ptr<auth::SigningKey> key_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::string dir_;
+  std::unique_ptr<RenderedCache> rendered_;  // null without the parameter
   std::unique_ptr<RocksDbMediaStore> store_;
   ChangeFeed feed_;
   std::unique_ptr<Catalog> catalog_;
@@ -116,11 +128,12 @@ class CatalogServiceTest : public ::testing::Test {
   std::unique_ptr<MediaView> view_;
   std::unique_ptr<CatalogService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::MediaCatalog::Stub> stub_;
   io::cloudevents::v1::CloudEvent published_;
 };
 
-TEST_F(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
+TEST_P(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   v1::Media m;
   grpc::ClientContext anonymous;
@@ -158,7 +171,7 @@ TEST_F(CatalogServiceTest, CallsNeedATokenWithTheRightScope) {
   EXPECT_EQ(m.state(), v1::UPLOADED);
 }
 
-TEST_F(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted) {
+TEST_P(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   // m1 only in a table file, not cached: reading it needs the disk. m2 in
   // the memtable: read from memory, on gRPC's thread.
@@ -212,7 +225,7 @@ TEST_F(CatalogServiceTest, ReadsBeyondTheQueuesBoundAreRefusedResourceExhausted)
   server->Shutdown(In(5));
 }
 
-TEST_F(CatalogServiceTest, ResponsesCarrySignedUrlsTheObjectServerAccepts) {
+TEST_P(CatalogServiceTest, ResponsesCarrySignedUrlsTheObjectServerAccepts) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   Apply(t::Ready("m1", "alice"));
   v1::Media m;
@@ -233,7 +246,7 @@ TEST_F(CatalogServiceTest, ResponsesCarrySignedUrlsTheObjectServerAccepts) {
   EXPECT_FALSE(list.media(0).hls_master_url().empty());
 }
 
-TEST_F(CatalogServiceTest, WatchSendsTheCurrentStateThenEachChangeAndEndsOnDelete) {
+TEST_P(CatalogServiceTest, WatchSendsTheCurrentStateThenEachChangeAndEndsOnDelete) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   grpc::ClientContext ctx;
   As(ctx, "alice");
@@ -265,7 +278,7 @@ TEST_F(CatalogServiceTest, WatchSendsTheCurrentStateThenEachChangeAndEndsOnDelet
   EXPECT_EQ(Get("alice", "media/m1", &m).error_code(), grpc::NOT_FOUND);
 }
 
-TEST_F(CatalogServiceTest, WatchingAllMyMediaSeesNewItemsButNotOthersAndEndsOnDrain) {
+TEST_P(CatalogServiceTest, WatchingAllMyMediaSeesNewItemsButNotOthersAndEndsOnDrain) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   grpc::ClientContext ctx;
   As(ctx, "alice");
@@ -285,7 +298,7 @@ TEST_F(CatalogServiceTest, WatchingAllMyMediaSeesNewItemsButNotOthersAndEndsOnDr
   EXPECT_NE(s.error_message().find("reconnect"), std::string::npos);
 }
 
-TEST_F(CatalogServiceTest, WatchRefusesBadNamesAndOthersPrivateMedia) {
+TEST_P(CatalogServiceTest, WatchRefusesBadNamesAndOthersPrivateMedia) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   for (const char* name : {"media/m1", "media/../x", "media/none"}) {
     grpc::ClientContext ctx;
@@ -302,7 +315,7 @@ TEST_F(CatalogServiceTest, WatchRefusesBadNamesAndOthersPrivateMedia) {
   }
 }
 
-TEST_F(CatalogServiceTest, AnOperatorBackupIsAStoreWithTheSameRecords) {
+TEST_P(CatalogServiceTest, AnOperatorBackupIsAStoreWithTheSameRecords) {
   Apply(t::Uploaded("m1", "alice", "cat"));
   Apply(t::Uploaded("m2", "bob", "dog"));
   v1::Backup backup;
@@ -319,6 +332,95 @@ TEST_F(CatalogServiceTest, AnOperatorBackupIsAStoreWithTheSameRecords) {
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ((*restored)->Get("m2")->title(), "dog");
 }
+
+TEST_P(CatalogServiceTest, EveryWriteIsSeenByTheNextGet) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  v1::Media m;
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(Get("alice", "media/m1", &m).ok());  // now held
+  EXPECT_EQ(m.state(), v1::UPLOADED);
+  if (GetParam()) EXPECT_GT(rendered_->bytes(), 0u);
+  Apply(t::JobCompleted("m1", "alice", "720p"));
+  ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
+  ASSERT_EQ(m.renditions_size(), 1);
+  EXPECT_EQ(m.renditions(0).name(), "720p");
+  // An update through the API, then the next read.
+  grpc::ClientContext ctx;
+  As(ctx, "alice");
+  v1::UpdateMediaRequest up;
+  up.mutable_media()->set_name("media/m1");
+  up.mutable_media()->set_title("kitten");
+  up.mutable_update_mask()->add_paths("title");
+  v1::Media updated;
+  ASSERT_TRUE(stub_->UpdateMedia(&ctx, up, &updated).ok());
+  ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
+  EXPECT_EQ(m.title(), "kitten");
+  EXPECT_EQ(m.etag(), updated.etag());
+  // A deletion: the held rendering never answers again.
+  grpc::ClientContext del;
+  As(del, "alice");
+  v1::DeleteMediaRequest remove;
+  remove.set_name("media/m1");
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(stub_->DeleteMedia(&del, remove, &empty).ok());
+  EXPECT_EQ(Get("alice", "media/m1", &m).error_code(), grpc::NOT_FOUND);
+}
+
+TEST_P(CatalogServiceTest, OthersPrivateMediaStaysNotFoundOnceHeld) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  v1::Media m;
+  ASSERT_TRUE(Get("alice", "media/m1", &m).ok());  // alice's read holds it
+  grpc::Status s = Get("bob", "media/m1", &m);
+  EXPECT_EQ(s.error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(s.error_message(), "name: no media \"media/m1\"");  // as for an absent id
+  EXPECT_EQ(Get("bob", "media/nope", &m).error_message(), "name: no media \"media/nope\"");
+  for (v1::Visibility visibility : {v1::UNLISTED, v1::PUBLIC, v1::PRIVATE}) {
+    grpc::ClientContext ctx;
+    As(ctx, "alice");
+    v1::UpdateMediaRequest up;
+    up.mutable_media()->set_name("media/m1");
+    up.mutable_media()->set_visibility(visibility);
+    up.mutable_update_mask()->add_paths("visibility");
+    v1::Media updated;
+    ASSERT_TRUE(stub_->UpdateMedia(&ctx, up, &updated).ok());
+    ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
+    EXPECT_EQ(Get("bob", "media/m1", &m).error_code(),
+              visibility == v1::PRIVATE ? grpc::NOT_FOUND : grpc::OK)
+        << v1::Visibility_Name(visibility);
+  }
+  // An operator reads everything.
+  grpc::ClientContext ctx;
+  As(ctx, "carol", "media.read media.admin");
+  v1::GetMediaRequest get;
+  get.set_name("media/m1");
+  EXPECT_TRUE(stub_->GetMedia(&ctx, get, &m).ok());
+}
+
+TEST_P(CatalogServiceTest, AGetMediaRequestThatDoesNotParseIsInvalidArgument) {
+  Apply(t::Uploaded("m1", "alice", "cat"));
+  grpc::GenericStub generic(channel_);
+  for (const std::string& bytes : {std::string("\x0a\xff\xff", 3), std::string("\xff", 1)}) {
+    grpc::ClientContext ctx;
+    As(ctx, "alice");
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(&ctx, "/pettube.catalog.v1.MediaCatalog/GetMedia", grpc::StubOptions(),
+                      &request, &response, [&](grpc::Status s) {
+                        status = std::move(s);
+                        done.Notify();
+                      });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << status.error_message();
+  }
+  v1::Media m;
+  EXPECT_EQ(Get("alice", "m1", &m).error_code(), grpc::INVALID_ARGUMENT);  // not "media/..."
+  EXPECT_TRUE(Get("alice", "media/m1", &m).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(RenderingEachRead, CatalogServiceTest, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(FromRenderedRecords, CatalogServiceTest, ::testing::Values(true));
 
 }  // namespace
 }  // namespace pettube::catalog

@@ -24,6 +24,8 @@
 #include "services/media-catalog/event_subscription.h"
 #include "services/media-catalog/media_view.h"
 #include "services/media-catalog/projection_probe.h"
+#include "services/media-catalog/rendered_cache_warmup.h"
+#include "services/media-catalog/rendered_media.h"
 #include "services/media-catalog/rocksdb_media_store.h"
 
 ABSL_DECLARE_FLAG(std::string, auth_server);
@@ -57,10 +59,14 @@ ABSL_FLAG(int, record_cache_mb, 0,
           "the catalog's own cache of serialized records, consulted before RocksDB and kept "
           "exact by every write; cheaper per hit than the row cache (0: none; about 1.2 KB per "
           "record)");
+ABSL_FLAG(int, rendered_cache_mb, 0,
+          "GetMedia's records rendered once as response bytes, stamped with fresh URLs on each "
+          "read and kept exact by every write; a hit skips parsing and rendering the record "
+          "(0: none; about 2.2 KB per record)");
 ABSL_FLAG(bool, warm_row_cache, false,
-          "before reporting ready, read every record once into the row cache and the record "
-          "cache (needs --row_cache_mb or --record_cache_mb; a restarted node then serves its "
-          "first reads from memory)");
+          "before reporting ready, read every record once into the row cache, the record cache "
+          "and the rendered cache (needs one of --row_cache_mb, --record_cache_mb, "
+          "--rendered_cache_mb; a restarted node then serves its first reads from memory)");
 ABSL_FLAG(int, read_threads, 2,
           "threads that run GetMedia and ListMedia off gRPC's polling threads when they need the "
           "disk (a GetMedia whose record is in memory is answered at once) (0 to 64; 0: every "
@@ -87,14 +93,27 @@ int main(int argc, char** argv) {
   }
   store_options.record_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_record_cache_mb))
                                      << 20;
-  if (absl::GetFlag(FLAGS_warm_row_cache) && store_options.row_cache_bytes == 0 &&
-      store_options.record_cache_bytes == 0) {
+  if (absl::GetFlag(FLAGS_rendered_cache_mb) < 0) {
+    return server::ExitWith(absl::InvalidArgumentError("rendered_cache_mb: must be 0 or more"));
+  }
+  std::unique_ptr<catalog::RenderedCache> rendered;
+  if (absl::GetFlag(FLAGS_rendered_cache_mb) > 0) {
+    rendered = std::make_unique<catalog::RenderedCache>(
+        static_cast<size_t>(absl::GetFlag(FLAGS_rendered_cache_mb)) << 20);
+    store_options.on_record_written = [cache = rendered.get()](absl::string_view id) {
+      cache->Erase(id);
+    };
+  }
+  const bool store_caches =
+      store_options.row_cache_bytes > 0 || store_options.record_cache_bytes > 0;
+  if (absl::GetFlag(FLAGS_warm_row_cache) && !store_caches && rendered == nullptr) {
     return server::ExitWith(absl::InvalidArgumentError(
-        "warm_row_cache: needs a row cache or a record cache (--row_cache_mb, --record_cache_mb)"));
+        "warm_row_cache: needs a row cache, a record cache or a rendered cache (--row_cache_mb, "
+        "--record_cache_mb, --rendered_cache_mb)"));
   }
   auto store = catalog::RocksDbMediaStore::Open(opts.data_dir + "/db", store_options);
   if (!store.ok()) return server::ExitWith(store.status());
-  if (absl::GetFlag(FLAGS_warm_row_cache)) {
+  if (absl::GetFlag(FLAGS_warm_row_cache) && store_caches) {
     const absl::Time start = absl::Now();
     auto warmed = (*store)->WarmCaches();
     if (!warmed.ok()) return server::ExitWith(warmed.status());
@@ -225,6 +244,13 @@ int main(int argc, char** argv) {
   view_options.objects_url = absl::GetFlag(FLAGS_objects_url);
   view_options.url_ttl = absl::GetFlag(FLAGS_signed_url_ttl);
   catalog::MediaView view(signer, view_options);
+  if (absl::GetFlag(FLAGS_warm_row_cache) && rendered != nullptr) {
+    const absl::Time start = absl::Now();
+    auto warmed = catalog::WarmRenderedCache(**store, view, *rendered);
+    if (!warmed.ok()) return server::ExitWith(warmed.status());
+    log::Info("catalog.rendered_cache_warm",
+              {{"records", *warmed}, {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  }
   std::string backup_dir = absl::GetFlag(FLAGS_backup_dir);
   if (backup_dir.empty()) backup_dir = opts.data_dir + "/backups";
   catalog::CatalogService::Options service_options;
@@ -240,6 +266,7 @@ int main(int argc, char** argv) {
         absl::StrCat("max_queued_reads: must be 0 to 16777216, got ", max_queued_reads)));
   }
   service_options.max_queued_reads = static_cast<size_t>(max_queued_reads);
+  service_options.rendered = rendered.get();
   catalog::CatalogService service(
       core->get(), &view, work.has_value() ? work->authenticator.get() : nullptr, service_options);
   server::ServeSpec spec;

@@ -1,6 +1,7 @@
 #include "services/media-catalog/media_view.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -67,12 +68,22 @@ v1::Media MediaView::Render(const StoredMedia& m) const {
   return out;
 }
 
-void MediaView::RenderInto(const StoredMedia& m, v1::Media* out_ptr) const {
+absl::Time MediaView::Expiry() const {
+  return absl::FromUnixSeconds(absl::ToUnixSeconds(options_.now() + options_.url_ttl));
+}
+
+std::string MediaView::TokenPrefix(const StoredMedia& m) {
+  return absl::StrCat(kRenditionsBucket, "/", m.owner(), "/", m.media_id(), "/");
+}
+
+void MediaView::RenderInto(const StoredMedia& m, v1::Media* out) const {
+  RenderAt(m, Expiry(), out);
+}
+
+void MediaView::RenderAt(const StoredMedia& m, absl::Time expire, v1::Media* out_ptr) const {
   out_ptr->Clear();
   v1::Media& out = *out_ptr;
-  const absl::Time expire = options_.now() + options_.url_ttl;
-  const std::string prefix =
-      absl::StrCat(kRenditionsBucket, "/", m.owner(), "/", m.media_id(), "/");
+  const std::string prefix = TokenPrefix(m);
   const bool signing = signer_ != nullptr && !m.owner().empty();
   // One token covers every object of the item: one HMAC per render.
   const std::string token = signing ? signer_->Sign(prefix, expire) : "";
@@ -147,6 +158,106 @@ void MediaView::RenderInto(const StoredMedia& m, v1::Media* out_ptr) const {
   }
   SetUrl(kRenditionsBucket, m.hls_master_key(), prefix, token, out.mutable_hls_master_url());
   if (signing) *out.mutable_url_expire_time() = expire_time;
+}
+
+}  // namespace pettube::catalog
+
+namespace pettube::catalog {
+namespace {
+
+// Prerender signs for this expiry; Stamp writes over it. Ten digits, a
+// five-byte varint, and bytes (c7 eb ...) that no valid UTF-8 string holds.
+constexpr int64_t kReferenceExpiry = 1111111111;
+constexpr int64_t kFirstTenDigitSecond = 1000000000;
+constexpr int64_t kLastTenDigitSecond = 9999999999;
+constexpr size_t kExpiryVarintBytes = 5;
+
+// The varint of a ten-digit number: always five bytes (2^28 <= v < 2^35).
+void PutExpiryVarint(int64_t seconds, char* out) {
+  uint64_t v = static_cast<uint64_t>(seconds);
+  for (size_t i = 0; i < kExpiryVarintBytes; ++i) {
+    const uint8_t low = v & 0x7f;
+    v >>= 7;
+    out[i] = static_cast<char>(i + 1 < kExpiryVarintBytes ? (low | 0x80) : low);
+  }
+}
+
+// Offsets of the non-overlapping occurrences of `needle` in `hay`.
+std::vector<uint32_t> FindAll(absl::string_view hay, absl::string_view needle) {
+  std::vector<uint32_t> at;
+  for (size_t pos = hay.find(needle); pos != absl::string_view::npos;
+       pos = hay.find(needle, pos + needle.size())) {
+    at.push_back(static_cast<uint32_t>(pos));
+  }
+  return at;
+}
+
+// How many URLs and url_expire_times RenderAt set.
+void CountSigned(const v1::Media& media, size_t* urls, size_t* expiries) {
+  auto count_url = [&](const std::string& url) { *urls += url.empty() ? 0 : 1; };
+  count_url(media.hls_master_url());
+  *expiries += media.has_url_expire_time() ? 1 : 0;
+  if (media.has_poster()) {
+    count_url(media.poster().url());
+    *expiries += media.poster().has_url_expire_time() ? 1 : 0;
+  }
+  for (const v1::Rendition& r : media.renditions()) {
+    count_url(r.url());
+    count_url(r.hls_playlist_url());
+    *expiries += r.has_url_expire_time() ? 1 : 0;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const RenderedMedia> MediaView::Prerender(const StoredMedia& m) const {
+  const absl::Time reference = absl::FromUnixSeconds(kReferenceExpiry);
+  v1::Media media;
+  RenderAt(m, reference, &media);
+  auto rendered = std::make_shared<RenderedMedia>();
+  rendered->owner = m.owner();
+  rendered->visibility = m.visibility();
+  rendered->listed = IsListed(m);
+  rendered->wire = media.SerializeAsString();
+  size_t urls = 0;
+  size_t expiries = 0;
+  CountSigned(media, &urls, &expiries);
+  if (urls > 0) {
+    rendered->token_prefix = TokenPrefix(m);
+    const std::string token = signer_->Sign(rendered->token_prefix, reference);
+    rendered->token_size = token.size();
+    rendered->token_offsets = FindAll(rendered->wire, token);
+    // Each URL holds its token once; any other hit is a field that happens
+    // to hold it, which stamping would overwrite.
+    if (rendered->token_offsets.size() != urls) return nullptr;
+  }
+  if (expiries > 0) {
+    // A Timestamp of whole seconds: field 1 as a varint (tag 0x08), no nanos.
+    char pattern[1 + kExpiryVarintBytes] = {0x08};
+    PutExpiryVarint(kReferenceExpiry, pattern + 1);
+    rendered->expiry_offsets = FindAll(rendered->wire, absl::string_view(pattern, sizeof(pattern)));
+    if (rendered->expiry_offsets.size() != expiries) return nullptr;
+    for (uint32_t& at : rendered->expiry_offsets) ++at;  // past the tag
+  }
+  return rendered;
+}
+
+bool MediaView::Stamp(const RenderedMedia& rendered, char* out) const {
+  std::memcpy(out, rendered.wire.data(), rendered.wire.size());
+  if (rendered.token_offsets.empty() && rendered.expiry_offsets.empty()) return true;
+  const absl::Time expire = Expiry();
+  const int64_t seconds = absl::ToUnixSeconds(expire);
+  if (seconds < kFirstTenDigitSecond || seconds > kLastTenDigitSecond) return false;
+  if (!rendered.token_offsets.empty()) {
+    const std::string token = signer_->Sign(rendered.token_prefix, expire);
+    // Ten digits keep the token's length; checked all the same.
+    if (token.size() != rendered.token_size) return false;
+    for (uint32_t at : rendered.token_offsets) std::memcpy(out + at, token.data(), token.size());
+  }
+  char varint[kExpiryVarintBytes];
+  PutExpiryVarint(seconds, varint);
+  for (uint32_t at : rendered.expiry_offsets) std::memcpy(out + at, varint, sizeof(varint));
+  return true;
 }
 
 }  // namespace pettube::catalog

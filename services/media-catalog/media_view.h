@@ -8,6 +8,7 @@
 #include "libs/signed_url/url_signer.h"
 #include "proto/pettube/catalog/v1/catalog.pb.h"
 #include "services/media-catalog/media_store.h"
+#include "services/media-catalog/rendered_media.h"
 
 namespace pettube::catalog {
 
@@ -17,7 +18,8 @@ namespace pettube::catalog {
 // references inside the HLS playlists stay signed. Objects outside that
 // prefix get no URL (never sign what is not the item's own).
 //
-// Without a signer (no --url_signing_keys_file) URLs are left empty.
+// Without a signer (no --url_signing_keys_file) URLs are left empty. URLs
+// expire on a whole second (the token's own resolution).
 // Immutable, so thread-safe.
 class MediaView {
  public:
@@ -35,7 +37,21 @@ class MediaView {
   // Render into `out` (cleared first), e.g. a response on an arena.
   void RenderInto(const StoredMedia& media, v1::Media* out) const;
 
+  // `media` rendered once for Stamp (rendered_media.h). Null in the rare
+  // case its bytes cannot be stamped in place (another field happens to
+  // hold the reference token or expiry): render it instead.
+  std::shared_ptr<const RenderedMedia> Prerender(const StoredMedia& media) const;
+  // Writes into `out` (rendered.wire.size() bytes) what RenderInto would
+  // give now, serialized. False, `out` unusable, when now's expiry has not
+  // ten digits (a clock before 2001 or after 2286): render instead.
+  bool Stamp(const RenderedMedia& rendered, char* out) const;
+
  private:
+  // When URLs minted now expire.
+  absl::Time Expiry() const;
+  // What one token covers: "renditions/{owner}/{media_id}/".
+  static std::string TokenPrefix(const StoredMedia& media);
+  void RenderAt(const StoredMedia& media, absl::Time expire, v1::Media* out) const;
   // Appends to `url` (empty) the signed URL of bucket/key under `token`
   // (for `prefix`); leaves it empty when the object is not the item's own
   // or there is no token.

@@ -1,6 +1,7 @@
 // Rendering records for the API: every rendition, the poster and the HLS
 // master get a signed URL the object server accepts, covering the item's
-// prefix only, fresh on each render.
+// prefix only, fresh on each render; a record prerendered once and stamped
+// later answers exactly what rendering it then would.
 
 #include "services/media-catalog/media_view.h"
 
@@ -9,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "services/media-catalog/media_event.h"
 #include "services/media-catalog/test_events.h"
@@ -143,6 +145,93 @@ TEST_F(MediaViewTest, WithoutASignerUrlsAreEmpty) {
   EXPECT_EQ(out.hls_master_url(), "");
   EXPECT_EQ(out.renditions(0).url(), "");
   EXPECT_EQ(out.renditions(0).name(), "720p");
+}
+
+// What Stamp writes, parsed.
+v1::Media Stamped(const MediaView& view, const RenderedMedia& rendered) {
+  std::string out(rendered.wire.size(), '\0');
+  EXPECT_TRUE(view.Stamp(rendered, out.data()));
+  v1::Media media;
+  EXPECT_TRUE(media.ParseFromString(out));
+  return media;
+}
+
+void ExpectSame(const v1::Media& want, const v1::Media& got) {
+  std::string diff;
+  google::protobuf::util::MessageDifferencer differ;
+  differ.ReportDifferencesToString(&diff);
+  EXPECT_TRUE(differ.Compare(want, got)) << diff;
+}
+
+TEST_F(MediaViewTest, AStampedRecordIsWhatRenderingItThenGives) {
+  StoredMedia uploaded;
+  uploaded.set_media_id("m2");
+  auto decoded = DecodeEvent(t::Uploaded("m2", "bob", "dog"));
+  ASSERT_TRUE(decoded.ok());
+  MergeEvent(*decoded, &uploaded);
+  StoredMedia unowned = ReadyRecord();
+  unowned.clear_owner();  // nothing to sign for
+  for (const StoredMedia& record : {ReadyRecord(), uploaded, unowned}) {
+    const MediaView view = View();
+    std::shared_ptr<const RenderedMedia> rendered = view.Prerender(record);
+    ASSERT_NE(rendered, nullptr);
+    EXPECT_EQ(rendered->owner, record.owner());
+    EXPECT_EQ(rendered->listed, IsListed(record));
+    // Later and at a fraction of a second: the URLs still expire on a whole second.
+    for (absl::Duration later : {absl::Seconds(0), absl::Milliseconds(1500), absl::Hours(30)}) {
+      now_ = absl::FromUnixSeconds(1800000000) + later;
+      const v1::Media want = view.Render(record);
+      const v1::Media got = Stamped(view, *rendered);
+      ExpectSame(want, got);
+      if (!record.owner().empty()) {
+        EXPECT_TRUE(got.has_url_expire_time());
+        EXPECT_EQ(got.url_expire_time().seconds(), absl::ToUnixSeconds(now_ + absl::Minutes(10)));
+        EXPECT_EQ(got.url_expire_time().nanos(), 0);
+      }
+    }
+  }
+  // The ready record's URLs are signed by what Stamp wrote.
+  const MediaView view = View();
+  const v1::Media got = Stamped(view, *view.Prerender(ReadyRecord()));
+  ASSERT_EQ(got.renditions_size(), 2);
+  for (const std::string& url :
+       {got.renditions(0).url(), got.renditions(0).hls_playlist_url(), got.renditions(1).url(),
+        got.poster().url(), got.hls_master_url()}) {
+    EXPECT_TRUE(VerifyUrl(*signer_, url, now_).ok()) << url;
+    EXPECT_FALSE(VerifyUrl(*signer_, url, now_ + absl::Minutes(11)).ok()) << "expired " << url;
+  }
+}
+
+TEST_F(MediaViewTest, WithoutASignerAStampedRecordIsItsRendering) {
+  MediaView::Options options;
+  options.objects_url = kBase;
+  const MediaView view(nullptr, options);
+  std::shared_ptr<const RenderedMedia> rendered = view.Prerender(ReadyRecord());
+  ASSERT_NE(rendered, nullptr);
+  EXPECT_TRUE(rendered->token_offsets.empty());
+  EXPECT_TRUE(rendered->expiry_offsets.empty());
+  ExpectSame(view.Render(ReadyRecord()), Stamped(view, *rendered));
+}
+
+TEST_F(MediaViewTest, ARecordHoldingTheReferenceTokenIsNotPrerendered) {
+  // A title that holds the token Prerender signs with would be overwritten
+  // by stamping: such a record is rendered on every read instead.
+  StoredMedia m = ReadyRecord();
+  m.set_title(signer_->Sign("renditions/alice/m1/", absl::FromUnixSeconds(1111111111)));
+  EXPECT_EQ(View().Prerender(m), nullptr);
+}
+
+TEST_F(MediaViewTest, AnExpiryWithoutTenDigitsIsNotStamped) {
+  const MediaView view = View();
+  std::shared_ptr<const RenderedMedia> rendered = view.Prerender(ReadyRecord());
+  ASSERT_NE(rendered, nullptr);
+  std::string out(rendered->wire.size(), '\0');
+  for (absl::Time when : {absl::UnixEpoch(), absl::FromUnixSeconds(9999999999)}) {
+    now_ = when;
+    EXPECT_FALSE(view.Stamp(*rendered, out.data())) << when;
+  }
+  now_ = absl::FromUnixSeconds(9999999999) - absl::Minutes(10);  // the last stampable second
+  EXPECT_TRUE(view.Stamp(*rendered, out.data()));
 }
 
 }  // namespace

@@ -134,11 +134,11 @@ rocksdb::Status RocksDbMediaStore::GetRecord(const rocksdb::ReadOptions& read_op
                                              absl::string_view media_id,
                                              rocksdb::PinnableSlice* value) {
   // Taken before the read: a write that lands during it keeps the read's
-  // result out of the cache (record_cache.h).
+  // result out of the cache (ticketed_cache.h).
   const uint64_t ticket = record_cache_ != nullptr ? record_cache_->Ticket(media_id) : 0;
   rocksdb::Status s = db_->Get(read_options, records_, S(media_id), value);
   if (s.ok() && record_cache_ != nullptr) {
-    record_cache_->Fill(media_id, absl::string_view(value->data(), value->size()), ticket);
+    record_cache_->Fill(media_id, std::string(value->data(), value->size()), ticket);
   }
   return s;
 }
@@ -201,6 +201,7 @@ absl::Status RocksDbMediaStore::Write(const StoredMedia& record, uint64_t expect
       record_cache_->Erase(record.media_id());
     }
   }
+  if (options_.on_record_written) options_.on_record_written(record.media_id());
   return committed;
 }
 
@@ -349,24 +350,35 @@ absl::StatusOr<int64_t> RocksDbMediaStore::WarmCaches() {
     return absl::FailedPreconditionError(
         "warm the caches: the store has neither a row cache nor a record cache");
   }
-  // The row cache is filled by point reads only, so the keys are listed in
-  // chunks and each is read once.
+  // The row cache is filled by point reads only, so each record is read once.
+  int64_t read = 0;
+  absl::Status visited = ForEachRecordId([&](absl::string_view id) {
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = GetRecord(rocksdb::ReadOptions(), id, &value);
+    if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the caches: read record");
+    ++read;
+    return absl::OkStatus();
+  });
+  if (!visited.ok()) return visited;
+  return read;
+}
+
+absl::Status RocksDbMediaStore::ForEachRecordId(
+    const std::function<absl::Status(absl::string_view)>& visit) {
+  // Listed in chunks and each chunk visited before the next is listed:
+  // the iterator never steps while `visit` reads or writes.
   constexpr size_t kChunk = 1024;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), records_));
   std::vector<std::string> keys;
   keys.reserve(kChunk);
-  int64_t read = 0;
   it->SeekToFirst();
   while (true) {
     keys.clear();
     for (; it->Valid() && keys.size() < kChunk; it->Next()) keys.push_back(it->key().ToString());
-    if (!it->status().ok()) return FromRocksDb(it->status(), "warm the caches: list records");
-    if (keys.empty()) return read;
+    if (!it->status().ok()) return FromRocksDb(it->status(), "list records");
+    if (keys.empty()) return absl::OkStatus();
     for (const std::string& key : keys) {
-      rocksdb::PinnableSlice value;
-      rocksdb::Status s = GetRecord(rocksdb::ReadOptions(), key, &value);
-      if (!s.ok() && !s.IsNotFound()) return FromRocksDb(s, "warm the caches: read record");
-      ++read;
+      if (absl::Status s = visit(key); !s.ok()) return s;
     }
   }
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ class RocksDbMediaStore : public MediaStore {
     // memory than a row cache hit (record_cache.h). Kept exact by Write.
     // About 1.2 KB of memory per record of the benchmark's shape.
     size_t record_cache_bytes = 0;
+    // Called with the record's id after every Write that reached its
+    // commit, committed or not, once readers see the result (under the
+    // record's write lock, after the record cache): a cache of what is
+    // derived from records (CatalogService's rendered responses) forgets
+    // it. Must be quick and must not call the store.
+    std::function<void(absl::string_view media_id)> on_record_written;
   };
 
   // Opens (creating if missing) the store in `dir`. UNAVAILABLE when another
@@ -82,6 +89,9 @@ class RocksDbMediaStore : public MediaStore {
   // from memory). Returns how many were read. FAILED_PRECONDITION with
   // neither cache.
   absl::StatusOr<int64_t> WarmCaches();
+  // Calls `visit` with every record's id, in key order; stops at the first
+  // error it returns. `visit` may read and write the store.
+  absl::Status ForEachRecordId(const std::function<absl::Status(absl::string_view)>& visit);
 
  private:
   static constexpr int kStripes = 64;

@@ -295,13 +295,13 @@ TEST_F(CatalogSystemTest, EventsBecomeRecordsWithSignedUrlsAndABadEventIsDeadLet
 
 TEST_F(CatalogSystemTest, SigkillMidStreamThreeTimesStillAppliesEveryEventExactlyOnce) {
   // A kill returns the in-flight deliveries to the broker, which counts
-  // them as attempts: allow more than the three kills. With a row cache
-  // and a record cache warmed at each start: the projection's version
-  // checks and the listing read through them, so a stale cached record
-  // would show in the etags.
+  // them as attempts: allow more than the three kills. With a row cache,
+  // a record cache and a rendered cache warmed at each start, mid-stream:
+  // the projection's version checks, the listing and GetMedia read
+  // through them, so a stale cached record would show in the etags.
   const std::vector<std::string> flags = {"--handler_concurrency=4", "--max_delivery_attempts=10",
-                                          "--row_cache_mb=4", "--record_cache_mb=4",
-                                          "--warm_row_cache"};
+                                          "--row_cache_mb=4",        "--record_cache_mb=4",
+                                          "--rendered_cache_mb=4",   "--warm_row_cache"};
   StartCatalog("127.0.0.1:0", flags);
   const auto [alice, token] = SignIn("alice");
   // Every event of this stream adds a fact no other event adds (its own
@@ -362,6 +362,13 @@ TEST_F(CatalogSystemTest, SigkillMidStreamThreeTimesStillAppliesEveryEventExactl
     EXPECT_EQ(m.state(), catalog::v1::PROCESSING) << name;
     EXPECT_NEAR(m.progress(), 0.5, 1e-9) << name;  // mean of 0.1 .. 0.9
     EXPECT_EQ(m.title(), "clip");
+    auto ctx = As(token);
+    catalog::v1::GetMediaRequest get;
+    get.set_name(name);
+    Media read;
+    ASSERT_TRUE(stub_->GetMedia(ctx.get(), get, &read).ok()) << name;
+    EXPECT_EQ(read.etag(), m.etag()) << name;
+    EXPECT_NEAR(read.progress(), 0.5, 1e-9) << name;
   }
 }
 
