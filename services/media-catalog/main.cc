@@ -62,7 +62,7 @@ ABSL_FLAG(int, record_cache_mb, 0,
 ABSL_FLAG(int, rendered_cache_mb, 0,
           "GetMedia's records rendered once as response bytes, stamped with fresh URLs on each "
           "read and kept exact by every write; a hit skips parsing and rendering the record "
-          "(0: none; about 2.2 KB per record)");
+          "(0: none; about 2.4 KB per record)");
 ABSL_FLAG(bool, warm_row_cache, false,
           "before reporting ready, read every record once into the row cache, the record cache "
           "and the rendered cache (needs one of --row_cache_mb, --record_cache_mb, "
