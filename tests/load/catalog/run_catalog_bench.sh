@@ -19,6 +19,8 @@
 #                                    # every record in the row cache (about 1.45 GiB)
 #   CATALOG_B_FLAGS="--record_cache_mb=1536 --warm_row_cache" ROWS=reads ...  # B with
 #                                    # every record in the catalog's record cache
+#   CATALOG_FLAGS="--rendered_cache_mb=3072 --warm_row_cache" ROWS=reads ...  # every
+#                                    # record rendered once, stamped per read (about 2.3 GiB)
 #   PERF_DIR=/tmp/p tests/load/catalog/run_catalog_bench.sh  # also `perf record` both
 #                                                  # servers during their measured rows
 #
