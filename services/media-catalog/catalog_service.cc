@@ -73,7 +73,8 @@ grpc::ServerUnaryReactor* CatalogService::GetMedia(grpc::CallbackServerContext* 
   auto caller = Authorize(*context, kReadScope);
   if (!caller.ok()) return server::FinishUnary(context, caller.status());
   v1::GetMediaRequest request;
-  grpc::ByteBuffer request_bytes(*raw_request);  // shares the slices; the reader consumes them
+  // A copy shares the slices; ProtoBufferReader wants a mutable buffer.
+  grpc::ByteBuffer request_bytes(*raw_request);
   grpc::ProtoBufferReader reader(&request_bytes);
   if (!request.ParseFromZeroCopyStream(&reader)) {
     return server::FinishUnary(context,

@@ -46,6 +46,49 @@ bool IsPoster(const events::v1::TranscodeJobCompleted& r) {
   return r.rendition().kind() == events::v1::POSTER || r.rendition().name() == "poster";
 }
 
+// Prerender signs for this expiry; Stamp writes over it. Ten digits, a
+// five-byte varint, and bytes (c7 eb ...) that no valid UTF-8 string holds.
+constexpr int64_t kReferenceExpiry = 1111111111;
+constexpr int64_t kFirstTenDigitSecond = 1000000000;
+constexpr int64_t kLastTenDigitSecond = 9999999999;
+constexpr size_t kExpiryVarintBytes = 5;
+
+// The varint of a ten-digit number: always five bytes (2^28 <= v < 2^35).
+void PutExpiryVarint(int64_t seconds, char* out) {
+  uint64_t v = static_cast<uint64_t>(seconds);
+  for (size_t i = 0; i < kExpiryVarintBytes; ++i) {
+    const uint8_t low = v & 0x7f;
+    v >>= 7;
+    out[i] = static_cast<char>(i + 1 < kExpiryVarintBytes ? (low | 0x80) : low);
+  }
+}
+
+// Offsets of the non-overlapping occurrences of `needle` in `hay`.
+std::vector<uint32_t> FindAll(absl::string_view hay, absl::string_view needle) {
+  std::vector<uint32_t> at;
+  for (size_t pos = hay.find(needle); pos != absl::string_view::npos;
+       pos = hay.find(needle, pos + needle.size())) {
+    at.push_back(static_cast<uint32_t>(pos));
+  }
+  return at;
+}
+
+// How many URLs and url_expire_times RenderAt set.
+void CountSigned(const v1::Media& media, size_t* urls, size_t* expiries) {
+  auto count_url = [&](const std::string& url) { *urls += url.empty() ? 0 : 1; };
+  count_url(media.hls_master_url());
+  *expiries += media.has_url_expire_time() ? 1 : 0;
+  if (media.has_poster()) {
+    count_url(media.poster().url());
+    *expiries += media.poster().has_url_expire_time() ? 1 : 0;
+  }
+  for (const v1::Rendition& r : media.renditions()) {
+    count_url(r.url());
+    count_url(r.hls_playlist_url());
+    *expiries += r.has_url_expire_time() ? 1 : 0;
+  }
+}
+
 }  // namespace
 
 MediaView::MediaView(std::shared_ptr<const signed_url::UrlSigner> signer, Options options)
@@ -159,56 +202,6 @@ void MediaView::RenderAt(const StoredMedia& m, absl::Time expire, v1::Media* out
   SetUrl(kRenditionsBucket, m.hls_master_key(), prefix, token, out.mutable_hls_master_url());
   if (signing) *out.mutable_url_expire_time() = expire_time;
 }
-
-}  // namespace pettube::catalog
-
-namespace pettube::catalog {
-namespace {
-
-// Prerender signs for this expiry; Stamp writes over it. Ten digits, a
-// five-byte varint, and bytes (c7 eb ...) that no valid UTF-8 string holds.
-constexpr int64_t kReferenceExpiry = 1111111111;
-constexpr int64_t kFirstTenDigitSecond = 1000000000;
-constexpr int64_t kLastTenDigitSecond = 9999999999;
-constexpr size_t kExpiryVarintBytes = 5;
-
-// The varint of a ten-digit number: always five bytes (2^28 <= v < 2^35).
-void PutExpiryVarint(int64_t seconds, char* out) {
-  uint64_t v = static_cast<uint64_t>(seconds);
-  for (size_t i = 0; i < kExpiryVarintBytes; ++i) {
-    const uint8_t low = v & 0x7f;
-    v >>= 7;
-    out[i] = static_cast<char>(i + 1 < kExpiryVarintBytes ? (low | 0x80) : low);
-  }
-}
-
-// Offsets of the non-overlapping occurrences of `needle` in `hay`.
-std::vector<uint32_t> FindAll(absl::string_view hay, absl::string_view needle) {
-  std::vector<uint32_t> at;
-  for (size_t pos = hay.find(needle); pos != absl::string_view::npos;
-       pos = hay.find(needle, pos + needle.size())) {
-    at.push_back(static_cast<uint32_t>(pos));
-  }
-  return at;
-}
-
-// How many URLs and url_expire_times RenderAt set.
-void CountSigned(const v1::Media& media, size_t* urls, size_t* expiries) {
-  auto count_url = [&](const std::string& url) { *urls += url.empty() ? 0 : 1; };
-  count_url(media.hls_master_url());
-  *expiries += media.has_url_expire_time() ? 1 : 0;
-  if (media.has_poster()) {
-    count_url(media.poster().url());
-    *expiries += media.poster().has_url_expire_time() ? 1 : 0;
-  }
-  for (const v1::Rendition& r : media.renditions()) {
-    count_url(r.url());
-    count_url(r.hls_playlist_url());
-    *expiries += r.has_url_expire_time() ? 1 : 0;
-  }
-}
-
-}  // namespace
 
 std::shared_ptr<const RenderedMedia> MediaView::Prerender(const StoredMedia& m) const {
   const absl::Time reference = absl::FromUnixSeconds(kReferenceExpiry);
