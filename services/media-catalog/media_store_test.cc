@@ -3,7 +3,9 @@
 // reopen and through a checkpoint.
 
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -280,6 +282,63 @@ TEST(RocksDbMediaStoreTest, TheRecordCacheFollowsEveryWrite) {
   }
   // A stale etag still meets the current version, not a cached older one.
   EXPECT_TRUE(absl::IsAborted((*store)->Write(Uploaded("m1", "alice", 1, 49), 48, "")));
+}
+
+TEST(RocksDbMediaStoreTest, OnRecordWrittenFollowsEveryWriteThatReachesItsCommit) {
+  const std::string dir = testing::NewTempDir("on_record_written");
+  std::vector<std::string> written;
+  RocksDbMediaStore::Options options;
+  options.sync = false;
+  options.record_cache_bytes = 1 << 20;
+  // Called once the write is visible: a read from the callback sees it.
+  RocksDbMediaStore* opened = nullptr;
+  options.on_record_written = [&](absl::string_view id) {
+    written.emplace_back(id);
+    auto read = opened->Get(id);
+    EXPECT_TRUE(read.ok()) << read.status();
+  };
+  auto store = RocksDbMediaStore::Open(dir + "/db", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  opened = store->get();
+  ASSERT_TRUE((*store)->Write(Uploaded("m1", "alice", 1), 0, "src\ne1").ok());
+  ASSERT_TRUE((*store)->Write(Uploaded("m2", "bob", 2), 0, "").ok());
+  ASSERT_TRUE((*store)->Write(Uploaded("m1", "alice", 1, 2), 1, "").ok());
+  EXPECT_EQ(written, (std::vector<std::string>{"m1", "m2", "m1"}));
+  // Writes refused before their commit change nothing, and say nothing.
+  EXPECT_TRUE(absl::IsAlreadyExists((*store)->Write(Uploaded("m1", "alice", 1, 3), 2, "src\ne1")));
+  EXPECT_TRUE(absl::IsAborted((*store)->Write(Uploaded("m1", "alice", 1, 2), 1, "")));
+  EXPECT_EQ(written.size(), 3u);
+}
+
+TEST(RocksDbMediaStoreTest, ForEachRecordIdVisitsEachRecordOnceAndStopsAtAnError) {
+  const std::string dir = testing::NewTempDir("for_each");
+  RocksDbMediaStore::Options options;
+  options.sync = false;
+  auto store = RocksDbMediaStore::Open(dir + "/db", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  // More than one listing chunk (1,024), written while visiting too.
+  constexpr int kRecords = 2500;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_TRUE((*store)->Write(Uploaded(absl::StrCat("m", i), "alice", i + 1), 0, "").ok());
+  }
+  std::set<std::string> seen;
+  absl::Status all = (*store)->ForEachRecordId([&](absl::string_view id) {
+    EXPECT_TRUE(seen.emplace(id).second) << "visited twice: " << id;
+    auto read = (*store)->Get(id);
+    if (!read.ok()) return read.status();
+    StoredMedia next = *read;
+    next.set_version(read->version() + 1);
+    return (*store)->Write(next, read->version(), "");
+  });
+  ASSERT_TRUE(all.ok()) << all;
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kRecords));
+  EXPECT_EQ((*store)->Get("m7")->version(), 2u);
+  int visits = 0;
+  absl::Status stopped = (*store)->ForEachRecordId([&](absl::string_view) {
+    return ++visits == 3 ? absl::DataLossError("stop here") : absl::OkStatus();
+  });
+  EXPECT_TRUE(absl::IsDataLoss(stopped)) << stopped;
+  EXPECT_EQ(visits, 3);
 }
 
 // After a reopen nothing of a table file is cached: a memory-only read says
