@@ -52,7 +52,7 @@ class RocksDbMediaStore : public MediaStore {
     // commit, committed or not, once readers see the result (under the
     // record's write lock, after the record cache): a cache of what is
     // derived from records (CatalogService's rendered responses) forgets
-    // it. Must be quick and must not call the store.
+    // it. Must be quick; it may read the store, never write it.
     std::function<void(absl::string_view media_id)> on_record_written;
   };
 
