@@ -12,7 +12,8 @@ namespace pettube::catalog {
 // Renders every record of `store` into `cache` (--warm_row_cache), each
 // read behind a ticket so that a write during the warm-up (the projection
 // runs meanwhile) is never hidden by an older rendering. Returns how many
-// records were read; the store's error if a read fails.
+// records were read; the store's error if a read fails. The reads fill the
+// store's own row and record caches too.
 absl::StatusOr<int64_t> WarmRenderedCache(RocksDbMediaStore& store, const MediaView& view,
                                           RenderedCache& cache);
 

@@ -91,8 +91,7 @@ void WatchMediaReactor::PumpLocked() {
     if (!media.deleted() && !Catalog::CanRead(caller_, media)) {
       // Not yet uploaded (all-media watch: skip it) or no longer visible.
       if (single && IsListed(media)) {
-        return FinishLocked(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                         absl::StrCat("name: no media \"media/", id, "\"")));
+        return FinishLocked(status::ToGrpcStatus(Catalog::NoMedia(absl::StrCat("media/", id))));
       }
       continue;
     }
