@@ -8,6 +8,7 @@
 //   broker_bench --row=table --results=results.txt
 //
 // Rows: disk, publish, preload (untimed), consume, latency, backlog, idle.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -297,6 +298,12 @@ std::vector<Result> ReadResults(const std::string& path) {
   return out;
 }
 
+double ValueOf(const Result& r) {
+  double v = 0;
+  (void)absl::SimpleAtod(r.Get("value"), &v);
+  return v;
+}
+
 // The cell for one measurement: its value(s), or why there is none.
 std::string Cell(const Result* r) {
   if (r == nullptr) return "-";
@@ -323,16 +330,31 @@ std::string Cell(const Result* r) {
 
 int RunTable() {
   const std::vector<Result> results = ReadResults(absl::GetFlag(FLAGS_results));
-  auto find = [&](const std::string& row, const std::string& peer, const std::string& payload,
-                  const std::string& n) -> const Result* {
-    const Result* found = nullptr;
+  // Every measurement of one cell, in the order they were taken (ROUNDS
+  // repeats the publish rows).
+  auto find_all = [&](const std::string& row, const std::string& peer, const std::string& payload,
+                      const std::string& n) {
+    std::vector<const Result*> found;
     for (const Result& r : results) {
       if (r.Get("row") == row && r.Get("peer") == peer && r.Get("payload") == payload &&
           r.Get("n") == n) {
-        found = &r;
+        found.push_back(&r);
       }
     }
     return found;
+  };
+  // The cell's measurement: the only one, or the one with the median value
+  // (the lower middle of an even count); a failed one wins, so it shows.
+  auto find = [&](const std::string& row, const std::string& peer, const std::string& payload,
+                  const std::string& n) -> const Result* {
+    std::vector<const Result*> found = find_all(row, peer, payload, n);
+    if (found.empty()) return nullptr;
+    for (const Result* r : found) {
+      if (!r->error.empty()) return r;
+    }
+    std::sort(found.begin(), found.end(),
+              [](const Result* a, const Result* b) { return ValueOf(*a) < ValueOf(*b); });
+    return found[(found.size() - 1) / 2];
   };
   struct Line {
     std::string title, row, n;
@@ -391,10 +413,44 @@ int RunTable() {
       std::printf("| %-44s | %-7s |", title.c_str(), payload_name(payload).c_str());
       for (const auto& [id, label] : peers) {
         const Result* r = find(line.row, id, payload, line.n);
-        const std::string cell = r == nullptr || !r->error.empty() ? "-" : r->Get("cpu_us_per_event");
+        const std::string cell =
+            r == nullptr || !r->error.empty() ? "-" : r->Get("cpu_us_per_event");
         std::printf(" %-29s |", cell.c_str());
       }
       std::printf("\n");
+    }
+  }
+  // With ROUNDS > 1: each round's PetTube / JetStream default ratio for the
+  // publish rows (the k-th measurement of each, taken one after the other),
+  // and their median: the figure to compare, as one pair moves with the
+  // machine.
+  bool rounds_header = false;
+  for (const Line& line : lines) {
+    if (line.row != "publish") continue;
+    for (const std::string& payload : line.payloads) {
+      const auto ours = find_all(line.row, "pettube", payload, line.n);
+      const auto theirs = find_all(line.row, "jetstream", payload, line.n);
+      const size_t rounds = std::min(ours.size(), theirs.size());
+      if (rounds < 2) continue;
+      if (!rounds_header) {
+        std::printf("\nPublish rows, PetTube / JetStream default, round by round\n");
+        rounds_header = true;
+      }
+      std::vector<double> ratios;
+      std::string cells;
+      for (size_t k = 0; k < rounds; ++k) {
+        const double theirs_value = ValueOf(*theirs[k]);
+        if (!ours[k]->error.empty() || !theirs[k]->error.empty() || theirs_value <= 0) continue;
+        ratios.push_back(ValueOf(*ours[k]) / theirs_value);
+        absl::StrAppend(&cells, cells.empty() ? "" : " ", absl::StrFormat("%.2f", ratios.back()));
+      }
+      if (ratios.empty()) continue;
+      std::sort(ratios.begin(), ratios.end());
+      const size_t m = ratios.size();
+      const double median = m % 2 ? ratios[m / 2] : (ratios[m / 2 - 1] + ratios[m / 2]) / 2;
+      const std::string title = line.title.substr(0, line.title.rfind(", "));
+      std::printf("  %s, %s: %s; median %.2f over %zu rounds\n", title.c_str(),
+                  payload_name(payload).c_str(), cells.c_str(), median, m);
     }
   }
   bool any_error = false;

@@ -12,6 +12,7 @@
 #                          # build ("pettube-b") measured right after ours in every row;
 #                          # its RESULT lines are printed, the table shows ours
 #   PEERS="pettube jetstream" ...                  # only these peers
+#   ROUNDS=5 ROWS=publish ...   # publish rows 5 times over; medians and per-round ratios
 #
 # Installs nats-server, libnats-dev and e2fsprogs if missing, builds with
 # --config=opt, starts a fresh server (empty data dir, ports chosen by the
@@ -28,6 +29,10 @@ CREDITS=1024          # unacked deliveries per consumer
 PAYLOADS="${PAYLOADS:-512 4096}"
 PUBLISH_EVENTS=300000 # publish rows: at most this many events ...
 PUBLISH_SECONDS=10    # ... or this long, whichever ends first
+# Publish rows measured this many times, the peers one after the other in
+# each round; the table shows each cell's median and prints every round's
+# PetTube / JetStream ratio (one pair moves with the machine by +-30%).
+ROUNDS="${ROUNDS:-1}"
 DRAIN_EVENTS=200000
 FANOUT_EVENTS=100000  # x 4 subscriptions
 LATENCY_RATE=1000
@@ -186,7 +191,7 @@ bench() {
     "($(git status --porcelain services/broker 2>/dev/null | wc -l) files changed or new)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: window $WINDOW/producer, credits $CREDITS/consumer, publish ≤$PUBLISH_EVENTS events or" \
-    "${PUBLISH_SECONDS}s, drain $DRAIN_EVENTS, fan-out 4 x $FANOUT_EVENTS, latency" \
+    "${PUBLISH_SECONDS}s ($ROUNDS round(s)), drain $DRAIN_EVENTS, fan-out 4 x $FANOUT_EVENTS, latency" \
     "$LATENCY_RATE/s for ${LATENCY_SECONDS}s"
 } | tee "$WORK/machine.txt"
 
@@ -205,14 +210,16 @@ if want disk; then
 fi
 
 if want publish; then
-  log "row 1: durable publish throughput"
-  for payload in $PAYLOADS; do
-    for producers in 1 4; do
-      for peer in $PEERS; do
-        start_peer "$peer"
-        bench "$peer" --row=publish --payload="$payload" --producers="$producers" \
-          --events="$PUBLISH_EVENTS" --max_seconds="$PUBLISH_SECONDS"
-        stop_peer
+  for ((round = 1; round <= ROUNDS; round++)); do
+    log "row 1: durable publish throughput, round $round of $ROUNDS"
+    for payload in $PAYLOADS; do
+      for producers in 1 4; do
+        for peer in $PEERS; do
+          start_peer "$peer"
+          bench "$peer" --row=publish --payload="$payload" --producers="$producers" \
+            --events="$PUBLISH_EVENTS" --max_seconds="$PUBLISH_SECONDS"
+          stop_peer
+        done
       done
     done
   done
