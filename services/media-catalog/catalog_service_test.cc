@@ -338,7 +338,9 @@ TEST_P(CatalogServiceTest, EveryWriteIsSeenByTheNextGet) {
   v1::Media m;
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(Get("alice", "media/m1", &m).ok());  // now held
   EXPECT_EQ(m.state(), v1::UPLOADED);
-  if (GetParam()) EXPECT_GT(rendered_->bytes(), 0u);
+  if (GetParam()) {
+    EXPECT_GT(rendered_->bytes(), 0u);
+  }
   Apply(t::JobCompleted("m1", "alice", "720p"));
   ASSERT_TRUE(Get("alice", "media/m1", &m).ok());
   ASSERT_EQ(m.renditions_size(), 1);
