@@ -1,6 +1,7 @@
 // broker_bench: one measurement of the PetTube broker or NATS JetStream per
 // run, printed as a `RESULT key=value ...` line; `--row=table` turns the
-// collected lines into the comparison table. Driven by
+// collected lines into the comparison table (a cell measured more than once
+// shows its median). Driven by
 // tests/load/run_broker_bench.sh, which starts and stops the servers:
 //
 //   broker_bench --row=publish --system=pettube --peer=pettube

@@ -33,6 +33,8 @@ PUBLISH_SECONDS=10    # ... or this long, whichever ends first
 # each round; the table shows each cell's median and prints every round's
 # PetTube / JetStream ratio (one pair moves with the machine by +-30%).
 ROUNDS="${ROUNDS:-1}"
+# A typo would otherwise make the loop below measure no publish row at all.
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, got '$ROUNDS'" >&2; exit 2; }
 DRAIN_EVENTS=200000
 FANOUT_EVENTS=100000  # x 4 subscriptions
 LATENCY_RATE=1000
