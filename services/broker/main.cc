@@ -29,9 +29,10 @@ ABSL_FLAG(int64_t, max_response_bytes, (4 << 20) - (64 << 10),
 ABSL_FLAG(bool, sync, true,
           "fsync before acknowledging (turn off only for tests that trade crash safety for speed)");
 ABSL_FLAG(int64_t, memory_budget_bytes, pettube::broker::MemoryBudget::kDefaultBytes,
-          "memory for what grows with traffic, at least 8 MiB: half for RocksDB's memtables, "
-          "a quarter for its block cache (index and filter blocks included), a sixth for the "
-          "cache of recent events, a twelfth for free pages kept for the next memtable (see "
+          "memory for what grows with traffic, at least 8 MiB: five twelfths for RocksDB's "
+          "memtables, a quarter for its block cache (index and filter blocks included), a sixth "
+          "for the cache of recent events, a twelfth for the dedup table's in-memory part, a "
+          "twelfth for free pages kept for the next memtable (see "
           "services/broker/memory_budget.h)");
 ABSL_FLAG(int64_t, max_subscription_bytes, 128 << 20,
           "bytes of events one subscription holds in memory (ready, leased, retrying) at most; "
@@ -60,11 +61,12 @@ void ExportStoreMemory(pettube::broker::RocksDbBrokerStore* store,
                        pettube::metrics::Registry& registry) {
   auto& family = pettube::metrics::BuildGauge()
                      .Name("pettube_broker_store_memory_bytes")
-                     .Help("RocksDB memory by part (block_cache includes the memtables' charge).")
+                     .Help("The store's memory by part (block_cache includes the memtables' charge).")
                      .Register(registry);
   auto& memtables = family.Add({{"part", "memtables"}});
   auto& block_cache = family.Add({{"part", "block_cache"}});
   auto& table_readers = family.Add({{"part", "table_readers"}});
+  auto& dedup_index = family.Add({{"part", "dedup_index"}});
   auto& heap = pettube::metrics::BuildGauge()
                    .Name("pettube_broker_heap_bytes")
                    .Help("The allocator's memory: in use, and free but kept (tcmalloc only).")
@@ -73,11 +75,12 @@ void ExportStoreMemory(pettube::broker::RocksDbBrokerStore* store,
   auto& page_heap_free = heap.Add({{"state", "page_heap_free"}});
   auto& cached_free = heap.Add({{"state", "cached_free"}});
   registry.AddCollectCallback(
-      [=, &memtables, &block_cache, &table_readers, &in_use, &page_heap_free, &cached_free] {
+      [=, &memtables, &block_cache, &table_readers, &dedup_index, &in_use, &page_heap_free, &cached_free] {
         const auto usage = store->GetMemoryUsage();
         memtables.Set(static_cast<double>(usage.memtables));
         block_cache.Set(static_cast<double>(usage.block_cache));
         table_readers.Set(static_cast<double>(usage.table_readers));
+        dedup_index.Set(static_cast<double>(usage.dedup_index));
         const auto heap_stats = pettube::broker::ReadAllocatorStats();
         in_use.Set(static_cast<double>(heap_stats.in_use));
         page_heap_free.Set(static_cast<double>(heap_stats.page_heap_free));
@@ -95,8 +98,10 @@ int main(int argc, char** argv) {
   pettube::broker::LimitAllocatorThreadCaches(budget->allocator_thread_cache_bytes);
   pettube::broker::RocksDbBrokerStore::Options store_options;
   store_options.dedup_window = absl::GetFlag(FLAGS_dedup_window);
+  store_options.sync = absl::GetFlag(FLAGS_sync);
   store_options.write_buffer_bytes = budget->write_buffer_bytes;
   store_options.block_cache_bytes = budget->block_cache_bytes;
+  store_options.dedup_index_bytes = budget->dedup_index_bytes;
   store_options.after_background_work = [keep = budget->allocator_free_keep_bytes] {
     pettube::broker::TrimAllocatorFreeMemory(keep);
   };

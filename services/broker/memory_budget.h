@@ -11,11 +11,13 @@ namespace pettube::broker {
 // (--memory_budget_bytes), divided between its parts: RocksDB's memtables
 // and block cache (one LRU cache, RocksDbBrokerStore::Options), the
 // broker's cache of recent events (Broker::Options), and the free pages
-// the allocator keeps for the next memtable. Half goes to the memtables
-// (the log's flush at a third of it, so one is written while up to two
-// flush; the small column families' at half), a sixth to recent events, a
-// twelfth to kept free pages (half a log memtable: the freed memtable's own
-// pages serve the rest), and the rest, a quarter, to the blocks read back
+// the allocator keeps for the next memtable, and the dedup table's memory
+// (DedupIndex: its segments in memory, run filters and fences). Five
+// twelfths go to the memtables (the log's flush at a third of it, so one
+// is written while up to two flush; the small column families' at half),
+// a twelfth to the dedup table, a sixth to recent events, a twelfth to
+// kept free pages (half a log memtable: the freed memtable's own pages
+// serve the rest), and the rest, a quarter, to the blocks read back
 // (reads of the log are sequential: a few blocks serve a refill). Not in
 // it: each subscription's own bound (--max_subscription_bytes) and the
 // process's fixed cost (code, threads, gRPC, the allocator's caches).
@@ -30,6 +32,9 @@ struct MemoryBudget {
   size_t write_buffer_bytes = 0;
   size_t block_cache_bytes = 0;
   size_t event_cache_bytes = 0;
+  // Sizes the dedup table's in-memory segments (two at a time: one
+  // filling, one being written to a run file).
+  size_t dedup_index_bytes = 0;
   // Free pages the allocator keeps after a flush or compaction (the rest
   // go back to the OS), so the next memtable reuses them instead of
   // faulting every page in again (which cost a fifth of the CPU of a 4 KiB

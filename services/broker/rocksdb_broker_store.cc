@@ -143,13 +143,14 @@ class RocksDbBatch : public BrokerStore::Batch {
   }
   void DeleteEventsBefore(uint64_t sequence) override {
     batch_.DeleteRange(cf_[kEvents], SeqKey(0), SeqKey(sequence));
+    deletes_events_before_ = std::max(deletes_events_before_, sequence);
   }
+  // Not written to RocksDB: the store adds it to its DedupIndex once the
+  // write succeeds (the event's record, in the same write, is what a
+  // restart rebuilds it from).
   void PutDedup(absl::string_view source, absl::string_view id, uint64_t sequence,
                 absl::Time publish_time) override {
-    std::string v(16, '\0');
-    absl::little_endian::Store64(v.data(), sequence);
-    absl::little_endian::Store64(v.data() + 8, static_cast<uint64_t>(ToMicros(publish_time)));
-    batch_.Put(cf_[kDedup], DedupKey(source, id), v);
+    dedup_.push_back({DedupKey(source, id), sequence, publish_time});
   }
   void Enqueue(uint32_t sub, uint64_t seq) override {
     batch_.Put(cf_[kQueue], SubKey(sub, seq), rocksdb::Slice());
@@ -199,14 +200,25 @@ class RocksDbBatch : public BrokerStore::Batch {
   void SetNextSubscriptionId(uint32_t id) override {
     batch_.Put(cf_[kMeta], kNextSubscriptionIdKey, SubPrefix(id));
   }
-  size_t Count() const override { return batch_.Count(); }
+  size_t Count() const override { return batch_.Count() + dedup_.size(); }
 
   rocksdb::WriteBatch& batch() { return batch_; }
+
+  struct DedupEntry {
+    std::string key;
+    uint64_t sequence;
+    absl::Time publish_time;
+  };
+  std::vector<DedupEntry>& dedup() { return dedup_; }
+  // The log's events below this go with the write (0: none).
+  uint64_t deletes_events_before() const { return deletes_events_before_; }
 
  private:
   const std::vector<rocksdb::ColumnFamilyHandle*>& cf_;
   rocksdb::WriteBatch batch_;
   std::vector<std::pair<uint32_t, uint64_t>> floors_;
+  std::vector<DedupEntry> dedup_;
+  uint64_t deletes_events_before_ = 0;
 };
 
 }  // namespace
@@ -295,6 +307,7 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
       o.max_write_buffer_number = 3;
     }
     if (i == kDedup) {
+      // Written by brokers before the DedupIndex; read until it expires.
       o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(dedup_table));
       // Every publish looks its source+id up and nearly all miss: a bloom
       // filter over the memtable's keys (a tenth of its size) answers most
@@ -329,7 +342,47 @@ absl::StatusOr<std::unique_ptr<RocksDbBrokerStore>> RocksDbBrokerStore::Open(
   auto status = pettube::storage::FromRocksDb(it->status(), "load ack floors");
   it.reset();
   if (!status.ok()) return status;
+  if (status = store->OpenDedupIndex(dir, options); !status.ok()) return status;
   return store;
+}
+
+absl::Status RocksDbBrokerStore::OpenDedupIndex(const std::string& dir, const Options& options) {
+  DedupIndex::Options index_options;
+  index_options.dir = absl::StrCat(dir, "/dedup-runs");
+  index_options.window = options.dedup_window;
+  index_options.segment_entries =
+      std::clamp<size_t>(options.dedup_index_bytes / 2 / DedupIndex::kSegmentBytesPerEntry, 1024,
+                         size_t{1} << 20);
+  auto index = DedupIndex::Open(index_options);
+  if (!index.ok()) return index.status();
+  dedup_ = *std::move(index);
+  fsync_ = options.sync;
+  {
+    std::unique_ptr<rocksdb::Iterator> legacy(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kDedup]));
+    legacy->SeekToFirst();
+    legacy_dedup_ = legacy->Valid();
+    if (auto s = pettube::storage::FromRocksDb(legacy->status(), "read dedup"); !s.ok()) {
+      return s;
+    }
+  }
+  // The entries of events past the run files, rebuilt from the log (they
+  // were in memory only): the events a restart finds are durable.
+  const absl::Time not_before = absl::Now() - options.dedup_window;
+  uint64_t last = dedup_->IndexedThrough();
+  CloudEvent event;
+  absl::Status parsed;
+  auto replay = ScanEvents(last + 1, [&](const StoredEvent& e) {
+    last = e.sequence;
+    if (e.publish_time < not_before) return true;
+    if (!e.Parse(&event)) return true;  // unreadable: nothing to deduplicate against
+    dedup_->Add(DedupKey(event.source(), event.id()), e.sequence, e.publish_time);
+    return true;
+  });
+  if (!replay.ok()) return replay;
+  written_through_.store(last);
+  dedup_->MarkDurable(last);
+  return absl::OkStatus();
 }
 
 RocksDbBrokerStore::~RocksDbBrokerStore() {
@@ -350,6 +403,11 @@ absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
   for (const auto& [sub, floor] : b.floors()) {
     if (floor < floors_.Get(sub)) floors_.Set(sub, floor);
   }
+  // Dedup entries of events the log drops must be in run files first: a
+  // restart rebuilds the others from the log.
+  if (b.deletes_events_before() > dedup_->IndexedThrough() + 1) {
+    if (auto s = dedup_->PersistDurable(); !s.ok()) return s;
+  }
   rocksdb::WriteOptions options;
   // Synced: an ack promises the event survives a crash, not just a process
   // exit.
@@ -357,14 +415,27 @@ absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
   const rocksdb::Status s = db_->Write(options, &b.batch());
   if (s.ok()) {
     for (const auto& [sub, floor] : b.floors()) floors_.Set(sub, floor);
+    uint64_t last = 0;
+    for (auto& e : b.dedup()) {
+      last = std::max(last, e.sequence);
+      dedup_->Add(std::move(e.key), e.sequence, e.publish_time);
+    }
+    b.dedup().clear();
+    if (last > written_through_.load()) written_through_.store(last);
+    // A synced write syncs every earlier one too.
+    if (sync || !fsync_) dedup_->MarkDurable(written_through_.load());
   }
   return pettube::storage::FromRocksDb(s, "write");
 }
 
 absl::Status RocksDbBrokerStore::Sync() {
+  // Covers every write finished before it starts.
+  const uint64_t written = written_through_.load();
   // Syncs the log files without holding up writes: RocksDB syncs every WAL
   // file up to the current one (and the WAL directory after a new file).
-  return pettube::storage::FromRocksDb(db_->SyncWAL(), "sync");
+  const rocksdb::Status s = db_->SyncWAL();
+  if (s.ok()) dedup_->MarkDurable(written);
+  return pettube::storage::FromRocksDb(s, "sync");
 }
 
 uint64_t RocksDbBrokerStore::AckFloor(uint32_t sub) { return floors_.Get(sub); }
@@ -425,12 +496,9 @@ absl::Status RocksDbBrokerStore::GetEvents(const std::vector<uint64_t>& sequence
 absl::StatusOr<std::optional<uint64_t>> RocksDbBrokerStore::LookupDedup(absl::string_view source,
                                                                         absl::string_view id,
                                                                         absl::Time not_before) {
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), handles_[kDedup], DedupKey(source, id), &value);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return pettube::storage::FromRocksDb(s, "read dedup");
-  return DecodeDedup(value, not_before);
+  std::vector<std::optional<uint64_t>> found;
+  if (auto s = LookupDedups({{source, id}}, not_before, &found); !s.ok()) return s;
+  return found[0];
 }
 
 absl::Status RocksDbBrokerStore::LookupDedups(
@@ -442,15 +510,24 @@ absl::Status RocksDbBrokerStore::LookupDedups(
   std::vector<std::string> keys;
   keys.reserve(n);
   for (const auto& [source, id] : source_ids) keys.push_back(DedupKey(source, id));
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(n);
-  std::vector<rocksdb::Status> statuses(n);
-  db_->MultiGet(rocksdb::ReadOptions(), handles_[kDedup], n, slices.data(), values.data(),
-                statuses.data());
+  if (auto s = dedup_->Lookup(keys, not_before, out); !s.ok()) return s;
+  if (!legacy_dedup_) return absl::OkStatus();
+  // Entries an older broker wrote to the dedup column family, until they
+  // expire there.
+  std::vector<size_t> missed;
   for (size_t i = 0; i < n; ++i) {
-    if (statuses[i].IsNotFound()) continue;
-    if (!statuses[i].ok()) return pettube::storage::FromRocksDb(statuses[i], "read dedup");
-    (*out)[i] = DecodeDedup(values[i], not_before);
+    if (!(*out)[i].has_value()) missed.push_back(i);
+  }
+  std::vector<rocksdb::Slice> slices;
+  for (size_t i : missed) slices.emplace_back(keys[i]);
+  std::vector<rocksdb::PinnableSlice> values(missed.size());
+  std::vector<rocksdb::Status> statuses(missed.size());
+  db_->MultiGet(rocksdb::ReadOptions(), handles_[kDedup], missed.size(), slices.data(),
+                values.data(), statuses.data());
+  for (size_t k = 0; k < missed.size(); ++k) {
+    if (statuses[k].IsNotFound()) continue;
+    if (!statuses[k].ok()) return pettube::storage::FromRocksDb(statuses[k], "read dedup");
+    (*out)[missed[k]] = DecodeDedup(values[k], not_before);
   }
   return absl::OkStatus();
 }
@@ -630,6 +707,7 @@ RocksDbBrokerStore::MemoryUsage RocksDbBrokerStore::GetMemoryUsage() {
     usage.table_readers = static_cast<int64_t>(v);
   }
   usage.block_cache = static_cast<int64_t>(cache_->GetUsage());
+  usage.dedup_index = static_cast<int64_t>(dedup_->MemoryBytes());
   return usage;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "absl/time/time.h"
 #include "rocksdb/db.h"
 #include "services/broker/broker_store.h"
+#include "services/broker/dedup_index.h"
 
 namespace pettube::broker {
 
@@ -33,8 +35,11 @@ class AckFloors {
 class RocksDbBrokerStore : public BrokerStore {
  public:
   struct Options {
-    // Dedup entries older than this are dropped during compaction.
+    // Dedup entries older than this are not found, and dropped.
     absl::Duration dedup_window = absl::Hours(24);
+    // False: the broker never fsyncs (--sync=false), so a write counts as
+    // durable once written (its dedup entries may go to run files).
+    bool sync = true;
     // RocksDB's memory, two parts of one bound: one LRU cache of
     // `write_buffer_bytes + block_cache_bytes` holds the data, index and
     // filter blocks read, and a WriteBufferManager charges every column
@@ -44,6 +49,9 @@ class RocksDbBrokerStore : public BrokerStore {
     // once), the other column families' at half.
     size_t write_buffer_bytes = 16 << 20;
     size_t block_cache_bytes = 8 << 20;
+    // The dedup table's in-memory segments: two of them (one filling, one
+    // being written) fit in it.
+    size_t dedup_index_bytes = 2 << 20;
     // Called on a RocksDB thread after each flush and compaction, which
     // free memtables and compaction buffers in bulk (main.cc hands the
     // freed pages back to the OS with it). Null: nothing.
@@ -55,6 +63,7 @@ class RocksDbBrokerStore : public BrokerStore {
     int64_t memtables = 0;      // active, immutable and pinned, all column families
     int64_t block_cache = 0;    // the cache's whole usage (memtable charges included)
     int64_t table_readers = 0;  // outside the cache (open files' metadata)
+    int64_t dedup_index = 0;    // the DedupIndex's segments, filters and fences
   };
 
   // The least each part of Options may be: below it RocksDB flushes
@@ -120,6 +129,15 @@ class RocksDbBrokerStore : public BrokerStore {
   absl::StatusOr<int64_t> CountFrom(size_t column_family, uint32_t subscription, uint64_t from,
                                     absl::string_view what);
 
+  absl::Status OpenDedupIndex(const std::string& dir, const Options& options);
+
+  // The dedup table (the `dedup` column family holds only what brokers
+  // before it wrote, looked up while `legacy_dedup_`).
+  std::unique_ptr<DedupIndex> dedup_;
+  bool fsync_ = true;
+  bool legacy_dedup_ = false;
+  // The highest sequence a finished write holds.
+  std::atomic<uint64_t> written_through_{0};
   // Before db_: the compaction filter reads it until the database closes.
   AckFloors floors_;
   std::unique_ptr<rocksdb::CompactionFilter> queue_filter_;
