@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iostream>
 #include <utility>
 
 #include "absl/base/internal/endian.h"
@@ -486,7 +487,11 @@ absl::StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const Options& opti
   std::vector<std::string> names;
   while (struct dirent* d = ::readdir(dir)) names.emplace_back(d->d_name);
   ::closedir(dir);
-  std::vector<std::shared_ptr<DedupRun>> runs;
+  struct Found {
+    std::string path;
+    uint64_t first, last;
+  };
+  std::vector<Found> found;
   for (const std::string& name : names) {
     const std::string path = absl::StrCat(options.dir, "/", name);
     if (absl::EndsWith(name, ".dedup.tmp")) {
@@ -495,27 +500,35 @@ absl::StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const Options& opti
     }
     uint64_t first, last;
     uint32_t level;
-    if (!ParseRunName(name, &first, &last, &level)) continue;
-    auto run = DedupRun::Load(path);
-    if (!run.ok()) return run.status();
-    runs.push_back(*std::move(run));
+    if (ParseRunName(name, &first, &last, &level)) found.push_back({path, first, last});
   }
-  // A crash between a merge's rename and its inputs' removal leaves runs
-  // that the merged one covers: drop them.
-  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
-    return a->meta().first != b->meta().first ? a->meta().first < b->meta().first
-                                              : a->meta().last > b->meta().last;
+  // Oldest first; a crash between a merge's rename and its inputs' removal
+  // leaves runs that the merged one covers: they are dropped.
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    return a.first != b.first ? a.first < b.first : a.last > b.last;
   });
+  absl::MutexLock lock(&index->mu_);
   uint64_t covered = 0;
-  for (auto& run : runs) {
-    if (!index->runs_.empty() && run->meta().last <= covered) {
-      ::unlink(run->path().c_str());
+  for (size_t i = 0; i < found.size(); ++i) {
+    if (!index->runs_.empty() && found[i].last <= covered) {
+      ::unlink(found[i].path.c_str());
       continue;
     }
-    covered = std::max(covered, run->meta().last);
-    index->runs_.push_back(std::move(run));
+    auto run = DedupRun::Load(found[i].path);
+    if (!run.ok()) {
+      // Unreadable (the disk corrupted it): set aside with every later
+      // run, whose entries the store re-adds from the log, as it does for
+      // the entries after the last run.
+      std::cerr << "dedup index: " << run.status() << "; rebuilding from sequence " << covered + 1
+                << " from the log\n";
+      for (size_t j = i; j < found.size(); ++j) {
+        ::rename(found[j].path.c_str(), (found[j].path + ".corrupt").c_str());
+      }
+      break;
+    }
+    covered = std::max(covered, (*run)->meta().last);
+    index->runs_.push_back(*std::move(run));
   }
-  absl::MutexLock lock(&index->mu_);
   index->indexed_through_ = covered;
   index->last_added_ = covered;
   index->durable_ = covered;
@@ -539,7 +552,8 @@ void DedupIndex::Add(absl::string_view key, uint64_t sequence, absl::Time publis
   active.Put(key, entry);  // a newer copy: re-published after its window ended
   active.last = std::max(active.last, sequence);
   last_added_ = std::max(last_added_, sequence);
-  if (active.size() >= options_.segment_entries) {
+  if (active.size() >= options_.segment_entries ||
+      active.key_bytes() >= std::min<size_t>(options_.segment_key_bytes, size_t{1} << 30)) {
     active.sealed = true;
     MaybeScheduleLocked();
   }
@@ -576,7 +590,8 @@ void DedupIndex::MaybeScheduleLocked() {
 absl::Status DedupIndex::PersistDurable() {
   {
     absl::MutexLock lock(&mu_);
-    if (!segments_.empty() && segments_.back()->last <= durable_) SealActiveLocked();
+    // Sealed even if not all durable: the rest is written as soon as it is.
+    SealActiveLocked();
   }
   return WriteDurableSegments();
 }

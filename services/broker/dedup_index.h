@@ -50,15 +50,19 @@ class DedupIndex {
   struct Options {
     std::string dir;
     absl::Duration window = absl::Hours(24);
-    // Entries per in-memory segment (kSegmentBytesPerEntry each).
+    // Entries per in-memory segment (kSegmentBytesPerEntry each), and the
+    // most bytes of keys one holds (long ids fill it sooner; at most 1 GiB).
     size_t segment_entries = 1 << 16;
+    size_t segment_key_bytes = 64 << 20;
     // Runs of one level merged together.
     size_t merge_width = 4;
   };
 
   // Opens (or creates) the run files in `dir`. Leftovers of a crash (a
   // temporary file, runs a finished merge covers) are removed; a run that
-  // fails its checksum is an error: the store cannot tell what it held.
+  // fails its checksum is renamed `*.corrupt` with every later one, and
+  // IndexedThrough() ends before it, so the store rebuilds their entries
+  // from the log.
   static absl::StatusOr<std::unique_ptr<DedupIndex>> Open(const Options& options);
   ~DedupIndex();  // waits for a run being written
 
@@ -73,9 +77,9 @@ class DedupIndex {
   // Every event up to `sequence` is durable: their entries may be written
   // to runs (entries of events a crash could still take must not be).
   void MarkDurable(uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
-  // Writes every full or partial segment whose events are durable, now, on
-  // the calling thread: before the log drops events whose entries are only
-  // in memory.
+  // Seals the segment taking entries and writes every segment whose events
+  // are durable, now, on the calling thread: before the log drops events
+  // whose entries are only in memory, and to bound a rebuild's memory.
   absl::Status PersistDurable() ABSL_LOCKS_EXCLUDED(mu_);
 
   // For each key, the sequence of its newest entry if that was published
@@ -109,6 +113,7 @@ class DedupIndex {
     void Put(absl::string_view key, Entry entry);
     const Entry* Find(absl::string_view key) const;
     size_t size() const { return slots_.size(); }
+    size_t key_bytes() const { return keys_.size(); }
     absl::string_view key(uint32_t i) const {
       return absl::string_view(keys_.data() + slots_[i].offset, slots_[i].size);
     }

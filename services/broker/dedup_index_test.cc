@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -147,7 +148,7 @@ TEST_F(DedupIndexTest, MergeDropsEntriesOlderThanTheWindow) {
   EXPECT_EQ(Find(**index, Key(5)), 5u);
 }
 
-TEST_F(DedupIndexTest, CrashLeftoversAreCleanedAndCorruptionIsAnError) {
+TEST_F(DedupIndexTest, CrashLeftoversAreCleanedAndACorruptRunIsSetAsideForARebuild) {
   const absl::Time now = absl::Now();
   {
     auto index = DedupIndex::Open(Opts(4));
@@ -170,11 +171,31 @@ TEST_F(DedupIndexTest, CrashLeftoversAreCleanedAndCorruptionIsAnError) {
   f.put('\x5a');
   f.close();
   auto index = DedupIndex::Open(Opts(4));
-  ASSERT_FALSE(index.ok());
-  EXPECT_EQ(index.status().code(), absl::StatusCode::kDataLoss) << index.status();
+  ASSERT_TRUE(index.ok()) << index.status();
+  // Both runs set aside (the second follows the first): the store re-adds
+  // sequences 1.. from its log.
+  EXPECT_EQ((*index)->IndexedThrough(), 0u);
+  EXPECT_EQ((*index)->RunCount(), 0u);
+  EXPECT_EQ(Find(**index, Key(5)), std::nullopt);
+  std::vector<std::string> files = RunFiles();
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"run-1-4-0.dedup.corrupt", "run-5-8-0.dedup.corrupt"}));
 }
 
-TEST_F(DedupIndexTest, TruncatedRunIsAnErrorNotACrash) {
+TEST_F(DedupIndexTest, ALaterCorruptRunKeepsTheEarlierOnes) {
+  {
+    auto index = DedupIndex::Open(Opts(4));
+    ASSERT_TRUE(index.ok()) << index.status();
+    AddRange(**index, 1, 8, absl::Now());
+  }
+  ASSERT_EQ(truncate((dir_ + "/runs/run-5-8-0.dedup").c_str(), 10), 0);
+  auto index = DedupIndex::Open(Opts(4));
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ((*index)->IndexedThrough(), 4u);
+  EXPECT_EQ(Find(**index, Key(3)), 3u);
+}
+
+TEST_F(DedupIndexTest, TruncatedRunIsSetAsideNotACrash) {
   {
     auto index = DedupIndex::Open(Opts(4));
     ASSERT_TRUE(index.ok()) << index.status();
@@ -182,8 +203,8 @@ TEST_F(DedupIndexTest, TruncatedRunIsAnErrorNotACrash) {
   }
   ASSERT_EQ(truncate((dir_ + "/runs/run-1-4-0.dedup").c_str(), 10), 0);
   auto index = DedupIndex::Open(Opts(4));
-  ASSERT_FALSE(index.ok());
-  EXPECT_EQ(index.status().code(), absl::StatusCode::kDataLoss) << index.status();
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ((*index)->IndexedThrough(), 0u);
 }
 
 }  // namespace

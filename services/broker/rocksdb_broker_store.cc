@@ -350,9 +350,11 @@ absl::Status RocksDbBrokerStore::OpenDedupIndex(const std::string& dir, const Op
   DedupIndex::Options index_options;
   index_options.dir = absl::StrCat(dir, "/dedup-runs");
   index_options.window = options.dedup_window;
+  // Two segments at a time: one filling, one being written.
   index_options.segment_entries =
       std::clamp<size_t>(options.dedup_index_bytes / 2 / DedupIndex::kSegmentBytesPerEntry, 1024,
                          size_t{1} << 20);
+  index_options.segment_key_bytes = std::max<size_t>(options.dedup_index_bytes / 4, 64 << 10);
   auto index = DedupIndex::Open(index_options);
   if (!index.ok()) return index.status();
   dedup_ = *std::move(index);
@@ -371,15 +373,24 @@ absl::Status RocksDbBrokerStore::OpenDedupIndex(const std::string& dir, const Op
   const absl::Time not_before = absl::Now() - options.dedup_window;
   uint64_t last = dedup_->IndexedThrough();
   CloudEvent event;
-  absl::Status parsed;
+  size_t added = 0;
+  absl::Status persisted;
   auto replay = ScanEvents(last + 1, [&](const StoredEvent& e) {
     last = e.sequence;
     if (e.publish_time < not_before) return true;
     if (!e.Parse(&event)) return true;  // unreadable: nothing to deduplicate against
     dedup_->Add(DedupKey(event.source(), event.id()), e.sequence, e.publish_time);
+    // A long log (a first start after an upgrade) is written to runs as it
+    // is read, not held in memory whole.
+    if (++added % index_options.segment_entries == 0) {
+      dedup_->MarkDurable(e.sequence);
+      persisted = dedup_->PersistDurable();
+      if (!persisted.ok()) return false;
+    }
     return true;
   });
   if (!replay.ok()) return replay;
+  if (!persisted.ok()) return persisted;
   written_through_.store(last);
   dedup_->MarkDurable(last);
   return absl::OkStatus();
