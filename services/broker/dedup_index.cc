@@ -124,10 +124,10 @@ absl::Status SyncDir(const std::string& dir) {
 
 // ------------------------------------------------------------------ runs
 
-// One entry of a run, as read back.
+// One entry of a run, as read back: the key points into the block read.
 struct RunEntry {
   uint64_t hash = 0;
-  std::string key;
+  absl::string_view key;
   uint64_t sequence = 0;
   int64_t time_us = 0;
 };
@@ -203,8 +203,10 @@ class DedupRun {
   size_t MemoryBytes() const { return bloom_.size() + fences_.size() * sizeof(Fence); }
   size_t blocks() const { return fences_.size(); }
 
-  // The entry for `key` (whose hash is `hash`), if the run holds it.
-  absl::StatusOr<std::optional<RunEntry>> Find(absl::string_view key, uint64_t hash) const {
+  // The sequence and time of `key`'s entry (whose hash is `hash`), if the
+  // run holds it.
+  absl::StatusOr<std::optional<std::pair<uint64_t, int64_t>>> Find(absl::string_view key,
+                                                                   uint64_t hash) const {
     if (fences_.empty() || !BloomMayContain(bloom_, hash)) return std::nullopt;
     // Entries of one hash may start in the block before the first fence
     // at or above it.
@@ -212,46 +214,49 @@ class DedupRun {
                                 [](const Fence& f, uint64_t h) { return f.first_hash < h; }) -
                fences_.begin();
     if (i > 0) --i;
+    std::string block;
     std::vector<RunEntry> entries;
     for (; i < fences_.size() && fences_[i].first_hash <= hash; ++i) {
-      if (auto s = ReadBlock(i, &entries); !s.ok()) return s;
-      for (RunEntry& e : entries) {
+      if (auto s = ReadBlock(i, &block, &entries); !s.ok()) return s;
+      for (const RunEntry& e : entries) {
         if (e.hash > hash) return std::nullopt;
-        if (e.hash == hash && e.key == key) return std::move(e);
+        if (e.hash == hash && e.key == key) return std::make_pair(e.sequence, e.time_us);
       }
     }
     return std::nullopt;
   }
 
-  absl::Status ReadBlock(size_t i, std::vector<RunEntry>* out) const {
+  // Reads block `i` into `block` and its entries (pointing into it) into
+  // `out`, checking its CRC.
+  absl::Status ReadBlock(size_t i, std::string* block, std::vector<RunEntry>* out) const {
     out->clear();
     const Fence& fence = fences_[i];
-    std::string block;
-    if (auto s = ReadAt(fd_, fence.offset, fence.size, &block, path_); !s.ok()) return s;
+    if (auto s = ReadAt(fd_, fence.offset, fence.size, block, path_); !s.ok()) return s;
     auto corrupt = [&] {
       return absl::DataLossError(absl::StrCat("dedup run ", path_, ": block ", i, " corrupt"));
     };
-    if (block.size() < 8) return corrupt();
-    const size_t body = block.size() - 8;
-    if (Crc32cExtend(0, block.data(), body + 4) !=
-        absl::little_endian::Load32(block.data() + body + 4)) {
+    const char* data = block->data();
+    if (block->size() < 8) return corrupt();
+    const size_t body = block->size() - 8;
+    if (Crc32cExtend(0, data, body + 4) != absl::little_endian::Load32(data + body + 4)) {
       return corrupt();
     }
-    const uint32_t count = absl::little_endian::Load32(block.data() + body);
+    const uint32_t count = absl::little_endian::Load32(data + body);
+    out->reserve(count);
     size_t at = 0;
     for (uint32_t k = 0; k < count; ++k) {
       if (body - at < 12) return corrupt();
       RunEntry e;
-      e.hash = absl::little_endian::Load64(block.data() + at);
-      const uint32_t len = absl::little_endian::Load32(block.data() + at + 8);
+      e.hash = absl::little_endian::Load64(data + at);
+      const uint32_t len = absl::little_endian::Load32(data + at + 8);
       at += 12;
       if (len > body - at || body - at - len < 16) return corrupt();
-      e.key.assign(block.data() + at, len);
+      e.key = absl::string_view(data + at, len);
       at += len;
-      e.sequence = absl::little_endian::Load64(block.data() + at);
-      e.time_us = static_cast<int64_t>(absl::little_endian::Load64(block.data() + at + 8));
+      e.sequence = absl::little_endian::Load64(data + at);
+      e.time_us = static_cast<int64_t>(absl::little_endian::Load64(data + at + 8));
       at += 16;
-      out->push_back(std::move(e));
+      out->push_back(e);
     }
     return absl::OkStatus();
   }
@@ -390,7 +395,7 @@ class RunCursor {
   bool Next() {
     while (++at_ >= entries_.size()) {
       if (block_ >= run_.blocks()) return false;
-      status_ = run_.ReadBlock(block_++, &entries_);
+      status_ = run_.ReadBlock(block_++, &block_bytes_, &entries_);
       at_ = 0;
       if (!status_.ok()) return false;
       if (!entries_.empty()) return true;
@@ -403,6 +408,7 @@ class RunCursor {
 
  private:
   const DedupRun& run_;
+  std::string block_bytes_;
   std::vector<RunEntry> entries_;
   size_t at_ = 0;
   size_t block_ = 0;
@@ -696,17 +702,23 @@ absl::Status DedupIndex::MergeAndExpire() {
         }
       }
       if (best < 0) break;
+      // Written before the cursors move on (its key points into a block).
       const RunEntry chosen = cursors[best]->entry();
-      for (size_t i = 0; i < cursors.size(); ++i) {
+      if (chosen.time_us >= expired_before_us) {
+        s = writer.Add(chosen.hash, chosen.key, chosen.sequence, chosen.time_us);
+      }
+      // Older copies of it in the other runs are dropped; `best` moves last
+      // (a run holds a key once), so `chosen` stays valid until then.
+      for (size_t i = 0; s.ok() && i < cursors.size(); ++i) {
+        if (static_cast<int>(i) == best) continue;
         while (live[i] && cursors[i]->entry().hash == chosen.hash &&
                cursors[i]->entry().key == chosen.key) {
           live[i] = cursors[i]->Next();
           if (!cursors[i]->status().ok()) s = cursors[i]->status();
         }
       }
-      if (s.ok() && chosen.time_us >= expired_before_us) {
-        s = writer.Add(chosen.hash, chosen.key, chosen.sequence, chosen.time_us);
-      }
+      live[best] = cursors[best]->Next();
+      if (!cursors[best]->status().ok()) s = cursors[best]->status();
     }
     if (s.ok()) s = writer.Finish(first, last, level);
     if (s.ok()) s = SyncDir(options_.dir);
@@ -751,7 +763,7 @@ absl::Status DedupIndex::Lookup(absl::Span<const std::string> keys, absl::Time n
       auto found = (*it)->Find(keys[i], hash);
       if (!found.ok()) return found.status();
       if (!found->has_value()) continue;
-      if ((*found)->time_us >= not_before_us) (*out)[i] = (*found)->sequence;
+      if ((*found)->second >= not_before_us) (*out)[i] = (*found)->first;
       break;  // older runs hold only older entries
     }
   }
