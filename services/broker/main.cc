@@ -29,11 +29,10 @@ ABSL_FLAG(int64_t, max_response_bytes, (4 << 20) - (64 << 10),
 ABSL_FLAG(bool, sync, true,
           "fsync before acknowledging (turn off only for tests that trade crash safety for speed)");
 ABSL_FLAG(int64_t, memory_budget_bytes, pettube::broker::MemoryBudget::kDefaultBytes,
-          "memory for what grows with traffic, at least 8 MiB: five twelfths for RocksDB's "
-          "memtables, a quarter for its block cache (index and filter blocks included), a sixth "
-          "for the cache of recent events, a twelfth for the dedup table's in-memory part, a "
-          "twelfth for free pages kept for the next memtable (see "
-          "services/broker/memory_budget.h)");
+          "memory for what grows with traffic, at least 8 MiB: half for RocksDB's memtables, "
+          "a sixth for its block cache (index and filter blocks included), a sixth for the "
+          "cache of recent events, a twelfth for the dedup table's in-memory part, a twelfth "
+          "for free pages kept for the next memtable (see services/broker/memory_budget.h)");
 ABSL_FLAG(int64_t, max_subscription_bytes, 128 << 20,
           "bytes of events one subscription holds in memory (ready, leased, retrying) at most; "
           "past it delivery waits for settlements");

@@ -11,7 +11,7 @@ absl::StatusOr<MemoryBudget> MemoryBudget::Divide(int64_t total_bytes) {
   }
   const auto total = static_cast<size_t>(total_bytes);
   MemoryBudget budget;
-  budget.write_buffer_bytes = total / 12 * 5;
+  budget.write_buffer_bytes = total / 2;
   budget.dedup_index_bytes = total / 12;
   budget.event_cache_bytes = total / 6;
   budget.allocator_free_keep_bytes = total / 12;

@@ -12,13 +12,15 @@ namespace pettube::broker {
 // and block cache (one LRU cache, RocksDbBrokerStore::Options), the
 // broker's cache of recent events (Broker::Options), and the free pages
 // the allocator keeps for the next memtable, and the dedup table's memory
-// (DedupIndex: its segments in memory, run filters and fences). Five
-// twelfths go to the memtables (the log's flush at a third of it, so one
-// is written while up to two flush; the small column families' at half),
-// a twelfth to the dedup table, a sixth to recent events, a twelfth to
-// kept free pages (half a log memtable: the freed memtable's own pages
-// serve the rest), and the rest, a quarter, to the blocks read back
-// (reads of the log are sequential: a few blocks serve a refill). Not in
+// (DedupIndex: its segments in memory, run filters and fences). Half goes
+// to the memtables (the log's flush at a third of it, so one is written
+// while up to two flush; the small column families' at half), a twelfth
+// to the dedup table, a sixth to recent events, a twelfth to kept free
+// pages (half a log memtable: the freed memtable's own pages serve the
+// rest), and the rest, a sixth, to the blocks read back (reads of the log
+// are sequential: a few blocks serve a refill). The dedup table's twelfth
+// came from the blocks: taken from the memtables instead, fan-out from a
+// backlog lost about a tenth (docs/benchmarks.md, run 22). Not in
 // it: each subscription's own bound (--max_subscription_bytes) and the
 // process's fixed cost (code, threads, gRPC, the allocator's caches).
 struct MemoryBudget {

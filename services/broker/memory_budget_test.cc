@@ -13,12 +13,12 @@
 namespace pettube::broker {
 namespace {
 
-TEST(MemoryBudgetTest, TheDefaultGivesMemtablesFiveTwelfthsAndTheRestToTheOtherParts) {
+TEST(MemoryBudgetTest, TheDefaultGivesHalfToMemtablesAndTheRestToTheOtherParts) {
   auto budget = MemoryBudget::Divide(MemoryBudget::kDefaultBytes);
   ASSERT_TRUE(budget.ok()) << budget.status();
-  EXPECT_EQ(budget->write_buffer_bytes, 10u << 20);
+  EXPECT_EQ(budget->write_buffer_bytes, 12u << 20);
   EXPECT_EQ(budget->dedup_index_bytes, 2u << 20);
-  EXPECT_EQ(budget->block_cache_bytes, 6u << 20);
+  EXPECT_EQ(budget->block_cache_bytes, 4u << 20);
   EXPECT_EQ(budget->event_cache_bytes, 4u << 20);
   EXPECT_EQ(budget->allocator_free_keep_bytes, 2u << 20);
 }
@@ -30,7 +30,7 @@ TEST(MemoryBudgetTest, ThePartsAddUpToTheWholeForAnOddTotal) {
   EXPECT_EQ(budget->write_buffer_bytes + budget->block_cache_bytes + budget->event_cache_bytes +
                 budget->allocator_free_keep_bytes + budget->dedup_index_bytes,
             static_cast<size_t>(total));
-  EXPECT_EQ(budget->write_buffer_bytes, static_cast<size_t>(total / 12 * 5));
+  EXPECT_EQ(budget->write_buffer_bytes, static_cast<size_t>(total / 2));
 }
 
 TEST(MemoryBudgetTest, TooSmallOrNegativeIsInvalid) {
