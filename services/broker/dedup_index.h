@@ -15,11 +15,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "services/broker/dedup_run.h"
 #include "services/broker/serial_worker.h"
 
 namespace pettube::broker {
-
-class DedupRun;
 
 // The broker's dedup table: source + id -> sequence and publish time, for
 // the dedup window. One RocksDB entry per event cost about as much CPU as
@@ -90,9 +89,6 @@ class DedupIndex {
   // Bytes held in memory (segments, filters, fences).
   size_t MemoryBytes() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t RunCount() const ABSL_LOCKS_EXCLUDED(mu_);
-
-  // The order of entries in runs (exposed for tests).
-  static uint64_t KeyHash(absl::string_view key);
 
  private:
   struct Entry {

@@ -141,8 +141,8 @@ TEST_F(DedupIndexTest, MergeDropsEntriesOlderThanTheWindow) {
   const absl::Time now = absl::Now();
   auto index = DedupIndex::Open(Opts(4));
   ASSERT_TRUE(index.ok()) << index.status();
-  AddRange(**index, 1, 4, old);    // a run wholly past the window
-  AddRange(**index, 5, 8, now);    // this run stays
+  AddRange(**index, 1, 4, old);  // a run wholly past the window
+  AddRange(**index, 5, 8, now);  // this run stays
   EXPECT_EQ((*index)->RunCount(), 1u);
   EXPECT_EQ(Find(**index, Key(1)), std::nullopt);
   EXPECT_EQ(Find(**index, Key(5)), 5u);
@@ -179,7 +179,8 @@ TEST_F(DedupIndexTest, CrashLeftoversAreCleanedAndACorruptRunIsSetAsideForARebui
   EXPECT_EQ(Find(**index, Key(5)), std::nullopt);
   std::vector<std::string> files = RunFiles();
   std::sort(files.begin(), files.end());
-  EXPECT_EQ(files, (std::vector<std::string>{"run-1-4-0.dedup.corrupt", "run-5-8-0.dedup.corrupt"}));
+  EXPECT_EQ(files,
+            (std::vector<std::string>{"run-1-4-0.dedup.corrupt", "run-5-8-0.dedup.corrupt"}));
 }
 
 TEST_F(DedupIndexTest, ALaterCorruptRunKeepsTheEarlierOnes) {

@@ -57,8 +57,8 @@ std::unique_ptr<ServiceProcess> StartBroker(const std::string& data) {
 
 // Publishes events [from, to) in unary requests, recording each acked id's
 // sequence, until done or the broker goes away.
-void PublishUntilGone(v1::Broker::Stub& stub, int from, int to,
-                      std::map<int, uint64_t>* acked, absl::Mutex* mu) {
+void PublishUntilGone(v1::Broker::Stub& stub, int from, int to, std::map<int, uint64_t>* acked,
+                      absl::Mutex* mu) {
   for (int n = from; n < to; n += kPerRequest) {
     v1::PublishRequest request;
     for (int k = n; k < std::min(to, n + kPerRequest); ++k) *request.add_events() = EventFor(k);
@@ -104,8 +104,8 @@ TEST(BrokerDedupKillTest, AckedIdsStayDuplicatesAcrossKillsMidPublish) {
       absl::MutexLock lock(&mu);
       for (int r = 0; r < response.results_size(); ++r) {
         const int n = ids[i + r];
-        mismatched += !response.results(r).duplicate() ||
-                      response.results(r).sequence() != acked[n];
+        mismatched +=
+            !response.results(r).duplicate() || response.results(r).sequence() != acked[n];
       }
     }
     EXPECT_EQ(mismatched, 0) << "round " << round << ": of " << ids.size() << " acked ids";
@@ -113,8 +113,7 @@ TEST(BrokerDedupKillTest, AckedIdsStayDuplicatesAcrossKillsMidPublish) {
 
     // More events, and a SIGKILL in the middle of them.
     const int from = round * kPerRound;
-    std::thread publisher(
-        [&] { PublishUntilGone(*stub, from, from + kPerRound, &acked, &mu); });
+    std::thread publisher([&] { PublishUntilGone(*stub, from, from + kPerRound, &acked, &mu); });
     for (;;) {
       absl::SleepFor(absl::Milliseconds(20));
       absl::MutexLock lock(&mu);
