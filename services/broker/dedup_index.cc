@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "libs/log/log.h"
 
 namespace pettube::broker {
 namespace {
@@ -111,13 +111,17 @@ absl::StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const Options& opti
       ::unlink(found[i].path.c_str());
       continue;
     }
-    auto run = DedupRun::Load(found[i].path);
+    // A gap (a run removed by hand) is treated like an unreadable run.
+    absl::StatusOr<std::shared_ptr<DedupRun>> run =
+        !index->runs_.empty() && found[i].first != covered + 1
+            ? absl::DataLossError(absl::StrCat("dedup run ", found[i].path, " does not follow run ",
+                                               index->runs_.back()->path()))
+            : DedupRun::Load(found[i].path);
     if (!run.ok()) {
-      // Unreadable (the disk corrupted it): set aside with every later
-      // run, whose entries the store re-adds from the log, as it does for
-      // the entries after the last run.
-      std::cerr << "dedup index: " << run.status() << "; rebuilding from sequence " << covered + 1
-                << " from the log\n";
+      // Set aside with every later run: the store re-adds their entries
+      // from the log, as it does for the entries after the last run.
+      log::Warning("broker.dedup_run_set_aside",
+                   {{"code", run.status()}, {"rebuilt_from_sequence", covered + 1}});
       for (size_t j = i; j < found.size(); ++j) {
         ::rename(found[j].path.c_str(), (found[j].path + ".corrupt").c_str());
       }

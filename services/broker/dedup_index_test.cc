@@ -196,6 +196,20 @@ TEST_F(DedupIndexTest, ALaterCorruptRunKeepsTheEarlierOnes) {
   EXPECT_EQ(Find(**index, Key(3)), 3u);
 }
 
+TEST_F(DedupIndexTest, ARunRemovedByHandSetsAsideTheRunsAfterIt) {
+  {
+    auto index = DedupIndex::Open(Opts(4));
+    ASSERT_TRUE(index.ok()) << index.status();
+    AddRange(**index, 1, 12, absl::Now());
+  }
+  ASSERT_EQ(unlink((dir_ + "/runs/run-5-8-0.dedup").c_str()), 0);
+  auto index = DedupIndex::Open(Opts(4));
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ((*index)->IndexedThrough(), 4u);  // 5.. rebuilt from the log
+  EXPECT_EQ(Find(**index, Key(2)), 2u);
+  EXPECT_EQ(Find(**index, Key(10)), std::nullopt);
+}
+
 TEST_F(DedupIndexTest, TruncatedRunIsSetAsideNotACrash) {
   {
     auto index = DedupIndex::Open(Opts(4));
