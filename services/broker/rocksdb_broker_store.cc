@@ -429,7 +429,7 @@ absl::Status RocksDbBrokerStore::Write(Batch& batch, bool sync) {
     uint64_t last = 0;
     for (auto& e : b.dedup()) {
       last = std::max(last, e.sequence);
-      dedup_->Add(std::move(e.key), e.sequence, e.publish_time);
+      dedup_->Add(e.key, e.sequence, e.publish_time);
     }
     b.dedup().clear();
     if (last > written_through_.load()) written_through_.store(last);
@@ -529,6 +529,7 @@ absl::Status RocksDbBrokerStore::LookupDedups(
   for (size_t i = 0; i < n; ++i) {
     if (!(*out)[i].has_value()) missed.push_back(i);
   }
+  if (missed.empty()) return absl::OkStatus();
   std::vector<rocksdb::Slice> slices;
   for (size_t i : missed) slices.emplace_back(keys[i]);
   std::vector<rocksdb::PinnableSlice> values(missed.size());
