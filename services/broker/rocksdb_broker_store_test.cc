@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/internal/endian.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "rocksdb/db.h"
 
 namespace pettube::broker {
 namespace {
@@ -91,6 +94,46 @@ TEST_F(RocksDbBrokerStoreTest, DedupEntriesSurviveReopeningFromRunsAndFromTheLog
   expect_all();
   Open();  // again, once the replayed entries were written to runs too
   expect_all();
+}
+
+// A data directory from a broker before the DedupIndex: its entries are in
+// the `dedup` column family, and are still found (until they expire).
+TEST_F(RocksDbBrokerStoreTest, DedupEntriesAnOlderBrokerWroteAreStillFound) {
+  store_.reset();
+  const absl::Time now = absl::Now();
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const auto& name : names) cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, cfs, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* dedup = nullptr;
+    for (auto* h : handles) {
+      if (h->GetName() == "dedup") dedup = h;
+    }
+    ASSERT_NE(dedup, nullptr);
+    // As the older broker wrote it: source NUL id -> sequence, publish time.
+    std::string value(16, '\0');
+    absl::little_endian::Store64(value.data(), 42);
+    absl::little_endian::Store64(value.data() + 8, static_cast<uint64_t>(absl::ToUnixMicros(now)));
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), dedup, std::string("//old\0id-1", 10), value).ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    db->Close();
+  }
+  Open();
+  // (Times are kept in microseconds.)
+  auto found = store_->LookupDedup("//old", "id-1", now - absl::Seconds(1));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(*found, 42u);
+  auto other = store_->LookupDedup("//old", "id-2", now - absl::Seconds(1));
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, std::nullopt);
+  auto expired = store_->LookupDedup("//old", "id-1", now + absl::Seconds(1));
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, std::nullopt);
 }
 
 TEST_F(RocksDbBrokerStoreTest, EntriesBelowTheAckFloorAreNotOwedAndItSurvivesReopening) {
