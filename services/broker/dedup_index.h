@@ -25,25 +25,25 @@ namespace pettube::broker {
 // the rest of a publish (docs/benchmarks.md, run 21), so the table keeps
 // its own, cheaper structure, and leans on the event log for crash safety:
 //
-// - New entries go to an in-memory segment (a hash map). They are never
-//   written on the publish path: each event, in the log, already holds its
-//   source and id, so after a crash the store re-adds the entries of the
-//   events past IndexedThrough() from the log (Replay in the store).
+// - New entries go to an in-memory segment. They are never written on the
+//   publish path: each event, in the log, already holds its source and id,
+//   so after a restart the store re-adds the entries of the events past
+//   IndexedThrough() from the log (RocksDbBrokerStore::OpenDedupIndex).
 // - A segment that is full (and whose events are all durable) is written
-//   by a background thread as an immutable sorted run file with a bloom
-//   filter; the file is complete and synced before it is renamed into
-//   place, so a crash leaves either no run or a whole one.
-// - Every four runs of one size are merged into one, dropping entries
-//   older than the window, so a lookup checks a few filters.
-//
-// Entries are ordered by a stable hash of the key (then the key): sorting
-// and merging compare integers, and a run's index holds 8-byte fences.
+//   by the index's own thread as an immutable run file (DedupRun, in
+//   dedup_run.h: sorted, with a bloom filter, complete and synced before
+//   it is renamed into place, so a crash leaves either no run or a whole
+//   one).
+// - Every four runs of one level are merged into one, dropping entries
+//   older than the window, so a lookup checks a few filters; runs wholly
+//   past the window are deleted.
 //
 // Thread-safe. Add and MarkDurable are called in sequence order by the
 // store's single writer; lookups from any thread.
 class DedupIndex {
  public:
-  // About what a segment holds per entry, with a key of 40 bytes.
+  // About what a segment holds per entry, with a key of 40 bytes (a bit
+  // more than measured: ~66), to size segments from a memory share.
   static constexpr size_t kSegmentBytesPerEntry = 80;
 
   struct Options {
@@ -59,9 +59,9 @@ class DedupIndex {
 
   // Opens (or creates) the run files in `dir`. Leftovers of a crash (a
   // temporary file, runs a finished merge covers) are removed; a run that
-  // fails its checksum is renamed `*.corrupt` with every later one, and
-  // IndexedThrough() ends before it, so the store rebuilds their entries
-  // from the log.
+  // fails its checks, or does not follow the one before it, is renamed
+  // `*.corrupt` with every later one, and IndexedThrough() ends before it,
+  // so the store rebuilds their entries from the log.
   static absl::StatusOr<std::unique_ptr<DedupIndex>> Open(const Options& options);
   ~DedupIndex();  // waits for a run being written
 
