@@ -59,8 +59,16 @@ size_t DedupIndex::Segment::MemoryBytes() const {
          index_.capacity() * (sizeof(uint32_t) + 1);
 }
 
+namespace {
+// Segments address their keys with 32-bit offsets.
+DedupIndex::Options Clamped(DedupIndex::Options options) {
+  options.segment_key_bytes = std::min<size_t>(options.segment_key_bytes, size_t{1} << 30);
+  return options;
+}
+}  // namespace
+
 DedupIndex::DedupIndex(const Options& options)
-    : options_(options), worker_(std::make_unique<SerialWorker>()) {}
+    : options_(Clamped(options)), worker_(std::make_unique<SerialWorker>()) {}
 
 DedupIndex::~DedupIndex() {
   {
@@ -131,7 +139,6 @@ absl::StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const Options& opti
     index->runs_.push_back(*std::move(run));
   }
   index->indexed_through_ = covered;
-  index->last_added_ = covered;
   index->durable_ = covered;
   return index;
 }
@@ -152,9 +159,8 @@ void DedupIndex::Add(absl::string_view key, uint64_t sequence, absl::Time publis
   const Entry entry{sequence, absl::ToUnixMicros(publish_time)};
   active.Put(key, entry);  // a newer copy: re-published after its window ended
   active.last = std::max(active.last, sequence);
-  last_added_ = std::max(last_added_, sequence);
   if (active.size() >= options_.segment_entries ||
-      active.key_bytes() >= std::min<size_t>(options_.segment_key_bytes, size_t{1} << 30)) {
+      active.key_bytes() >= options_.segment_key_bytes) {
     active.sealed = true;
     MaybeScheduleLocked();
   }
@@ -273,48 +279,7 @@ absl::Status DedupIndex::MergeAndExpire() {
     const std::string path = RunPath(first, last, level);
     DedupRunWriter writer(path, total);
     absl::Status s = writer.Start();
-    std::vector<std::unique_ptr<DedupRunCursor>> cursors;
-    std::vector<bool> live;
-    for (const auto& run : inputs) {
-      cursors.push_back(std::make_unique<DedupRunCursor>(*run));
-      live.push_back(cursors.back()->Next());
-      if (!cursors.back()->status().ok()) s = cursors.back()->status();
-    }
-    while (s.ok()) {
-      // The smallest (hash, key); among equal ones the newest run's entry.
-      int best = -1;
-      for (size_t i = 0; i < cursors.size(); ++i) {
-        if (!live[i]) continue;
-        const DedupRunEntry& e = cursors[i]->entry();
-        if (best < 0) {
-          best = static_cast<int>(i);
-          continue;
-        }
-        const DedupRunEntry& b = cursors[best]->entry();
-        if (DedupEntryBefore(e.hash, e.key, b.hash, b.key) ||
-            (e.hash == b.hash && e.key == b.key)) {
-          best = static_cast<int>(i);
-        }
-      }
-      if (best < 0) break;
-      // Written before the cursors move on (its key points into a block).
-      const DedupRunEntry chosen = cursors[best]->entry();
-      if (chosen.time_us >= expired_before_us) {
-        s = writer.Add(chosen.hash, chosen.key, chosen.sequence, chosen.time_us);
-      }
-      // Older copies of it in the other runs are dropped; `best` moves last
-      // (a run holds a key once), so `chosen` stays valid until then.
-      for (size_t i = 0; s.ok() && i < cursors.size(); ++i) {
-        if (static_cast<int>(i) == best) continue;
-        while (live[i] && cursors[i]->entry().hash == chosen.hash &&
-               cursors[i]->entry().key == chosen.key) {
-          live[i] = cursors[i]->Next();
-          if (!cursors[i]->status().ok()) s = cursors[i]->status();
-        }
-      }
-      live[best] = cursors[best]->Next();
-      if (!cursors[best]->status().ok()) s = cursors[best]->status();
-    }
+    if (s.ok()) s = MergeDedupRuns(inputs, expired_before_us, writer);
     if (s.ok()) s = writer.Finish(first, last, level);
     if (s.ok()) s = SyncDirectory(options_.dir);
     if (!s.ok()) return s;

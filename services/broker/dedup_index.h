@@ -42,8 +42,9 @@ namespace pettube::broker {
 // store's single writer; lookups from any thread.
 class DedupIndex {
  public:
-  // About what a segment holds per entry, with a key of 40 bytes (a bit
-  // more than measured: ~66), to size segments from a memory share.
+  // About what a segment holds per entry with a key of 40 bytes (an
+  // estimate from its layout, rounded up), to size segments from a share
+  // of the memory budget.
   static constexpr size_t kSegmentBytesPerEntry = 80;
 
   struct Options {
@@ -162,7 +163,6 @@ class DedupIndex {
   std::vector<std::shared_ptr<DedupRun>> runs_ ABSL_GUARDED_BY(mu_);
   uint64_t indexed_through_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t last_added_ ABSL_GUARDED_BY(mu_) = 0;
   bool write_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // One writer of run files at a time (background thread or PersistDurable).

@@ -321,4 +321,52 @@ bool DedupRunCursor::Next() {
   return true;
 }
 
+absl::Status MergeDedupRuns(const std::vector<std::shared_ptr<DedupRun>>& inputs,
+                            int64_t drop_before_us, DedupRunWriter& writer) {
+  absl::Status s;
+  std::vector<std::unique_ptr<DedupRunCursor>> cursors;
+  std::vector<bool> live;
+  for (const auto& run : inputs) {
+    cursors.push_back(std::make_unique<DedupRunCursor>(*run));
+    live.push_back(cursors.back()->Next());
+    if (!cursors.back()->status().ok()) return cursors.back()->status();
+  }
+  for (;;) {
+    // The smallest (hash, key); among equal ones the newest run's entry.
+    int best = -1;
+    for (size_t i = 0; i < cursors.size(); ++i) {
+      if (!live[i]) continue;
+      const DedupRunEntry& e = cursors[i]->entry();
+      if (best >= 0) {
+        const DedupRunEntry& b = cursors[best]->entry();
+        if (!DedupEntryBefore(e.hash, e.key, b.hash, b.key) &&
+            (e.hash != b.hash || e.key != b.key)) {
+          continue;
+        }
+      }
+      best = static_cast<int>(i);
+    }
+    if (best < 0) return absl::OkStatus();
+    // Written before the cursors move on (its key points into a block).
+    const DedupRunEntry chosen = cursors[best]->entry();
+    if (chosen.time_us >= drop_before_us) {
+      if (s = writer.Add(chosen.hash, chosen.key, chosen.sequence, chosen.time_us); !s.ok()) {
+        return s;
+      }
+    }
+    // Older copies of it in the other runs are dropped; `best` moves last
+    // (a run holds a key once), so `chosen` stays valid until then.
+    for (size_t i = 0; i < cursors.size(); ++i) {
+      if (static_cast<int>(i) == best) continue;
+      while (live[i] && cursors[i]->entry().hash == chosen.hash &&
+             cursors[i]->entry().key == chosen.key) {
+        live[i] = cursors[i]->Next();
+        if (!cursors[i]->status().ok()) return cursors[i]->status();
+      }
+    }
+    live[best] = cursors[best]->Next();
+    if (!cursors[best]->status().ok()) return cursors[best]->status();
+  }
+}
+
 }  // namespace pettube::broker

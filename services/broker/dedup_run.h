@@ -143,4 +143,10 @@ class DedupRunCursor {
   absl::Status status_;
 };
 
+// Adds to `writer` the entries of `inputs` (runs oldest first) in order:
+// of a key held by several, only the newest run's entry; none published
+// before `drop_before_us`.
+absl::Status MergeDedupRuns(const std::vector<std::shared_ptr<DedupRun>>& inputs,
+                            int64_t drop_before_us, DedupRunWriter& writer);
+
 }  // namespace pettube::broker
